@@ -1,0 +1,274 @@
+//! Badges: reading them, and hashing them so that no number is kept.
+//!
+//! A badge number exists in clear only between the reader and
+//! [`hash_badge`]: the roster, the database and every event hold the keyed
+//! hash (HMAC-SHA256 with the site key). Readers sit behind one small
+//! trait, [`BadgeSource`]: the keyboard-wedge reader types into the window
+//! (its digits reach [`KeyboardWedge`] from the UI), the simulated source
+//! reads lines from a FIFO or stdin ([`LineSource`]), and the GPIO Wiegand
+//! reader is its own module.
+
+use std::fmt;
+use std::io::BufRead;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The keyed hash of a badge number: 64 lowercase hex digits.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BadgeHash(String);
+
+impl BadgeHash {
+    /// Accepts a stored or configured hash (64 hex digits).
+    pub fn parse(hex: &str) -> Option<BadgeHash> {
+        (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| BadgeHash(hex.to_ascii_lowercase()))
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BadgeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BadgeHash({}…)", &self.0[..12])
+    }
+}
+
+impl fmt::Display for BadgeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// HMAC-SHA256 of a badge number under the site key. Leading zeros are
+/// dropped first, so that readers that pad ("0004242") and readers that do
+/// not ("4242") give the same hash.
+pub fn hash_badge(site_key: &[u8], number: &str) -> BadgeHash {
+    let trimmed = number.trim().trim_start_matches('0');
+    let canonical = if trimmed.is_empty() { "0" } else { trimmed };
+    // Design: HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(site_key).expect("HMAC accepts any key length");
+    mac.update(canonical.as_bytes());
+    BadgeHash(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// One badge read by a reader, in clear until it is hashed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BadgeRead {
+    /// The badge number as digits.
+    pub number: String,
+}
+
+impl fmt::Debug for BadgeRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a badge number into logs.
+        write!(f, "BadgeRead({} digits)", self.number.len())
+    }
+}
+
+/// What a badge source sends to the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadgeInput {
+    /// A badge was read.
+    Read(BadgeRead),
+    /// A frame was read but is not a badge (bad parity, unknown length):
+    /// the screen asks to tap again.
+    Unreadable(String),
+}
+
+/// A badge reader that runs on its own thread and sends what it reads.
+pub trait BadgeSource: Send {
+    /// Reads until the reader ends or `out` is closed.
+    fn run(self: Box<Self>, out: Sender<BadgeInput>);
+}
+
+/// Badge numbers, one per line, from any reader: a FIFO, a file or stdin.
+/// Lines that are not digits are reported as unreadable.
+pub struct LineSource<R> {
+    reader: R,
+}
+
+impl<R: BufRead + Send> LineSource<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R) -> Self {
+        LineSource { reader }
+    }
+}
+
+impl<R: BufRead + Send> BadgeSource for LineSource<R> {
+    fn run(self: Box<Self>, out: Sender<BadgeInput>) {
+        forward_lines(self.reader, &out);
+    }
+}
+
+/// Sends each line as a badge input; false when the receiver is gone.
+fn forward_lines(reader: impl BufRead, out: &Sender<BadgeInput>) -> bool {
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let input = if line.chars().all(|c| c.is_ascii_digit()) {
+            BadgeInput::Read(BadgeRead { number: line.to_owned() })
+        } else {
+            BadgeInput::Unreadable("not a badge number".to_owned())
+        };
+        if out.send(input).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A simulated source on a FIFO: reopened after every writer closes it, so
+/// that `echo 1001 > FIFO` works again and again.
+pub struct FifoSource {
+    path: std::path::PathBuf,
+}
+
+impl FifoSource {
+    /// Reads the FIFO (or file) at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        FifoSource { path: path.into() }
+    }
+}
+
+impl BadgeSource for FifoSource {
+    fn run(self: Box<Self>, out: Sender<BadgeInput>) {
+        loop {
+            let file = match std::fs::File::open(&self.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "cannot open the simulated badge source");
+                    return;
+                }
+            };
+            let is_fifo = file.metadata().map(|m| is_fifo(&m)).unwrap_or(false);
+            if !forward_lines(std::io::BufReader::new(file), &out) || !is_fifo {
+                return;
+            }
+        }
+    }
+}
+
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+/// Collects the keys a keyboard-wedge reader types: digits then Enter.
+/// A half-typed number older than the timeout is dropped, so that it does
+/// not join the next badge.
+#[derive(Debug)]
+pub struct KeyboardWedge {
+    digits: String,
+    last_key: Option<Instant>,
+    timeout: Duration,
+    min_digits: usize,
+}
+
+impl KeyboardWedge {
+    /// `timeout` between keys; `min_digits` make a badge.
+    pub fn new(timeout: Duration, min_digits: usize) -> Self {
+        KeyboardWedge { digits: String::new(), last_key: None, timeout, min_digits }
+    }
+
+    /// One key typed at `now`: a digit, or `"\n"` / `"\r"` for Enter.
+    /// Returns a badge when Enter completes one.
+    pub fn key(&mut self, text: &str, now: Instant) -> Option<BadgeRead> {
+        if self.last_key.is_some_and(|t| now.saturating_duration_since(t) > self.timeout) {
+            self.digits.clear();
+        }
+        self.last_key = Some(now);
+        match text {
+            "\n" | "\r" => {
+                let digits = std::mem::take(&mut self.digits);
+                (digits.len() >= self.min_digits).then_some(BadgeRead { number: digits })
+            }
+            t if t.len() == 1 && t.chars().all(|c| c.is_ascii_digit()) => {
+                if self.digits.len() < 32 {
+                    self.digits.push_str(t);
+                }
+                None
+            }
+            _ => {
+                self.digits.clear();
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"demo-site-key-0123456789";
+
+    #[test]
+    fn hash_is_keyed_and_ignores_leading_zeros() {
+        let a = hash_badge(KEY, "4242");
+        assert_eq!(a, hash_badge(KEY, "0004242"));
+        assert_ne!(a, hash_badge(KEY, "4243"));
+        assert_ne!(a, hash_badge(b"another-site-key-0000", "4242"));
+        assert_eq!(a.as_str().len(), 64);
+        assert!(!a.as_str().contains("4242") || a.as_str() != "4242");
+        assert_eq!(BadgeHash::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(BadgeHash::parse("xyz"), None);
+        assert!(!format!("{:?}", BadgeRead { number: "4242".into() }).contains("4242"));
+    }
+
+    #[test]
+    fn wedge_reads_digits_then_enter() {
+        let mut w = KeyboardWedge::new(Duration::from_millis(300), 3);
+        let t = Instant::now();
+        for (i, d) in ["1", "0", "0", "1"].iter().enumerate() {
+            assert_eq!(w.key(d, t + Duration::from_millis(i as u64 * 10)), None);
+        }
+        assert_eq!(w.key("\n", t + Duration::from_millis(50)).unwrap().number, "1001");
+        // Too short: not a badge.
+        w.key("1", t + Duration::from_millis(60));
+        assert_eq!(w.key("\n", t + Duration::from_millis(70)), None);
+    }
+
+    #[test]
+    fn wedge_drops_a_stale_half_number() {
+        let mut w = KeyboardWedge::new(Duration::from_millis(300), 3);
+        let t = Instant::now();
+        w.key("9", t);
+        w.key("9", t + Duration::from_millis(10));
+        // A pause longer than the timeout: the 99 is dropped.
+        for (i, d) in ["1", "2", "3"].iter().enumerate() {
+            w.key(d, t + Duration::from_millis(400 + i as u64 * 10));
+        }
+        assert_eq!(w.key("\r", t + Duration::from_millis(450)).unwrap().number, "123");
+        // Any other key resets.
+        w.key("5", t + Duration::from_millis(500));
+        w.key("5", t + Duration::from_millis(510));
+        w.key("5", t + Duration::from_millis(520));
+        w.key("a", t + Duration::from_millis(530));
+        assert_eq!(w.key("\n", t + Duration::from_millis(540)), None);
+    }
+
+    #[test]
+    fn line_source_reports_digits_and_refuses_the_rest() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Box::new(LineSource::new(std::io::Cursor::new("1001\n\nabc\n 2002 \n"))).run(tx);
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                BadgeInput::Read(BadgeRead { number: "1001".into() }),
+                BadgeInput::Unreadable("not a badge number".into()),
+                BadgeInput::Read(BadgeRead { number: "2002".into() }),
+            ]
+        );
+    }
+}

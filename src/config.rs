@@ -1,0 +1,661 @@
+//! Configuration of both binaries: the TOML files under `config/`, their
+//! validation, and the environment overrides.
+//!
+//! `config/kiosk.toml` and `config/aggregator.toml` are the documented
+//! defaults and run as they are. [`KioskConfig::load`] and
+//! [`AggregatorConfig::load`] read a file, apply the environment
+//! (`HUDDLE_DATA_DIR` for the state directory, `HUDDLE_MQTT_URL` for the
+//! broker), then validate everything before anything starts. Every error
+//! names the file and the key.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveTime;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::domain::{Role, Step};
+
+/// Environment variable that overrides `storage.data_dir`.
+pub const ENV_DATA_DIR: &str = "HUDDLE_DATA_DIR";
+/// Environment variable that overrides `mqtt.url`.
+pub const ENV_MQTT_URL: &str = "HUDDLE_MQTT_URL";
+
+/// A configuration file that cannot be used, with the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file that was read.
+    pub file: PathBuf,
+    /// The dotted key at fault (`board.timezone`), empty for the whole file.
+    pub key: String,
+    /// What is wrong and, where it helps, what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// The kiosk's whole configuration (`config/kiosk.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskConfig {
+    /// Where this board sits in the plant; names its topics and events.
+    pub board: BoardConfig,
+    /// Where state lives.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The site broker (delivery is its own module; the kiosk runs without it).
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// How badges are read and hashed.
+    pub badge: BadgeConfig,
+    /// The huddle: schedule, agenda, KPIs and pick lists.
+    pub huddle: HuddleConfig,
+    /// Screen behaviour.
+    #[serde(default)]
+    pub ui: UiConfig,
+    /// The roster used until the aggregator publishes one for this board.
+    #[serde(default)]
+    pub people: Vec<PersonConfig>,
+    /// The file this was read from, for messages. Not a key.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// Identity of the board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    /// Site id, one MQTT topic level (`[a-z0-9_-]`).
+    pub site: String,
+    /// Area id (ISA-95 area), one topic level.
+    pub area: String,
+    /// Board id, one topic level; unique within the site.
+    pub id: String,
+    /// The name people read on the screen.
+    pub name: String,
+    /// The site's IANA time zone; schedules are local, events are UTC.
+    pub timezone: String,
+}
+
+/// Where the kiosk keeps its SQLite file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// State directory; relative paths are relative to the working directory.
+    /// Overridden by `HUDDLE_DATA_DIR`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: default_data_dir() }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// The site's MQTT broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` or `mqtts://host:port`. Overridden by `HUDDLE_MQTT_URL`.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self { url: default_mqtt_url() }
+    }
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://localhost:1883".to_owned()
+}
+
+/// Which badge source feeds the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadgeSourceKind {
+    /// A USB keyboard-wedge reader: digits then Enter, typed into the window.
+    Keyboard,
+    /// Badge numbers, one per line, from `badge.simulated_path` (a FIFO) or stdin.
+    Simulated,
+    /// A Wiegand reader on the Pi's GPIO (its own module).
+    Gpio,
+}
+
+/// Badge reading and hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadgeConfig {
+    /// `keyboard`, `simulated` or `gpio`.
+    pub source: BadgeSourceKind,
+    /// For `simulated`: a FIFO or file path, or `-` for stdin. Keyboard-wedge
+    /// input through the window works with every source.
+    #[serde(default = "default_simulated_path")]
+    pub simulated_path: String,
+    /// The site's secret for HMAC-SHA256 badge hashes (at least 16 characters).
+    /// Every board and the aggregator of a site share it.
+    pub site_key: String,
+    /// A half-typed number older than this is dropped (milliseconds).
+    #[serde(default = "default_wedge_timeout_ms")]
+    pub wedge_timeout_ms: u64,
+    /// Fewest digits that make a badge number.
+    #[serde(default = "default_min_digits")]
+    pub min_digits: usize,
+}
+
+fn default_simulated_path() -> String {
+    "-".to_owned()
+}
+fn default_wedge_timeout_ms() -> u64 {
+    300
+}
+fn default_min_digits() -> usize {
+    3
+}
+
+/// The huddle's schedule, agenda and pick lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HuddleConfig {
+    /// Local start times, `"HH:MM"`, in `board.timezone`. May cross midnight.
+    pub schedule: Vec<String>,
+    /// Target duration in minutes (the on-screen timer).
+    #[serde(default = "default_target_minutes")]
+    pub target_minutes: u32,
+    /// Arrivals later than start + grace are late; a huddle not started
+    /// within grace of its time is missed.
+    #[serde(default = "default_grace_minutes")]
+    pub grace_minutes: u32,
+    /// A scheduled huddle opens this many minutes before its time...
+    #[serde(default = "default_opens_before_minutes")]
+    pub opens_before_minutes: u32,
+    /// ...and stays open for starting until this many minutes after it.
+    #[serde(default = "default_window_minutes")]
+    pub window_minutes: u32,
+    /// A second tap by the same person within this many seconds is not a new arrival.
+    #[serde(default = "default_duplicate_window_s")]
+    pub duplicate_window_s: u32,
+    /// The agenda, in order (close is always last).
+    #[serde(default = "default_steps")]
+    pub steps: Vec<String>,
+    /// The board's KPIs.
+    pub kpis: Vec<KpiConfig>,
+    /// The pick list of reasons for a missed KPI.
+    #[serde(default = "default_miss_reasons")]
+    pub miss_reasons: Vec<String>,
+    /// The categories of resource needs.
+    #[serde(default = "default_need_categories")]
+    pub need_categories: Vec<String>,
+}
+
+fn default_target_minutes() -> u32 {
+    15
+}
+fn default_grace_minutes() -> u32 {
+    5
+}
+fn default_opens_before_minutes() -> u32 {
+    15
+}
+fn default_window_minutes() -> u32 {
+    60
+}
+fn default_duplicate_window_s() -> u32 {
+    120
+}
+fn default_steps() -> Vec<String> {
+    Step::ALL_AGENDA.iter().map(|s| s.key().to_owned()).collect()
+}
+fn default_miss_reasons() -> Vec<String> {
+    ["Material", "Machine", "Method", "People", "Upstream", "Other"].map(String::from).to_vec()
+}
+fn default_need_categories() -> Vec<String> {
+    ["People", "Material", "Equipment", "Information", "Safety"].map(String::from).to_vec()
+}
+
+/// One KPI of the board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiConfig {
+    /// Stable key (`safety`), used in events.
+    pub key: String,
+    /// Name on the screen.
+    pub name: String,
+    /// The target as people say it ("0 incidents").
+    #[serde(default)]
+    pub target: String,
+}
+
+/// Screen behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Dim the screen after this many seconds without use outside huddles; 0 never.
+    #[serde(default = "default_dim_after_s")]
+    pub dim_after_s: u32,
+    /// How long toasts stay, in milliseconds.
+    #[serde(default = "default_toast_ms")]
+    pub toast_ms: u64,
+    /// A half-done prompt or flow returns to the board after this many seconds.
+    #[serde(default = "default_prompt_timeout_s")]
+    pub prompt_timeout_s: u32,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            dim_after_s: default_dim_after_s(),
+            toast_ms: default_toast_ms(),
+            prompt_timeout_s: default_prompt_timeout_s(),
+        }
+    }
+}
+
+fn default_dim_after_s() -> u32 {
+    300
+}
+fn default_toast_ms() -> u64 {
+    3000
+}
+fn default_prompt_timeout_s() -> u32 {
+    60
+}
+
+/// A person of the roster, as written in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    /// Stable person id; events name people by it.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `member`, `team_leader`, `supervisor` or `manager`.
+    pub role: Role,
+    /// Badge numbers in clear, for demos and small sites: hashed at load and
+    /// never stored or sent. Prefer `badge_hashes` in production.
+    #[serde(default)]
+    pub badges: Vec<String>,
+    /// Keyed hashes (`huddle-kiosk hash-badge NUMBER`).
+    #[serde(default)]
+    pub badge_hashes: Vec<String>,
+}
+
+/// The aggregator's configuration (`config/aggregator.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorConfig {
+    /// The site this aggregator serves.
+    pub site: SiteConfig,
+    /// Where state lives.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The site broker.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// The file this was read from, for messages. Not a key.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// The site served by an aggregator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Site id, one topic level.
+    pub id: String,
+    /// The site's IANA time zone.
+    pub timezone: String,
+    /// The site key for badge hashes (the boards' `badge.site_key`).
+    pub site_key: String,
+}
+
+impl KioskConfig {
+    /// Reads, overrides from the environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut config: KioskConfig = parse_file(path)?;
+        config.source = path.to_owned();
+        config.apply_env(|name| std::env::var(name).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text as if read from `path` (tests and embedded defaults).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: KioskConfig = parse_str(text, path)?;
+        config.source = path.to_owned();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `HUDDLE_DATA_DIR` and `HUDDLE_MQTT_URL`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(dir) = var(ENV_DATA_DIR).filter(|d| !d.is_empty()) {
+            self.storage.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = var(ENV_MQTT_URL).filter(|u| !u.is_empty()) {
+            self.mqtt.url = url;
+        }
+    }
+
+    /// The SQLite file of this board.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join(format!("kiosk-{}.db", self.board.id))
+    }
+
+    /// Checks everything that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: self.source.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        for (key, value) in [
+            ("board.site", &self.board.site),
+            ("board.area", &self.board.area),
+            ("board.id", &self.board.id),
+        ] {
+            check_topic_level(value).map_err(|m| err(key, m))?;
+        }
+        if self.board.name.trim().is_empty() {
+            return Err(err("board.name", "must not be empty".into()));
+        }
+        check_timezone(&self.board.timezone).map_err(|m| err("board.timezone", m))?;
+        check_mqtt_url(&self.mqtt.url).map_err(|m| err("mqtt.url", m))?;
+        check_site_key(&self.badge.site_key).map_err(|m| err("badge.site_key", m))?;
+        if self.badge.simulated_path.is_empty() {
+            return Err(err("badge.simulated_path", "must be a path or `-` for stdin".into()));
+        }
+        if !(1..=5000).contains(&self.badge.wedge_timeout_ms) {
+            return Err(err("badge.wedge_timeout_ms", "must be between 1 and 5000".into()));
+        }
+        if !(1..=32).contains(&self.badge.min_digits) {
+            return Err(err("badge.min_digits", "must be between 1 and 32".into()));
+        }
+        let h = &self.huddle;
+        if h.schedule.is_empty() {
+            return Err(err("huddle.schedule", "give at least one start time, e.g. [\"06:45\"]".into()));
+        }
+        for (i, t) in h.schedule.iter().enumerate() {
+            parse_hhmm(t).map_err(|m| err(&format!("huddle.schedule[{i}]"), m))?;
+        }
+        if !(1..=120).contains(&h.target_minutes) {
+            return Err(err("huddle.target_minutes", "must be between 1 and 120".into()));
+        }
+        if h.grace_minutes > 60 {
+            return Err(err("huddle.grace_minutes", "must be at most 60".into()));
+        }
+        if h.window_minutes < h.grace_minutes || h.window_minutes > 720 {
+            return Err(err(
+                "huddle.window_minutes",
+                "must be at least huddle.grace_minutes and at most 720".into(),
+            ));
+        }
+        if h.opens_before_minutes > 120 {
+            return Err(err("huddle.opens_before_minutes", "must be at most 120".into()));
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in h.steps.iter().enumerate() {
+            let step = Step::from_key(s).ok_or_else(|| {
+                err(
+                    &format!("huddle.steps[{i}]"),
+                    format!(
+                        "unknown step `{s}`; known steps: {}",
+                        Step::ALL_AGENDA.iter().map(|s| s.key()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if !seen.insert(step) {
+                return Err(err(&format!("huddle.steps[{i}]"), format!("step `{s}` appears twice")));
+            }
+        }
+        if h.steps.first().map(String::as_str) != Some(Step::Attendance.key()) {
+            return Err(err("huddle.steps", "the agenda must start with `attendance`".into()));
+        }
+        if h.kpis.is_empty() && seen.contains(&Step::Kpis) {
+            return Err(err("huddle.kpis", "the agenda has `kpis` but no KPI is configured".into()));
+        }
+        let mut keys = HashSet::new();
+        for (i, k) in h.kpis.iter().enumerate() {
+            check_id(&k.key).map_err(|m| err(&format!("huddle.kpis[{i}].key"), m))?;
+            if !keys.insert(&k.key) {
+                return Err(err(&format!("huddle.kpis[{i}].key"), format!("`{}` appears twice", k.key)));
+            }
+            if k.name.trim().is_empty() {
+                return Err(err(&format!("huddle.kpis[{i}].name"), "must not be empty".into()));
+            }
+        }
+        for (key, list) in [("huddle.miss_reasons", &h.miss_reasons), ("huddle.need_categories", &h.need_categories)] {
+            if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) {
+                return Err(err(key, "give at least one non-empty entry".into()));
+            }
+        }
+        let mut ids = HashSet::new();
+        for (i, p) in self.people.iter().enumerate() {
+            check_id(&p.id).map_err(|m| err(&format!("people[{i}].id"), m))?;
+            if !ids.insert(&p.id) {
+                return Err(err(&format!("people[{i}].id"), format!("`{}` appears twice", p.id)));
+            }
+            if p.name.trim().is_empty() {
+                return Err(err(&format!("people[{i}].name"), "must not be empty".into()));
+            }
+            for (j, b) in p.badges.iter().enumerate() {
+                if b.is_empty() || !b.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(err(&format!("people[{i}].badges[{j}]"), "a badge number is digits only".into()));
+                }
+            }
+            for (j, b) in p.badge_hashes.iter().enumerate() {
+                if b.len() != 64 || !b.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(err(
+                        &format!("people[{i}].badge_hashes[{j}]"),
+                        "a badge hash is 64 hex digits (huddle-kiosk hash-badge NUMBER)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The schedule's start times, parsed (validated at load).
+    pub fn schedule_times(&self) -> Vec<NaiveTime> {
+        self.huddle.schedule.iter().filter_map(|t| parse_hhmm(t).ok()).collect()
+    }
+
+    /// The agenda, parsed (validated at load), without the closing step.
+    pub fn agenda(&self) -> Vec<Step> {
+        self.huddle.steps.iter().filter_map(|s| Step::from_key(s)).collect()
+    }
+
+    /// The board's time zone (validated at load).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.board.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+impl AggregatorConfig {
+    /// Reads, overrides from the environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut config: AggregatorConfig = parse_file(path)?;
+        config.source = path.to_owned();
+        if let Ok(dir) = std::env::var(ENV_DATA_DIR) {
+            if !dir.is_empty() {
+                config.storage.data_dir = PathBuf::from(dir);
+            }
+        }
+        if let Ok(url) = std::env::var(ENV_MQTT_URL) {
+            if !url.is_empty() {
+                config.mqtt.url = url;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: self.source.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        check_topic_level(&self.site.id).map_err(|m| err("site.id", m))?;
+        check_timezone(&self.site.timezone).map_err(|m| err("site.timezone", m))?;
+        check_site_key(&self.site.site_key).map_err(|m| err("site.site_key", m))?;
+        check_mqtt_url(&self.mqtt.url).map_err(|m| err("mqtt.url", m))?;
+        Ok(())
+    }
+}
+
+fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        key: String::new(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse_str(&text, path)
+}
+
+fn parse_str<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let mut message = inner.message().to_owned();
+        if let Some(span) = inner.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            message = format!("{message} (line {line})");
+        }
+        ConfigError {
+            file: path.to_owned(),
+            key: if key == "." { String::new() } else { key },
+            message,
+        }
+    })
+}
+
+/// One MQTT topic level of the project's alphabet.
+pub fn check_topic_level(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        return Err(format!("`{value}` may only hold a-z, 0-9, `_` and `-` (it is an MQTT topic level)"));
+    }
+    Ok(())
+}
+
+fn check_id(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        return Err(format!("`{value}` may only hold letters, digits, `_`, `-` and `.`"));
+    }
+    Ok(())
+}
+
+fn check_timezone(value: &str) -> Result<(), String> {
+    value
+        .parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| format!("`{value}` is not an IANA time zone (for example Europe/Berlin)"))
+}
+
+fn check_site_key(value: &str) -> Result<(), String> {
+    if value.chars().count() < 16 {
+        return Err("must be at least 16 characters (a shared secret of the site)".into());
+    }
+    Ok(())
+}
+
+fn check_mqtt_url(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("mqtt://")
+        .or_else(|| value.strip_prefix("mqtts://"))
+        .ok_or_else(|| format!("`{value}` must start with mqtt:// or mqtts://"))?;
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+    if host.is_empty() {
+        return Err(format!("`{value}` has no host"));
+    }
+    port.trim_end_matches('/')
+        .parse::<u16>()
+        .map_err(|_| format!("`{value}` has no valid port"))?;
+    Ok(())
+}
+
+/// Parses `"HH:MM"`.
+pub fn parse_hhmm(value: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| format!("`{value}` is not a time of day as HH:MM"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/kiosk.toml");
+
+    #[test]
+    fn shipped_kiosk_config_is_valid() {
+        let c = KioskConfig::from_toml(SHIPPED, Path::new("config/kiosk.toml")).unwrap();
+        assert_eq!(c.board.id, "demo");
+        assert!(c.people.len() >= 8);
+        assert_eq!(c.schedule_times().len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let text = SHIPPED.replace("[board]\n", "[board]\ncolour = \"red\"\n");
+        let e = KioskConfig::from_toml(&text, Path::new("/etc/huddle/kiosk.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/etc/huddle/kiosk.toml"), "{msg}");
+        assert!(msg.contains("colour"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (from, to, key) in [
+            ("timezone = \"Europe/Berlin\"", "timezone = \"Mars/Base\"", "board.timezone"),
+            ("id = \"demo\"", "id = \"Demo Board\"", "board.id"),
+            ("\"06:45\"", "\"6h45\"", "huddle.schedule[0]"),
+        ] {
+            assert!(SHIPPED.contains(from), "fixture lost `{from}`");
+            let text = SHIPPED.replacen(from, to, 1);
+            let e = KioskConfig::from_toml(&text, Path::new("k.toml")).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_names_nested_key() {
+        let text = SHIPPED.replace("target_minutes = 15", "target_minutes = \"fifteen\"");
+        let e = KioskConfig::from_toml(&text, Path::new("k.toml")).unwrap_err();
+        assert_eq!(e.key, "huddle.target_minutes", "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_data_dir_and_broker() {
+        let mut c = KioskConfig::from_toml(SHIPPED, Path::new("k.toml")).unwrap();
+        c.apply_env(|name| match name {
+            ENV_DATA_DIR => Some("/tmp/x".into()),
+            ENV_MQTT_URL => Some("mqtt://broker:1884".into()),
+            _ => None,
+        });
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.mqtt.url, "mqtt://broker:1884");
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure core: people and roles, the schedule, the huddle's rules.
+//!
+//! Nothing here touches SQLite, MQTT, GPIO or the clock: functions take
+//! `now` and return decisions. The kiosk's [`crate::app`] composes them with
+//! the store; the aggregator will fold the same types from events.
+
+mod huddle;
+mod roster;
+mod schedule;
+
+pub use huddle::*;
+pub use roster::*;
+pub use schedule::*;

@@ -1,0 +1,402 @@
+//! The event contract shared by the kiosk and the aggregator: the JSON
+//! envelope, the kinds, and their payloads.
+//!
+//! Every state change at a kiosk is one event, written into the outbox in
+//! the same SQLite transaction as the record it describes. The envelope:
+//!
+//! ```json
+//! { "schema": 1, "id": "<uuid v7>", "board": "demo", "seq": 42,
+//!   "at": "2026-11-28T06:45:03.120Z", "clock_synced": true,
+//!   "kind": "attendance.tapped", "data": { ... } }
+//! ```
+//!
+//! `seq` is per board and gap-free; `(board, seq)` identifies an event,
+//! `id` is global. `at` is UTC; `clock_synced` says whether the kernel's
+//! clock was synchronised (NTP) when the event was written, because a Pi
+//! without a real-time clock boots with a wrong time. Payloads name people
+//! by person id and badges by keyed hash only: never a badge number.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::badge::BadgeHash;
+use crate::domain::Summary;
+
+/// The envelope's schema version. A consumer refuses versions it does not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One event as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Envelope schema version ([`SCHEMA_VERSION`]).
+    pub schema: u32,
+    /// Globally unique id (UUID v7: time-ordered).
+    pub id: uuid::Uuid,
+    /// The board that wrote it.
+    pub board: String,
+    /// Per-board sequence number, from 1, gap-free.
+    pub seq: u64,
+    /// UTC wall time, milliseconds.
+    #[serde(with = "utc_millis")]
+    pub at: DateTime<Utc>,
+    /// Whether the board's clock was synchronised when it wrote this.
+    pub clock_synced: bool,
+    /// The kind, e.g. `attendance.tapped`.
+    pub kind: String,
+    /// The kind's payload.
+    pub data: serde_json::Value,
+}
+
+mod utc_millis {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every event a kiosk writes, with its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data")]
+pub enum Event {
+    /// A huddle began.
+    #[serde(rename = "huddle.started")]
+    HuddleStarted(HuddleStarted),
+    /// A person arrived.
+    #[serde(rename = "attendance.tapped")]
+    AttendanceTapped(AttendanceTapped),
+    /// A badge that nobody on the roster holds.
+    #[serde(rename = "attendance.unknown_badge")]
+    UnknownBadge(UnknownBadge),
+    /// The huddle moved to another agenda step.
+    #[serde(rename = "huddle.advanced")]
+    HuddleAdvanced(HuddleAdvanced),
+    /// A KPI was reviewed.
+    #[serde(rename = "kpi.reviewed")]
+    KpiReviewed(KpiReviewed),
+    /// An action was created.
+    #[serde(rename = "action.created")]
+    ActionCreated(ActionCreated),
+    /// An action's status or date changed.
+    #[serde(rename = "action.updated")]
+    ActionUpdated(ActionUpdated),
+    /// A resource need was raised.
+    #[serde(rename = "need.raised")]
+    NeedRaised(NeedRaised),
+    /// A need was escalated to tier 2.
+    #[serde(rename = "need.escalated")]
+    NeedEscalated(NeedRef),
+    /// An escalated need was closed.
+    #[serde(rename = "need.closed")]
+    NeedClosed(NeedRef),
+    /// The team's experiment was set or advanced.
+    #[serde(rename = "experiment.updated")]
+    ExperimentUpdated(ExperimentUpdated),
+    /// The team leader closed the huddle.
+    #[serde(rename = "huddle.closed")]
+    HuddleClosed(HuddleClosed),
+    /// A badge was enrolled to a person.
+    #[serde(rename = "badge.enrolled")]
+    BadgeEnrolled(BadgeEnrolled),
+}
+
+impl Event {
+    /// The kinds this schema version knows.
+    pub const KINDS: [&'static str; 13] = [
+        "huddle.started",
+        "attendance.tapped",
+        "attendance.unknown_badge",
+        "huddle.advanced",
+        "kpi.reviewed",
+        "action.created",
+        "action.updated",
+        "need.raised",
+        "need.escalated",
+        "need.closed",
+        "experiment.updated",
+        "huddle.closed",
+        "badge.enrolled",
+    ];
+
+    /// Splits into the kind and its JSON payload.
+    pub fn to_parts(&self) -> (String, serde_json::Value) {
+        // Design: serialising a closed enum of plain structs cannot fail.
+        let mut v = serde_json::to_value(self).expect("events serialise");
+        let kind = v["kind"].as_str().unwrap_or_default().to_owned();
+        (kind, v["data"].take())
+    }
+
+    /// Rebuilds an event from an envelope's kind and data.
+    pub fn from_parts(kind: &str, data: &serde_json::Value) -> Result<Event, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "kind": kind, "data": data }))
+    }
+}
+
+/// How a huddle was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartTrigger {
+    /// The team leader's badge.
+    TeamLeader,
+    /// The first tap inside the scheduled window.
+    FirstTap,
+}
+
+/// `huddle.started`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HuddleStarted {
+    /// The huddle's id.
+    pub huddle_id: String,
+    /// The slot's scheduled time (UTC), when it was a scheduled huddle.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The slot's local time, `"06:45"`, when scheduled.
+    pub slot: Option<String>,
+    /// Who started it.
+    pub started_by: String,
+    /// How.
+    pub trigger: StartTrigger,
+    /// Target duration in minutes.
+    pub target_minutes: u32,
+    /// The agenda, as step keys.
+    pub agenda: Vec<String>,
+}
+
+/// How a person was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapVia {
+    /// Their badge.
+    Badge,
+    /// Their name on screen.
+    Name,
+}
+
+/// `attendance.tapped`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttendanceTapped {
+    /// The huddle.
+    pub huddle_id: String,
+    /// Who.
+    pub person_id: String,
+    /// Badge or name.
+    pub via: TapVia,
+    /// After the huddle's time plus grace.
+    pub late: bool,
+}
+
+/// `attendance.unknown_badge`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnknownBadge {
+    /// The keyed hash of the badge (never the number).
+    pub badge_hash: BadgeHash,
+    /// The open huddle, if any.
+    pub huddle_id: Option<String>,
+}
+
+/// `huddle.advanced`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HuddleAdvanced {
+    /// The huddle.
+    pub huddle_id: String,
+    /// The step now shown (`kpis`, ..., `close`).
+    pub step: String,
+    /// Its index in the agenda.
+    pub index: usize,
+}
+
+/// `kpi.reviewed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KpiReviewed {
+    /// The huddle.
+    pub huddle_id: String,
+    /// The KPI's key.
+    pub kpi: String,
+    /// `hit` or `missed`.
+    pub status: String,
+    /// The actual figure, if given.
+    pub actual: String,
+    /// The miss reason (empty for a hit).
+    pub reason: String,
+    /// The note.
+    pub note: String,
+    /// The action raised for the miss (also sent as `action.created`).
+    pub action_id: Option<String>,
+    /// "None needed" was chosen for a miss.
+    pub none_needed: bool,
+}
+
+/// `action.created`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionCreated {
+    /// The action's id.
+    pub action_id: String,
+    /// The huddle that created it.
+    pub huddle_id: String,
+    /// What.
+    pub what: String,
+    /// The owner's person id.
+    pub owner: String,
+    /// Local due date.
+    pub due: NaiveDate,
+    /// `kpi:<key>` or `new`.
+    pub source: String,
+}
+
+/// `action.updated`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionUpdated {
+    /// The action's id.
+    pub action_id: String,
+    /// The huddle where it was reviewed.
+    pub huddle_id: String,
+    /// `done`, `rescheduled` or `blocked`.
+    pub status: String,
+    /// The due date after the update.
+    pub due: NaiveDate,
+}
+
+/// `need.raised`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeedRaised {
+    /// The need's id.
+    pub need_id: String,
+    /// The huddle.
+    pub huddle_id: String,
+    /// Category.
+    pub category: String,
+    /// Description.
+    pub text: String,
+    /// Escalated at once.
+    pub escalated: bool,
+}
+
+/// `need.escalated`, `need.closed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeedRef {
+    /// The need's id.
+    pub need_id: String,
+    /// Who did it, if known.
+    pub by: Option<String>,
+}
+
+/// `experiment.updated`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentUpdated {
+    /// The huddle.
+    pub huddle_id: String,
+    /// The obstacle.
+    pub obstacle: String,
+    /// The expectation.
+    pub expectation: String,
+    /// The next step.
+    pub next_step: String,
+    /// Owner's person id.
+    pub owner: String,
+    /// When to check.
+    pub check_date: NaiveDate,
+}
+
+/// `huddle.closed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HuddleClosed {
+    /// The huddle.
+    pub huddle_id: String,
+    /// The team leader who signed off.
+    pub closed_by: String,
+    /// The summary's numbers.
+    pub summary: Summary,
+}
+
+/// `badge.enrolled`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadgeEnrolled {
+    /// Who the badge now belongs to.
+    pub person_id: String,
+    /// Its keyed hash.
+    pub badge_hash: BadgeHash,
+    /// Who authorised it.
+    pub enrolled_by: String,
+}
+
+/// Whether the kernel says the clock is synchronised (NTP): `adjtimex`
+/// with no changes reports `TIME_ERROR` while it is not.
+pub fn clock_synced() -> bool {
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state
+    // into a zeroed struct that we own.
+    unsafe {
+        let mut tx: libc::timex = std::mem::zeroed();
+        libc::adjtimex(&mut tx) != libc::TIME_ERROR
+    }
+}
+
+impl Envelope {
+    /// The envelope of an event.
+    pub fn new(board: &str, seq: u64, at: DateTime<Utc>, clock_synced: bool, event: &Event) -> Envelope {
+        let (kind, data) = event.to_parts();
+        Envelope {
+            schema: SCHEMA_VERSION,
+            id: uuid::Uuid::now_v7(),
+            board: board.to_owned(),
+            seq,
+            at,
+            clock_synced,
+            kind,
+            data,
+        }
+    }
+
+    /// The JSON text that goes on the wire.
+    pub fn to_json(&self) -> String {
+        // Design: an envelope of plain fields and a JSON value cannot fail to serialise.
+        serde_json::to_string(self).expect("envelopes serialise")
+    }
+
+    /// The typed event inside.
+    pub fn event(&self) -> Result<Event, serde_json::Error> {
+        Event::from_parts(&self.kind, &self.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_with_the_documented_shape() {
+        let at = DateTime::parse_from_rfc3339("2026-11-28T06:45:03.120Z").unwrap().with_timezone(&Utc);
+        let e = Event::AttendanceTapped(AttendanceTapped {
+            huddle_id: "h1".into(),
+            person_id: "p1".into(),
+            via: TapVia::Badge,
+            late: false,
+        });
+        let env = Envelope::new("demo", 42, at, true, &e);
+        let json: serde_json::Value = serde_json::from_str(&env.to_json()).unwrap();
+        assert_eq!(json["schema"], 1);
+        assert_eq!(json["board"], "demo");
+        assert_eq!(json["seq"], 42);
+        assert_eq!(json["at"], "2026-11-28T06:45:03.120Z");
+        assert_eq!(json["kind"], "attendance.tapped");
+        assert_eq!(json["data"]["person_id"], "p1");
+        assert_eq!(json["data"]["via"], "badge");
+        let back: Envelope = serde_json::from_str(&env.to_json()).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(back.event().unwrap(), e);
+    }
+
+    #[test]
+    fn every_kind_is_listed() {
+        let e = Event::NeedClosed(NeedRef { need_id: "n".into(), by: None });
+        assert!(Event::KINDS.contains(&e.to_parts().0.as_str()));
+        assert!(Event::from_parts("no.such_kind", &serde_json::json!({})).is_err());
+    }
+}

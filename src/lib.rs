@@ -1,0 +1,25 @@
+//! huddle-board: daily huddle boards and the "Leaders Coaching Leaders"
+//! cascade for lean plants.
+//!
+//! The library holds everything; the two binaries are thin:
+//! - `huddle-kiosk` (feature `kiosk`): the Slint touchscreen app at every
+//!   board. [`app`] is its core, [`store`] its SQLite file, [`badge`] its
+//!   readers, `ui` the only place where its types become Slint's.
+//! - `huddle-aggregator`: the site service, built without Slint.
+//!
+//! [`domain`] holds the pure rules, [`event`] the contract both sides share,
+//! [`config`] the validated configuration.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod badge;
+pub mod config;
+pub mod domain;
+pub mod event;
+pub mod logging;
+pub mod store;
+
+#[cfg(feature = "kiosk")]
+pub mod snapshot;
+#[cfg(feature = "kiosk")]
+pub mod ui;

@@ -1,0 +1,424 @@
+//! The kiosk's SQLite file: the huddle's records and the outbox of events.
+//!
+//! One owner (the kiosk core) holds the [`Store`]. Every user action is one
+//! [`Store::transact`] call: the closure writes the records and emits the
+//! events through [`Tx::emit`], which gives each the board's next `seq` in
+//! the same transaction. Either all of it commits or none of it does, and
+//! the screen confirms only after the commit returns.
+//!
+//! The file runs in WAL mode with `synchronous=FULL`: a committed action
+//! survives a power cut. Migrations are numbered in [`MIGRATIONS`] and the
+//! schema version lives in `PRAGMA user_version`; a database written by a
+//! newer version is refused rather than guessed at.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::event::{Envelope, Event};
+
+/// The schema, one migration per entry; entry `i` takes the file from
+/// version `i` to `i + 1`. Append only.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the huddle's records and the outbox.
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     INSERT INTO counters (name, value) VALUES ('seq', 0);
+     CREATE TABLE outbox (
+         seq INTEGER PRIMARY KEY,
+         id TEXT NOT NULL UNIQUE,
+         at TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         body TEXT NOT NULL,
+         delivered_at TEXT
+     );
+     CREATE TABLE badges (
+         hash TEXT PRIMARY KEY,
+         person_id TEXT NOT NULL,
+         enrolled_at TEXT NOT NULL,
+         enrolled_by TEXT NOT NULL
+     );
+     CREATE TABLE huddles (
+         id TEXT PRIMARY KEY,
+         due TEXT NOT NULL,
+         slot TEXT,
+         started_at TEXT NOT NULL,
+         started_by TEXT NOT NULL,
+         step INTEGER NOT NULL DEFAULT 0,
+         closed_at TEXT,
+         closed_by TEXT,
+         needs_raised INTEGER NOT NULL DEFAULT 0,
+         needs_escalated INTEGER NOT NULL DEFAULT 0,
+         actions_created INTEGER NOT NULL DEFAULT 0,
+         actions_closed INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE UNIQUE INDEX one_open_huddle ON huddles ((closed_at IS NULL)) WHERE closed_at IS NULL;
+     CREATE TABLE attendance (
+         huddle_id TEXT NOT NULL REFERENCES huddles(id),
+         person_id TEXT NOT NULL,
+         arrived_at TEXT NOT NULL,
+         late INTEGER NOT NULL,
+         via TEXT NOT NULL,
+         PRIMARY KEY (huddle_id, person_id)
+     );
+     CREATE TABLE kpi_reviews (
+         huddle_id TEXT NOT NULL REFERENCES huddles(id),
+         kpi TEXT NOT NULL,
+         hit INTEGER NOT NULL,
+         actual TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         note TEXT NOT NULL,
+         action_id TEXT,
+         reviewed_at TEXT NOT NULL,
+         PRIMARY KEY (huddle_id, kpi)
+     );
+     CREATE TABLE actions (
+         id TEXT PRIMARY KEY,
+         huddle_id TEXT NOT NULL REFERENCES huddles(id),
+         what TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         due TEXT NOT NULL,
+         status TEXT NOT NULL,
+         source TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         reviewed_in TEXT
+     );
+     CREATE TABLE needs (
+         id TEXT PRIMARY KEY,
+         huddle_id TEXT NOT NULL REFERENCES huddles(id),
+         category TEXT NOT NULL,
+         text TEXT NOT NULL,
+         escalated INTEGER NOT NULL,
+         raised_at TEXT NOT NULL,
+         closed_at TEXT
+     );
+     CREATE TABLE experiments (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         huddle_id TEXT NOT NULL REFERENCES huddles(id),
+         obstacle TEXT NOT NULL,
+         expectation TEXT NOT NULL,
+         next_step TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         check_date TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );",
+];
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer huddle-board.
+    #[error(
+        "database {path} has schema version {found}, but this program knows versions up to {known}: \
+         it was written by a newer huddle-board. Install that version again, or move the file away \
+         to start empty (undelivered events in it would be lost)"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// The state directory cannot be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// An open kiosk database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    board: String,
+    clock_synced: fn() -> bool,
+}
+
+/// Formats a UTC time the way the store keeps it (sortable text).
+pub fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses a stored UTC time.
+pub fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+impl Store {
+    /// Opens (creating) the file, sets WAL and `synchronous=FULL`, and
+    /// migrates it. Refuses a file from a newer version.
+    pub fn open(path: &Path, board: &str) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.to_owned(), source })?;
+        }
+        let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+        let mut conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        migrate(&mut conn, path)?;
+        Ok(Store { conn, path: path.to_owned(), board: board.to_owned(), clock_synced: crate::event::clock_synced })
+    }
+
+    /// Replaces the clock-synchronisation probe (tests).
+    pub fn set_clock_probe(&mut self, probe: fn() -> bool) {
+        self.clock_synced = probe;
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Runs one user action as one transaction at `now`. The closure writes
+    /// records with [`Tx::conn`] and events with [`Tx::emit`]; an error
+    /// from it rolls everything back. Returns the closure's value and the
+    /// envelopes that were committed.
+    pub fn transact<T, E>(
+        &mut self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<Envelope>), E>
+    where
+        E: From<StoreError>,
+    {
+        let synced = (self.clock_synced)();
+        let path = self.path.clone();
+        let board = self.board.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+        let mut t = Tx { tx, board, now, synced, emitted: Vec::new(), path: path.clone() };
+        let value = f(&mut t)?;
+        let Tx { tx, emitted, .. } = t;
+        tx.commit().map_err(|source| StoreError::Sqlite { path, source })?;
+        Ok((value, emitted))
+    }
+
+    /// The board's events with `seq > since`, oldest first, exactly as they
+    /// go on the wire.
+    pub fn events_since(&self, since: u64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM outbox WHERE seq > ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([since as i64], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>();
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// The highest `seq` assigned so far (0 before the first event).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Events not yet delivered.
+    pub fn undelivered(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", [], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Runs a read-only query closure on the connection (the kiosk core's
+    /// loaders live beside the records they read, in `app`).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        f(&self.conn).map_err(|e| self.err(e))
+    }
+}
+
+/// One open transaction of [`Store::transact`].
+pub struct Tx<'a> {
+    tx: Transaction<'a>,
+    board: String,
+    now: DateTime<Utc>,
+    synced: bool,
+    emitted: Vec<Envelope>,
+    path: PathBuf,
+}
+
+impl Tx<'_> {
+    /// The connection inside the transaction.
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    /// The action's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Wraps a SQLite error with the file's name.
+    pub fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Appends an event to the outbox with the board's next `seq`.
+    pub fn emit(&mut self, event: &Event) -> Result<u64, StoreError> {
+        let seq: i64 = self
+            .tx
+            .query_row("UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let env = Envelope::new(&self.board, seq as u64, self.now, self.synced, event);
+        self.tx
+            .execute(
+                "INSERT INTO outbox (seq, id, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq, env.id.to_string(), ts(env.at), env.kind, env.to_json()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.emitted.push(env);
+        Ok(seq as u64)
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    if found > known {
+        return Err(StoreError::TooNew { path: path.to_owned(), found, known });
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute_batch(migration).map_err(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        tracing::info!(path = %path.display(), version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Parses a stored local date.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// A row helper: an optional value from a query returning at most one row.
+pub fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
+    r.optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{NeedRef, UnknownBadge};
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T06:45:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn closed(n: &str) -> Event {
+        Event::NeedClosed(NeedRef { need_id: n.into(), by: None })
+    }
+
+    #[test]
+    fn seq_is_gap_free_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        {
+            let mut s = Store::open(&path, "demo").unwrap();
+            for i in 0..3 {
+                let (_, envs) = s
+                    .transact(t0(), |tx| tx.emit(&closed(&i.to_string())).map_err(anyhow::Error::from))
+                    .unwrap();
+                assert_eq!(envs[0].seq, i + 1);
+            }
+        }
+        let mut s = Store::open(&path, "demo").unwrap();
+        assert_eq!(s.last_seq().unwrap(), 3);
+        s.transact(t0(), |tx| {
+            tx.emit(&closed("a"))?;
+            tx.emit(&closed("b"))
+        })
+        .map_err(|e: StoreError| e)
+        .unwrap();
+        let seqs: Vec<u64> = s
+            .events_since(0)
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str::<Envelope>(b).unwrap().seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        assert_eq!(s.events_since(4).unwrap().len(), 1);
+        assert_eq!(s.undelivered().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_failed_action_leaves_neither_record_nor_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("k.db"), "demo").unwrap();
+        let r: Result<((), _), anyhow::Error> = s.transact(t0(), |tx| {
+            tx.conn()
+                .execute(
+                    "INSERT INTO badges (hash, person_id, enrolled_at, enrolled_by) VALUES ('h', 'p1', 'x', 'p2')",
+                    [],
+                )
+                .map_err(|e| tx.err(e))?;
+            tx.emit(&Event::UnknownBadge(UnknownBadge {
+                badge_hash: crate::badge::hash_badge(b"k", "1"),
+                huddle_id: None,
+            }))?;
+            // The record that follows violates a constraint: all must go.
+            tx.conn()
+                .execute("INSERT INTO attendance (huddle_id, person_id, arrived_at, late, via) VALUES ('nope', 'p', 'x', 0, 'badge')", [])
+                .map_err(|e| tx.err(e))?;
+            Ok(())
+        });
+        assert!(r.is_err());
+        assert_eq!(s.last_seq().unwrap(), 0);
+        assert!(s.events_since(0).unwrap().is_empty());
+        let badges: i64 = s.read(|c| c.query_row("SELECT COUNT(*) FROM badges", [], |r| r.get(0))).unwrap();
+        assert_eq!(badges, 0);
+        // And the next action gets seq 1.
+        let (_, envs) = s.transact(t0(), |tx| tx.emit(&closed("x")).map_err(anyhow::Error::from)).unwrap();
+        assert_eq!(envs[0].seq, 1);
+    }
+
+    #[test]
+    fn wal_and_full_sync_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("k.db"), "demo").unwrap();
+        let mode: String = s.read(|c| c.pragma_query_value(None, "journal_mode", |r| r.get(0))).unwrap();
+        let sync: i64 = s.read(|c| c.pragma_query_value(None, "synchronous", |r| r.get(0))).unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        drop(Store::open(&path, "demo").unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = Store::open(&path, "demo").err().unwrap();
+        let msg = e.to_string();
+        assert!(msg.contains("schema version 99") && msg.contains("newer"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+}
