@@ -1,1 +1,204 @@
-//! placeholder
+//! `huddle-kiosk snapshot`: renders every screen to PNG without a display.
+//!
+//! A scripted demo runs through the real core (a temporary SQLite file, the
+//! shipped configuration, a pinned clock) and the window is rendered with
+//! Slint's software renderer on the testing backend after each step, at
+//! every requested size. The README's screenshots come from here.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use slint::ComponentHandle;
+
+use crate::app::{Board, Intent};
+use crate::badge::{BadgeInput, BadgeRead};
+use crate::config::KioskConfig;
+use crate::ui::{Driver, KioskWindow};
+
+/// The sizes rendered by default: the official 7" panel and a 10" one.
+pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
+
+/// Sets Slint's testing backend with the software renderer on this thread,
+/// so that windows render (and `take_snapshot` works) without a display.
+/// Must be called before any window is created.
+pub fn init_headless() -> anyhow::Result<()> {
+    use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
+    slint::platform::set_platform(Box::new(TestingBackend::new(TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    })))
+    .map_err(|e| anyhow::anyhow!("cannot set the headless platform: {e}"))
+}
+
+/// Writes one window's current frame as PNG.
+pub fn write_png(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
+    let frame = ui.window().take_snapshot().context("rendering the window")?;
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), frame.width(), frame.height());
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(frame.as_bytes())?;
+    Ok(())
+}
+
+fn badge(number: &str) -> Intent {
+    Intent::Badge(BadgeInput::Read(BadgeRead { number: number.into() }))
+}
+
+/// Renders the demo's screens into `out`; returns the files written.
+/// `config` is the board's configuration; its data directory is replaced
+/// by a temporary one. Must run on a thread where no Slint platform is set.
+pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    init_headless()?;
+    let dir = tempdir()?;
+    let mut config = config.clone();
+    config.storage.data_dir = dir.clone();
+    let tz = config.timezone();
+    // A Monday morning before the first huddle, with a huddle held the
+    // Friday before so that actions, escalations and the experiment exist.
+    let friday: DateTime<Utc> = tz
+        .with_ymd_and_hms(2026, 11, 27, 6, 44, 0)
+        .earliest()
+        .context("demo date")?
+        .with_timezone(&Utc);
+    let board = Board::open(config.clone(), friday)?;
+    let people: Vec<(String, String)> = config
+        .people
+        .iter()
+        .filter_map(|p| p.badges.first().map(|b| (p.id.clone(), b.clone())))
+        .collect();
+    let badge_of = |id: &str| people.iter().find(|(p, _)| p == id).map(|(_, b)| b.clone()).unwrap_or_default();
+    let leader = config
+        .people
+        .iter()
+        .find(|p| p.role == crate::domain::Role::TeamLeader)
+        .map(|p| p.id.clone())
+        .context("the demo roster needs a team leader")?;
+    let members: Vec<String> = config
+        .people
+        .iter()
+        .filter(|p| p.role == crate::domain::Role::Member)
+        .map(|p| p.id.clone())
+        .collect();
+
+    let ui = KioskWindow::new()?;
+    let driver = Rc::new(RefCell::new(Driver { board, now: friday }));
+    Driver::connect(driver.clone(), &ui);
+    ui.show()?;
+    let mut written = Vec::new();
+    let mut shot = |name: &str, ui: &KioskWindow| -> anyhow::Result<()> {
+        for &(w, h) in sizes {
+            ui.window().set_size(slint::PhysicalSize::new(w, h));
+            let path = out.join(format!("{name}-{w}x{h}.png"));
+            write_png(ui, &path)?;
+            written.push(path);
+        }
+        Ok(())
+    };
+    let run = |intent: Intent| -> anyhow::Result<()> {
+        driver.borrow_mut().handle(intent, &ui).map_err(anyhow::Error::from)
+    };
+    let advance = |minutes: i64| driver.borrow_mut().advance(Duration::minutes(minutes));
+    let owner = members.first().cloned().unwrap_or_else(|| leader.clone());
+
+    // Friday: a short huddle that leaves history behind.
+    run(badge(&badge_of(&leader)))?;
+    run(Intent::AddAction { what: "Fix guard sensor on press 3".into(), owner: owner.clone(), due: Some(2) })?;
+    run(Intent::AddAction { what: "Order spare nozzles".into(), owner: leader.clone(), due: Some(3) })?;
+    run(Intent::RaiseNeed { category: Some(1), text: "Label stock for line 2".into(), escalate: true })?;
+    run(Intent::SaveExperiment {
+        obstacle: "Changeover takes 40 min".into(),
+        expectation: "Under 25 min by pre-staging dies".into(),
+        next_step: "Pre-stage dies for the night shift".into(),
+        owner: owner.clone(),
+        check: Some(3),
+    })?;
+    advance(12);
+    run(Intent::CloseHuddle)?;
+    run(badge(&badge_of(&leader)))?;
+    run(Intent::Dismiss)?;
+
+    // Monday 06:40: the idle board.
+    driver.borrow_mut().now = friday + Duration::days(3) - Duration::minutes(4);
+    run(Intent::Tick)?;
+    shot("01-idle", &ui)?;
+
+    // 06:44: the team leader starts; people tap in, one of them late.
+    advance(4);
+    run(badge(&badge_of(&leader)))?;
+    for m in members.iter().take(3) {
+        run(badge(&badge_of(m)))?;
+    }
+    advance(8);
+    if let Some(m) = members.get(3) {
+        run(Intent::TapName(m.clone()))?;
+    }
+    shot("02-attendance", &ui)?;
+
+    run(Intent::NextStep)?;
+    run(Intent::KpiHit { key: "safety".into(), actual: "0".into() })?;
+    run(Intent::KpiMiss {
+        key: "quality".into(),
+        actual: "96.5".into(),
+        reason: Some(0),
+        note: "Lot 2231 porous".into(),
+        none_needed: false,
+        what: "Check supplier lot 2231".into(),
+        owner: owner.clone(),
+        due: Some(1),
+    })?;
+    run(Intent::KpiHit { key: "delivery".into(), actual: String::new() })?;
+    shot("03-kpis", &ui)?;
+
+    run(Intent::NextStep)?;
+    let first_open = driver.borrow().board.view(driver.borrow().now)?.open_actions.first().map(|a| a.id.clone());
+    if let Some(id) = first_open {
+        run(Intent::ActionDone(id))?;
+    }
+    shot("04-open-actions", &ui)?;
+
+    run(Intent::NextStep)?;
+    run(Intent::RaiseNeed { category: Some(0), text: "Cover for Dmitri on Monday".into(), escalate: false })?;
+    shot("05-needs", &ui)?;
+
+    run(Intent::NextStep)?;
+    shot("06-experiment", &ui)?;
+
+    run(Intent::NextStep)?;
+    run(Intent::AddAction { what: "Clean the glue nozzle daily".into(), owner: leader.clone(), due: Some(1) })?;
+    shot("07-new-actions", &ui)?;
+
+    run(Intent::NextStep)?;
+    advance(2);
+    shot("08-close", &ui)?;
+    run(Intent::CloseHuddle)?;
+    shot("09-close-prompt", &ui)?;
+    run(badge(&badge_of(&leader)))?;
+    shot("10-summary", &ui)?;
+
+    run(Intent::Dismiss)?;
+    run(badge("987654"))?;
+    shot("11-unknown-badge", &ui)?;
+    run(Intent::EnrolBegin)?;
+    shot("12-enrol", &ui)?;
+    if let Some(m) = members.last() {
+        run(Intent::EnrolChoose(m.clone()))?;
+    }
+    shot("13-enrol-prompt", &ui)?;
+
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(written)
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("huddle-snapshot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,1 +1,506 @@
-//! placeholder
+//! The Slint adapter: the only place where the kiosk core's types become
+//! Slint types, and where the screen's callbacks become [`Intent`]s.
+//!
+//! Threads: the main thread runs Slint's event loop; the core thread owns
+//! the [`Board`] (and so the SQLite file) and receives intents through a
+//! channel from the screen and from the badge reader. After each intent it
+//! builds a [`BoardView`] and hands it to the event loop with
+//! `upgrade_in_event_loop`, so the screen never waits for the disk and
+//! shows only what has been committed.
+
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
+
+use crate::app::{self, Board, BoardView, Intent};
+use crate::badge::{BadgeInput, BadgeSource};
+use crate::domain::Step;
+
+/// The code generated from `ui/main.slint`.
+#[allow(missing_docs, clippy::all)]
+mod generated {
+    slint::include_modules!();
+}
+pub use generated::*;
+
+fn s(text: impl AsRef<str>) -> SharedString {
+    SharedString::from(text.as_ref())
+}
+
+fn model<T: Clone + 'static>(items: Vec<T>) -> ModelRc<T> {
+    ModelRc::new(VecModel::from(items))
+}
+
+fn opt_index(i: i32) -> Option<usize> {
+    usize::try_from(i).ok()
+}
+
+/// Wires every callback of the window to `sink`.
+pub fn connect(ui: &KioskWindow, sink: impl Fn(Intent) + 'static) {
+    let sink: Rc<dyn Fn(Intent)> = Rc::new(sink);
+    let k = ui.global::<Kiosk>();
+    let f = sink.clone();
+    k.on_key_typed(move |t| f(Intent::Key(t.to_string())));
+    let f = sink.clone();
+    k.on_touched(move || f(Intent::Touched));
+    let f = sink.clone();
+    k.on_start_huddle(move || f(Intent::StartHuddle));
+    let f = sink.clone();
+    k.on_next_step(move || f(Intent::NextStep));
+    let f = sink.clone();
+    k.on_previous_step(move || f(Intent::PreviousStep));
+    let f = sink.clone();
+    k.on_close_huddle(move || f(Intent::CloseHuddle));
+    let f = sink.clone();
+    k.on_cancel_prompt(move || f(Intent::CancelPrompt));
+    let f = sink.clone();
+    k.on_dismiss(move || f(Intent::Dismiss));
+
+    let f = sink.clone();
+    ui.global::<Attendance>().on_tap_name(move |id| f(Intent::TapName(id.to_string())));
+
+    let kpis = ui.global::<Kpis>();
+    let f = sink.clone();
+    kpis.on_mark_hit(move |key, actual| f(Intent::KpiHit { key: key.into(), actual: actual.into() }));
+    let f = sink.clone();
+    kpis.on_save_miss(move |key, actual, reason, note, none_needed, what, owner, due| {
+        f(Intent::KpiMiss {
+            key: key.into(),
+            actual: actual.into(),
+            reason: opt_index(reason),
+            note: note.into(),
+            none_needed,
+            what: what.into(),
+            owner: owner.into(),
+            due: opt_index(due),
+        })
+    });
+
+    let actions = ui.global::<Actions>();
+    let f = sink.clone();
+    actions.on_mark_done(move |id| f(Intent::ActionDone(id.into())));
+    let f = sink.clone();
+    actions.on_reschedule(move |id, due| f(Intent::Reschedule(id.into(), opt_index(due).unwrap_or(usize::MAX))));
+    let f = sink.clone();
+    actions.on_mark_blocked(move |id| f(Intent::ActionBlocked(id.into())));
+    let f = sink.clone();
+    actions.on_add_action(move |what, owner, due| {
+        f(Intent::AddAction { what: what.into(), owner: owner.into(), due: opt_index(due) })
+    });
+
+    let f = sink.clone();
+    ui.global::<Needs>().on_raise(move |category, text, escalate| {
+        f(Intent::RaiseNeed { category: opt_index(category), text: text.into(), escalate })
+    });
+
+    let f = sink.clone();
+    ui.global::<Experiment>().on_save(move |obstacle, expectation, next_step, owner, check| {
+        f(Intent::SaveExperiment {
+            obstacle: obstacle.into(),
+            expectation: expectation.into(),
+            next_step: next_step.into(),
+            owner: owner.into(),
+            check: opt_index(check),
+        })
+    });
+
+    let enrol = ui.global::<Enrol>();
+    let f = sink.clone();
+    enrol.on_begin(move || f(Intent::EnrolBegin));
+    let f = sink;
+    enrol.on_choose(move |id| f(Intent::EnrolChoose(id.into())));
+}
+
+fn screen_of(screen: app::Screen) -> Screen {
+    match screen {
+        app::Screen::Idle => Screen::Idle,
+        app::Screen::Summary => Screen::Summary,
+        app::Screen::UnknownBadge => Screen::UnknownBadge,
+        app::Screen::Enrol => Screen::Enrol,
+        app::Screen::Step(step) => match step {
+            Step::Attendance => Screen::Attendance,
+            Step::Kpis => Screen::Kpis,
+            Step::OpenActions => Screen::OpenActions,
+            Step::Needs => Screen::Needs,
+            Step::Experiment => Screen::Experiment,
+            Step::NewActions => Screen::NewActions,
+            Step::Close => Screen::Close,
+        },
+    }
+}
+
+fn tone_of(tone: app::Tone) -> Tone {
+    match tone {
+        app::Tone::Info => Tone::Info,
+        app::Tone::Ok => Tone::Ok,
+        app::Tone::Warn => Tone::Warn,
+        app::Tone::Error => Tone::Error,
+    }
+}
+
+fn day(date: NaiveDate) -> String {
+    date.format("%a %-d %b").to_string()
+}
+
+fn mmss(d: Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    format!("{:02}:{:02}", secs / 60, secs % 60)
+}
+
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = now - since;
+    if d.num_days() >= 1 {
+        format!("{} d", d.num_days())
+    } else if d.num_hours() >= 1 {
+        format!("{} h", d.num_hours())
+    } else {
+        format!("{} min", d.num_minutes().max(0))
+    }
+}
+
+/// The clock and timer texts: what changes every second without any
+/// record changing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockView {
+    clock: String,
+    date: String,
+    timer: String,
+    timer_over: bool,
+    dimmed: bool,
+}
+
+impl ClockView {
+    /// From a view.
+    pub fn of(view: &BoardView) -> ClockView {
+        let local = view.now.with_timezone(&view.tz);
+        let elapsed = view.started_at.map(|s| view.now - s).unwrap_or_default();
+        ClockView {
+            clock: local.format("%H:%M").to_string(),
+            date: day(local.date_naive()),
+            timer: if view.started_at.is_some() {
+                format!("{} / {}", mmss(elapsed), mmss(view.target))
+            } else {
+                String::new()
+            },
+            timer_over: elapsed > view.target,
+            dimmed: view.dimmed,
+        }
+    }
+
+    /// From the board, without reading the store.
+    pub fn of_board(board: &Board, now: DateTime<Utc>) -> ClockView {
+        let tz = board.config().timezone();
+        let local = now.with_timezone(&tz);
+        let target = Duration::minutes(board.config().huddle.target_minutes.into());
+        let started = board.huddle().map(|h| h.started_at);
+        let elapsed = started.map(|s| now - s).unwrap_or_default();
+        ClockView {
+            clock: local.format("%H:%M").to_string(),
+            date: day(local.date_naive()),
+            timer: if started.is_some() { format!("{} / {}", mmss(elapsed), mmss(target)) } else { String::new() },
+            timer_over: elapsed > target,
+            dimmed: board.dimmed(now),
+        }
+    }
+
+    /// Sets the clock texts on the window.
+    pub fn apply(&self, ui: &KioskWindow) {
+        let k = ui.global::<Kiosk>();
+        k.set_clock(s(&self.clock));
+        k.set_date(s(&self.date));
+        k.set_timer_text(s(&self.timer));
+        k.set_timer_over(self.timer_over);
+        k.set_dimmed(self.dimmed);
+    }
+}
+
+fn person_view(row: &app::PersonRow, tz: chrono_tz::Tz) -> PersonView {
+    PersonView {
+        id: s(&row.person.id),
+        name: s(&row.person.name),
+        role: s(row.person.role.to_string()),
+        initials: s(row.person.initials()),
+        present: row.arrival.is_some(),
+        late: row.arrival.as_ref().is_some_and(|a| a.late),
+        arrived: s(row.arrival.as_ref().map(|a| a.at.with_timezone(&tz).format("%H:%M").to_string()).unwrap_or_default()),
+    }
+}
+
+fn plain_person(p: &crate::domain::Person) -> PersonView {
+    PersonView {
+        id: s(&p.id),
+        name: s(&p.name),
+        role: s(p.role.to_string()),
+        initials: s(p.initials()),
+        present: false,
+        late: false,
+        arrived: SharedString::new(),
+    }
+}
+
+fn action_view(a: &app::ActionRow, today: NaiveDate) -> ActionView {
+    ActionView {
+        id: s(&a.id),
+        what: s(&a.what),
+        owner: s(&a.owner),
+        due: s(day(a.due)),
+        status: s(&a.status),
+        overdue: a.status != "done" && a.due < today,
+    }
+}
+
+fn need_view(n: &app::NeedRow, now: DateTime<Utc>) -> NeedView {
+    NeedView {
+        id: s(&n.id),
+        category: s(&n.category),
+        text: s(&n.text),
+        escalated: n.escalated,
+        age: s(age(n.raised_at, now)),
+    }
+}
+
+/// Sets every property of the window from a view.
+pub fn apply(view: &BoardView, ui: &KioskWindow) {
+    let tz = view.tz;
+    let now = view.now;
+    let today = now.with_timezone(&tz).date_naive();
+    let k = ui.global::<Kiosk>();
+    k.set_screen(screen_of(view.screen));
+    k.set_board_name(s(&view.board_name));
+    k.set_link_text(s(&view.link));
+    k.set_link_ok(false);
+    match &view.notice {
+        Some(n) => {
+            k.set_toast_text(s(&n.text));
+            k.set_toast_tone(tone_of(n.tone));
+        }
+        None => k.set_toast_text(SharedString::new()),
+    }
+    k.set_prompt_text(s(view.prompt.clone().unwrap_or_default()));
+    k.set_error_text(s(view.error.clone().unwrap_or_default()));
+    let current = view.step.unwrap_or(usize::MAX);
+    let steps: Vec<StepView> = view
+        .agenda
+        .iter()
+        .copied()
+        .chain([Step::Close])
+        .enumerate()
+        .map(|(i, step)| StepView { title: s(step.title()), done: i < current, current: i == current })
+        .collect();
+    k.set_steps(model(steps));
+    ClockView::of(view).apply(ui);
+
+    let idle = ui.global::<Idle>();
+    idle.set_next_huddle(s(match view.next_slot {
+        Some(at) => {
+            let local = at.with_timezone(&tz);
+            let when = if local.date_naive() == today {
+                "today".to_owned()
+            } else if local.date_naive() == today.succ_opt().unwrap_or(today) {
+                "tomorrow".to_owned()
+            } else {
+                day(local.date_naive())
+            };
+            format!("Next huddle {when} at {}", local.format("%H:%M"))
+        }
+        None => "No huddle scheduled".to_owned(),
+    }));
+    let e = &view.experiment;
+    idle.set_experiment(s(if e.obstacle.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Obstacle: {}. Next step: {} ({}, check {})",
+            e.obstacle,
+            e.next_step,
+            e.owner,
+            e.check_date.map(day).unwrap_or_default()
+        )
+    }));
+    idle.set_escalations(model(view.escalations.iter().map(|n| need_view(n, now)).collect()));
+
+    let att = ui.global::<Attendance>();
+    att.set_people(model(view.people.iter().map(|p| person_view(p, tz)).collect()));
+    if let Some(sum) = &view.summary {
+        att.set_present_count(sum.present as i32);
+        att.set_roster_count(sum.expected as i32);
+        att.set_late_count(sum.late as i32);
+    } else {
+        att.set_present_count(0);
+        att.set_roster_count(view.people.len() as i32);
+        att.set_late_count(0);
+    }
+
+    let kpis = ui.global::<Kpis>();
+    kpis.set_kpis(model(
+        view.kpis
+            .iter()
+            .map(|r| KpiView {
+                key: s(&r.key),
+                name: s(&r.name),
+                target: s(&r.target),
+                status: s(&r.status),
+                actual: s(&r.actual),
+                reason: s(&r.reason),
+                note: s(&r.note),
+                action: s(&r.action),
+            })
+            .collect(),
+    ));
+    kpis.set_reasons(model(view.reasons.iter().map(s).collect()));
+
+    let choices = ui.global::<Choices>();
+    choices.set_owners(model(view.owners.iter().map(plain_person).collect()));
+    let labels = ["Today", "Tomorrow", "In 3 days", "In a week"];
+    choices.set_due_choices(model(
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let d = crate::domain::due_date(i, today).unwrap_or(today);
+                s(format!("{l} ({})", day(d)))
+            })
+            .collect(),
+    ));
+
+    let actions = ui.global::<Actions>();
+    actions.set_open_actions(model(view.open_actions.iter().map(|a| action_view(a, today)).collect()));
+    actions.set_new_actions(model(view.new_actions.iter().map(|a| action_view(a, today)).collect()));
+
+    let needs = ui.global::<Needs>();
+    needs.set_categories(model(view.categories.iter().map(s).collect()));
+    needs.set_needs(model(view.needs.iter().map(|n| need_view(n, now)).collect()));
+
+    let exp = ui.global::<Experiment>();
+    exp.set_obstacle(s(&e.obstacle));
+    exp.set_expectation(s(&e.expectation));
+    exp.set_next_step(s(&e.next_step));
+    exp.set_owner(s(&e.owner));
+    exp.set_check_date(s(e.check_date.map(day).unwrap_or_default()));
+
+    if let Some(sum) = &view.summary {
+        let summary = ui.global::<Summary>();
+        summary.set_attendance(s(format!("{}/{}", sum.present, sum.expected)));
+        summary.set_late(sum.late as i32);
+        summary.set_kpis_hit(s(format!("{}/{}", sum.kpis_hit, sum.kpis_total)));
+        summary.set_needs_raised(sum.needs_raised as i32);
+        summary.set_needs_escalated(sum.needs_escalated as i32);
+        summary.set_actions_created(sum.actions_created as i32);
+        summary.set_actions_closed(sum.actions_closed as i32);
+        summary.set_duration(s(mmss(Duration::seconds(sum.duration_s))));
+        summary.set_target(s(mmss(Duration::seconds(sum.target_s))));
+        summary.set_over_target(sum.duration_s > sum.target_s);
+    }
+
+    ui.global::<Enrol>().set_people(model(view.enrol_people.iter().map(plain_person).collect()));
+}
+
+/// Runs the kiosk: the window on this thread, the core on another, the
+/// badge source on a third. Returns when the window closes.
+pub fn run(board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result<()> {
+    let ui = KioskWindow::new()?;
+    let (tx, rx) = mpsc::channel::<Intent>();
+    let ui_tx = tx.clone();
+    connect(&ui, move |intent| {
+        let _ = ui_tx.send(intent);
+    });
+    if let Some(source) = source {
+        let (badge_tx, badge_rx) = mpsc::channel::<BadgeInput>();
+        std::thread::Builder::new().name("badge".into()).spawn(move || source.run(badge_tx))?;
+        let tx = tx.clone();
+        std::thread::Builder::new().name("badge-forward".into()).spawn(move || {
+            for input in badge_rx {
+                if tx.send(Intent::Badge(input)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    }
+    // The first view is applied before the window shows.
+    let first = board.view(Utc::now())?;
+    apply(&first, &ui);
+    let weak = ui.as_weak();
+    let core = std::thread::Builder::new().name("core".into()).spawn(move || core_loop(board, rx, weak))?;
+    ui.run()?;
+    drop(tx);
+    let _ = core.join();
+    Ok(())
+}
+
+/// The core thread: handles intents and ticks, pushes views.
+fn core_loop(mut board: Board, rx: Receiver<Intent>, ui: slint::Weak<KioskWindow>) {
+    let mut last_clock: Option<ClockView> = None;
+    loop {
+        let intent = match rx.recv_timeout(StdDuration::from_millis(250)) {
+            Ok(intent) => intent,
+            Err(RecvTimeoutError::Timeout) => Intent::Tick,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let now = Utc::now();
+        let changed = match board.handle(intent, now) {
+            Ok(changed) => changed,
+            Err(e) => {
+                // The store failed: nothing was confirmed. Say so on screen.
+                tracing::error!(error = %e, "action not stored");
+                true
+            }
+        };
+        if changed {
+            match board.view(now) {
+                Ok(view) => {
+                    last_clock = Some(ClockView::of(&view));
+                    if ui.upgrade_in_event_loop(move |ui| apply(&view, &ui)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the board's state"),
+            }
+        } else {
+            let view = ClockView::of_board(&board, now);
+            if last_clock.as_ref() != Some(&view) {
+                last_clock = Some(view.clone());
+                if ui.upgrade_in_event_loop(move |ui| view.apply(&ui)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A synchronous driver for tests and snapshots: callbacks run the intent
+/// on the board at once and apply the new view, with a settable clock.
+pub struct Driver {
+    /// The board.
+    pub board: Board,
+    /// The clock the driver uses.
+    pub now: DateTime<Utc>,
+}
+
+impl Driver {
+    /// Runs one intent and applies the view.
+    pub fn handle(&mut self, intent: Intent, ui: &KioskWindow) -> Result<(), app::AppError> {
+        self.board.handle(intent, self.now)?;
+        apply(&self.board.view(self.now)?, ui);
+        Ok(())
+    }
+
+    /// Wires a window to a shared driver.
+    pub fn connect(driver: Rc<std::cell::RefCell<Driver>>, ui: &KioskWindow) {
+        let weak = ui.as_weak();
+        connect(ui, move |intent| {
+            let Some(ui) = weak.upgrade() else { return };
+            let mut d = driver.borrow_mut();
+            if let Err(e) = d.handle(intent, &ui) {
+                tracing::error!(error = %e, "action not stored");
+            }
+        });
+    }
+
+    /// Moves the clock.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+}

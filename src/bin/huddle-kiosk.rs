@@ -1,1 +1,141 @@
-fn main(){}
+//! huddle-kiosk: the touchscreen app at a huddle board.
+//!
+//! `huddle-kiosk [--config FILE]` runs the board; the subcommands are tools
+//! for people who install and check boards. Without `--config` the kiosk
+//! runs with its embedded defaults (the shipped `config/kiosk.toml`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use huddle_board::app::Board;
+use huddle_board::badge::{hash_badge, BadgeSource, FifoSource, LineSource};
+use huddle_board::config::{BadgeSourceKind, KioskConfig};
+use huddle_board::store::Store;
+
+/// The embedded defaults: the shipped `config/kiosk.toml`.
+const DEFAULT_CONFIG: &str = include_str!("../../config/kiosk.toml");
+
+/// The huddle board's touchscreen app.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (default: the embedded defaults, which are
+    /// the shipped config/kiosk.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the board (the default).
+    Run,
+    /// Render every screen to PNG files, headlessly, with demo data.
+    Snapshot {
+        /// Where to write the PNG files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sizes as WIDTHxHEIGHT (default: 800x480 and 1280x800).
+        #[arg(long = "size")]
+        sizes: Vec<String>,
+    },
+    /// Print the board's events, oldest first, one JSON envelope per line,
+    /// exactly as they go on the wire.
+    Events {
+        /// Only events after this seq.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Print the keyed hash of a badge number, for roster files.
+    HashBadge {
+        /// The badge number.
+        number: String,
+    },
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<KioskConfig> {
+    Ok(match path {
+        Some(p) => KioskConfig::load(p)?,
+        None => {
+            let mut c = KioskConfig::from_toml(DEFAULT_CONFIG, Path::new("<embedded config/kiosk.toml>"))?;
+            c.apply_env(|name| std::env::var(name).ok());
+            c.validate()?;
+            c
+        }
+    })
+}
+
+fn badge_source(config: &KioskConfig) -> anyhow::Result<Option<Box<dyn BadgeSource>>> {
+    Ok(match config.badge.source {
+        BadgeSourceKind::Keyboard => None,
+        BadgeSourceKind::Simulated if config.badge.simulated_path == "-" => {
+            Some(Box::new(LineSource::new(std::io::BufReader::new(std::io::stdin()))))
+        }
+        BadgeSourceKind::Simulated => Some(Box::new(FifoSource::new(&config.badge.simulated_path))),
+        BadgeSourceKind::Gpio => anyhow::bail!(
+            "badge.source is gpio, but this build has no GPIO reader yet; set badge.source to keyboard or simulated in {}",
+            config.source.display()
+        ),
+    })
+}
+
+fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = text.split_once('x').context("a size is WIDTHxHEIGHT, e.g. 800x480")?;
+    Ok((w.parse().context("width")?, h.parse().context("height")?))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let source = badge_source(&config)?;
+            tracing::info!(board = %config.board.id, db = %config.database_path().display(), "starting");
+            let board = Board::open(config, chrono::Utc::now())?;
+            huddle_board::ui::run(board, source)
+        }
+        Command::Snapshot { out, sizes } => {
+            let sizes = if sizes.is_empty() {
+                huddle_board::snapshot::SIZES.to_vec()
+            } else {
+                sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<_>>()?
+            };
+            for path in huddle_board::snapshot::render_all(&config, &out, &sizes)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Events { since } => {
+            let path = config.database_path();
+            anyhow::ensure!(path.exists(), "no database at {} yet: the board has recorded nothing", path.display());
+            let store = Store::open(&path, &config.board.id)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for line in store.events_since(since)? {
+                use std::io::Write;
+                writeln!(out, "{line}")?;
+            }
+            Ok(())
+        }
+        Command::HashBadge { number } => {
+            anyhow::ensure!(
+                !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
+                "a badge number is digits only"
+            );
+            println!("{}", hash_badge(config.badge.site_key.as_bytes(), &number));
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    huddle_board::logging::init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huddle-kiosk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
