@@ -1,0 +1,205 @@
+//! The real `huddle-kiosk` binary, in a real X server (Xvfb), fed badge
+//! numbers through its simulated source (a FIFO), killed with SIGKILL and
+//! restarted: the huddle comes back as it was and the events printed by
+//! `huddle-kiosk events` stay gap-free, with nobody counted twice.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use huddle_board::event::Envelope;
+
+const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
+
+/// An Xvfb server on a free display, stopped on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("Xvfb").exists()))
+            .unwrap_or(false);
+        assert!(found, "Xvfb is missing: install it with `apt-get install -y xvfb` (the kiosk test needs a real X server)");
+        for n in 90..400 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let display = format!(":{n}");
+            let child = Command::new("Xvfb")
+                .args([&display, "-noreset", "-nolisten", "tcp", "-screen", "0", "1024x768x24"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start Xvfb");
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if Path::new(&socket).exists() {
+                    return Xvfb { child, display };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("no free X display for Xvfb");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Board {
+    dir: PathBuf,
+    config: PathBuf,
+    fifo: PathBuf,
+    display: String,
+}
+
+impl Board {
+    fn new(dir: &Path, display: &str) -> Board {
+        let fifo = dir.join("badges.fifo");
+        let c = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let text = include_str!("../config/kiosk.toml")
+            .replace("source = \"keyboard\"", "source = \"simulated\"")
+            .replace("simulated_path = \"-\"", &format!("simulated_path = \"{}\"", fifo.display()));
+        assert!(text.contains("source = \"simulated\""));
+        let config = dir.join("kiosk.toml");
+        std::fs::write(&config, text).unwrap();
+        Board { dir: dir.to_owned(), config, fifo, display: display.to_owned() }
+    }
+
+    fn start(&self) -> Child {
+        Command::new(KIOSK)
+            .args(["--config", self.config.to_str().unwrap()])
+            .env("DISPLAY", &self.display)
+            .env("HUDDLE_DATA_DIR", self.dir.join("data"))
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start huddle-kiosk")
+    }
+
+    /// Writes one badge number into the FIFO once the kiosk reads it.
+    fn tap(&self, number: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&self.fifo) {
+                Ok(mut f) => {
+                    f.write_all(format!("{number}\n").as_bytes()).unwrap();
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("the kiosk never opened its badge FIFO: {e}"),
+            }
+        }
+    }
+
+    fn events(&self) -> Vec<Envelope> {
+        let out = Command::new(KIOSK)
+            .args(["--config", self.config.to_str().unwrap(), "events"])
+            .env("HUDDLE_DATA_DIR", self.dir.join("data"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run huddle-kiosk events");
+        if !out.status.success() {
+            return Vec::new();
+        }
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad envelope {l}: {e}")))
+            .collect()
+    }
+
+    fn wait_for(&self, count: usize) -> Vec<Envelope> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let events = self.events();
+            if events.len() >= count {
+                return events;
+            }
+            assert!(Instant::now() < deadline, "waited for {count} events, have {}", events.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn kill(mut child: Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the kiosk was not killed");
+}
+
+fn check_invariants(events: &[Envelope]) -> HashMap<String, usize> {
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "seq must be gap-free from 1");
+    assert_eq!(events.iter().filter(|e| e.kind == "huddle.started").count(), 1, "one huddle");
+    let mut arrivals: HashMap<String, usize> = HashMap::new();
+    for e in events.iter().filter(|e| e.kind == "attendance.tapped") {
+        *arrivals.entry(e.data["person_id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    for (person, n) in &arrivals {
+        assert_eq!(*n, 1, "{person} counted {n} times");
+    }
+    arrivals
+}
+
+#[test]
+fn sigkill_and_restart_lose_nothing_and_count_nobody_twice() {
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let board = Board::new(dir.path(), &x.display);
+
+    let kiosk = board.start();
+    board.tap("1001"); // the team leader starts the huddle
+    board.wait_for(2);
+    board.tap("1002");
+    board.wait_for(3);
+    kill(kiosk);
+
+    let kiosk = board.start();
+    board.tap("1002"); // already here: no event
+    board.tap("1003");
+    let events = board.wait_for(4);
+    assert_eq!(events[3].data["person_id"], "p03", "1002 was counted again after the restart");
+    // Kill while taps may still be in flight.
+    board.tap("1004");
+    board.tap("1005");
+    std::thread::sleep(Duration::from_millis(30));
+    kill(kiosk);
+    check_invariants(&board.events());
+
+    let kiosk = board.start();
+    for n in ["1004", "1005", "1006", "1003"] {
+        board.tap(n);
+    }
+    let events = board.wait_for(7);
+    std::thread::sleep(Duration::from_millis(300));
+    kill(kiosk);
+
+    let events_after = board.events();
+    assert_eq!(events_after.len(), events.len().max(7));
+    let arrivals = check_invariants(&events_after);
+    let mut people: Vec<_> = arrivals.keys().cloned().collect();
+    people.sort();
+    assert_eq!(people, ["p01", "p02", "p03", "p04", "p05", "p06"]);
+}
