@@ -19,8 +19,9 @@ use rusqlite::{params, Connection};
 use crate::badge::{hash_badge, BadgeHash, BadgeInput, KeyboardWedge};
 use crate::config::KioskConfig;
 use crate::domain::{
-    classify_tap, due_date, may_close, may_enrol, may_start, Arrival, ExperimentInput, Huddle, KpiOutcome,
-    KpiReview, MissInput, NeedInput, NewAction, Person, Refusal, Role, Roster, Schedule, Step, Summary, TapKind,
+    classify_tap, due_date, may_close, may_enrol, may_start, Arrival, ExperimentInput, Huddle,
+    KpiOutcome, KpiReview, MissInput, NeedInput, NewAction, Person, Refusal, Role, Roster,
+    Schedule, Step, Summary, TapKind,
 };
 use crate::event::*;
 use crate::store::{parse_date, parse_ts, ts, Store, StoreError};
@@ -338,17 +339,30 @@ impl Board {
     }
 
     /// Builds the board on an open store.
-    pub fn with_store(config: KioskConfig, store: Store, now: DateTime<Utc>) -> Result<Board, AppError> {
+    pub fn with_store(
+        config: KioskConfig,
+        store: Store,
+        now: DateTime<Utc>,
+    ) -> Result<Board, AppError> {
         let key = config.badge.site_key.as_bytes();
         let people: Vec<Person> = config
             .people
             .iter()
-            .map(|p| Person { id: p.id.clone(), name: p.name.clone(), role: p.role })
+            .map(|p| Person {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role,
+            })
             .collect();
         let mut badges: Vec<(BadgeHash, String)> = Vec::new();
         for p in &config.people {
             badges.extend(p.badges.iter().map(|n| (hash_badge(key, n), p.id.clone())));
-            badges.extend(p.badge_hashes.iter().filter_map(|h| BadgeHash::parse(h)).map(|h| (h, p.id.clone())));
+            badges.extend(
+                p.badge_hashes
+                    .iter()
+                    .filter_map(|h| BadgeHash::parse(h))
+                    .map(|h| (h, p.id.clone())),
+            );
         }
         badges.extend(store.read(load_enrolled)?);
         let roster = Roster::new(people, badges);
@@ -428,7 +442,11 @@ impl Board {
 
     fn notify(&mut self, text: impl Into<String>, tone: Tone, now: DateTime<Utc>) {
         let ms = self.config.ui.toast_ms as i64;
-        self.notice = Some(Notice { text: text.into(), tone, until: now + Duration::milliseconds(ms) });
+        self.notice = Some(Notice {
+            text: text.into(),
+            tone,
+            until: now + Duration::milliseconds(ms),
+        });
     }
 
     fn refuse(&mut self, refusal: Refusal, now: DateTime<Utc>) {
@@ -452,7 +470,11 @@ impl Board {
             }
             Intent::Badge(BadgeInput::Unreadable(reason)) => {
                 tracing::warn!(%reason, "badge frame refused");
-                self.notify("Could not read the badge, please tap again.", Tone::Warn, now);
+                self.notify(
+                    "Could not read the badge, please tap again.",
+                    Tone::Warn,
+                    now,
+                );
             }
             Intent::Key(text) => {
                 if let Some(read) = self.wedge.key(&text, Instant::now()) {
@@ -485,7 +507,16 @@ impl Board {
                 let review = KpiReview::hit(&key, &actual);
                 self.save_kpi(review, now)?;
             }
-            Intent::KpiMiss { key, actual, reason, note, none_needed, what, owner, due } => {
+            Intent::KpiMiss {
+                key,
+                actual,
+                reason,
+                note,
+                none_needed,
+                what,
+                owner,
+                due,
+            } => {
                 let today = self.today(now);
                 let input = MissInput {
                     reason,
@@ -495,7 +526,14 @@ impl Board {
                     action_owner: &owner,
                     action_due: due.and_then(|d| due_date(d, today)),
                 };
-                let review = KpiReview::missed(&key, &actual, &input, &self.config.huddle.miss_reasons, &self.roster, today);
+                let review = KpiReview::missed(
+                    &key,
+                    &actual,
+                    &input,
+                    &self.config.huddle.miss_reasons,
+                    &self.roster,
+                    today,
+                );
                 self.save_kpi(review, now)?;
             }
             Intent::ActionDone(id) => self.update_action(&id, "done", None, now)?,
@@ -506,21 +544,60 @@ impl Board {
             Intent::ActionBlocked(id) => self.update_action(&id, "blocked", None, now)?,
             Intent::AddAction { what, owner, due } => {
                 let today = self.today(now);
-                match NewAction::validate(&what, &owner, due.and_then(|d| due_date(d, today)), &self.roster, today) {
+                match NewAction::validate(
+                    &what,
+                    &owner,
+                    due.and_then(|d| due_date(d, today)),
+                    &self.roster,
+                    today,
+                ) {
                     Ok(action) => self.add_action(action, now)?,
                     Err(r) => self.refuse(r, now),
                 }
             }
-            Intent::RaiseNeed { category, text, escalate } => {
-                match NeedInput::validate(category, &text, escalate, &self.config.huddle.need_categories) {
+            Intent::RaiseNeed {
+                category,
+                text,
+                escalate,
+            } => {
+                match NeedInput::validate(
+                    category,
+                    &text,
+                    escalate,
+                    &self.config.huddle.need_categories,
+                ) {
                     Ok(need) => self.raise_need(need, now)?,
                     Err(r) => self.refuse(r, now),
                 }
             }
-            Intent::SaveExperiment { obstacle, expectation, next_step, owner, check } => {
+            Intent::SaveExperiment {
+                obstacle,
+                expectation,
+                next_step,
+                owner,
+                check,
+            } => {
                 let today = self.today(now);
-                let check = check.and_then(|c| due_date(c, today));
-                match ExperimentInput::validate(&obstacle, &expectation, &next_step, &owner, check, &self.roster) {
+                // No date picked keeps the current experiment's check date.
+                let current = || {
+                    self.store
+                        .read(load_experiment)
+                        .ok()
+                        .flatten()
+                        .and_then(|e| e.check_date)
+                };
+                let check = match check {
+                    Some(c) => due_date(c, today),
+                    None => current(),
+                };
+                match ExperimentInput::validate(
+                    &obstacle,
+                    &expectation,
+                    &next_step,
+                    &owner,
+                    check,
+                    &self.roster,
+                ) {
                     Ok(e) => self.save_experiment(e, now)?,
                     Err(r) => self.refuse(r, now),
                 }
@@ -548,12 +625,22 @@ impl Board {
             changed = true;
         }
         let timeout = Duration::seconds(self.config.ui.prompt_timeout_s.into());
-        if self.pending.as_ref().is_some_and(|(_, since)| now - *since > timeout) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|(_, since)| now - *since > timeout)
+        {
             self.pending = None;
             changed = true;
         }
-        let transient = matches!(self.screen, Screen::Summary | Screen::UnknownBadge | Screen::Enrol);
-        if transient && self.pending.is_none() && now - self.screen_since > timeout.max(Duration::seconds(1)) {
+        let transient = matches!(
+            self.screen,
+            Screen::Summary | Screen::UnknownBadge | Screen::Enrol
+        );
+        if transient
+            && self.pending.is_none()
+            && now - self.screen_since > timeout.max(Duration::seconds(1))
+        {
             self.leave(now);
             changed = true;
         }
@@ -580,11 +667,18 @@ impl Board {
     fn badge(&mut self, hash: BadgeHash, now: DateTime<Utc>) -> Result<(), AppError> {
         let Some(person) = self.roster.by_badge(&hash).cloned() else {
             if self.pending.is_some() {
-                self.notify("This badge is not enrolled, so it cannot confirm.", Tone::Error, now);
+                self.notify(
+                    "This badge is not enrolled, so it cannot confirm.",
+                    Tone::Error,
+                    now,
+                );
                 return Ok(());
             }
             let huddle_id = self.huddle.as_ref().map(|h| h.id.clone());
-            let event = Event::UnknownBadge(UnknownBadge { badge_hash: hash.clone(), huddle_id });
+            let event = Event::UnknownBadge(UnknownBadge {
+                badge_hash: hash.clone(),
+                huddle_id,
+            });
             self.store.transact(now, |tx| tx.emit(&event).map(|_| ()))?;
             self.unknown_badge = Some(hash);
             self.go(Screen::UnknownBadge, now);
@@ -596,9 +690,16 @@ impl Board {
         if self.huddle.is_some() {
             return self.attend(&person, TapVia::Badge, now);
         }
-        let recent = self.last_taps.get(&person.id).is_some_and(|t| now - *t <= self.duplicate_window());
+        let recent = self
+            .last_taps
+            .get(&person.id)
+            .is_some_and(|t| now - *t <= self.duplicate_window());
         if recent {
-            self.notify(format!("{}, you are already here.", person.name), Tone::Info, now);
+            self.notify(
+                format!("{}, you are already here.", person.name),
+                Tone::Info,
+                now,
+            );
             return Ok(());
         }
         let slot = self.schedule.open_slot(now);
@@ -606,7 +707,9 @@ impl Board {
             return self.start(&person, StartTrigger::TeamLeader, now);
         }
         match slot {
-            Some(slot) if !self.store.read(|c| slot_held(c, slot.at))? => self.start(&person, StartTrigger::FirstTap, now),
+            Some(slot) if !self.store.read(|c| slot_held(c, slot.at))? => {
+                self.start(&person, StartTrigger::FirstTap, now)
+            }
             _ => {
                 let text = match self.schedule.next_slot(now) {
                     Some(next) => format!(
@@ -625,33 +728,35 @@ impl Board {
         Duration::seconds(self.config.huddle.duplicate_window_s.into())
     }
 
-    fn authorise(&mut self, pending: Pending, person: &Person, now: DateTime<Utc>) -> Result<(), AppError> {
+    fn authorise(
+        &mut self,
+        pending: Pending,
+        person: &Person,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let allowed = match &pending {
+            Pending::Start => may_start(person),
+            Pending::Close => may_close(person),
+            Pending::Enrol { .. } => may_enrol(person),
+        };
+        if let Err(refusal) = allowed {
+            self.refuse(refusal, now);
+            return Ok(());
+        }
+        self.pending = None;
         match pending {
-            Pending::Start => match may_start(person) {
-                Ok(()) => {
-                    self.pending = None;
-                    self.start(person, StartTrigger::TeamLeader, now)
-                }
-                Err(r) => Ok(self.refuse(r, now)),
-            },
-            Pending::Close => match may_close(person) {
-                Ok(()) => {
-                    self.pending = None;
-                    self.close(person, now)
-                }
-                Err(r) => Ok(self.refuse(r, now)),
-            },
-            Pending::Enrol { person_id } => match may_enrol(person) {
-                Ok(()) => {
-                    self.pending = None;
-                    self.enrol(&person_id, person, now)
-                }
-                Err(r) => Ok(self.refuse(r, now)),
-            },
+            Pending::Start => self.start(person, StartTrigger::TeamLeader, now),
+            Pending::Close => self.close(person, now),
+            Pending::Enrol { person_id } => self.enrol(&person_id, person, now),
         }
     }
 
-    fn start(&mut self, by: &Person, trigger: StartTrigger, now: DateTime<Utc>) -> Result<(), AppError> {
+    fn start(
+        &mut self,
+        by: &Person,
+        trigger: StartTrigger,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
         let slot = self.schedule.open_slot(now);
         let due = slot.map(|s| s.at).unwrap_or(now);
         let huddle = Huddle::new(new_id(), due, now);
@@ -683,30 +788,55 @@ impl Board {
             tx.emit(&tapped)
         })?;
         let mut huddle = huddle;
-        huddle.attendance.insert(by.id.clone(), Arrival { at: now, late });
+        huddle
+            .attendance
+            .insert(by.id.clone(), Arrival { at: now, late });
         self.huddle = Some(huddle);
         self.last_taps.insert(by.id.clone(), now);
         self.go(Screen::Step(self.agenda[0]), now);
-        self.notify(format!("Huddle started. Welcome, {}.", by.name), Tone::Ok, now);
+        self.notify(
+            format!("Huddle started. Welcome, {}.", by.name),
+            Tone::Ok,
+            now,
+        );
         Ok(())
     }
 
     fn tap_name(&mut self, person_id: &str, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(person) = self.roster.person(person_id).cloned() else { return Ok(()) };
+        let Some(person) = self.roster.person(person_id).cloned() else {
+            return Ok(());
+        };
         if self.huddle.is_none() {
-            self.notify("Start the huddle first: the team leader taps their badge.", Tone::Info, now);
+            self.notify(
+                "Start the huddle first: the team leader taps their badge.",
+                Tone::Info,
+                now,
+            );
             return Ok(());
         }
         self.attend(&person, TapVia::Name, now)
     }
 
     fn attend(&mut self, person: &Person, via: TapVia, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let present = huddle.attendance.contains_key(&person.id);
         let last = self.last_taps.get(&person.id).copied();
-        match classify_tap(&self.schedule, huddle.due, present, last, self.duplicate_window(), now) {
+        match classify_tap(
+            &self.schedule,
+            huddle.due,
+            present,
+            last,
+            self.duplicate_window(),
+            now,
+        ) {
             TapKind::AlreadyHere => {
-                self.notify(format!("{}, you are already here.", person.name), Tone::Info, now);
+                self.notify(
+                    format!("{}, you are already here.", person.name),
+                    Tone::Info,
+                    now,
+                );
             }
             TapKind::Arrival { late } => {
                 let huddle_id = huddle.id.clone();
@@ -717,14 +847,20 @@ impl Board {
                     late,
                 });
                 self.store.transact(now, |tx| {
-                    insert_attendance(tx.conn(), &huddle_id, &person.id, now, late, via).map_err(|e| tx.err(e))?;
+                    insert_attendance(tx.conn(), &huddle_id, &person.id, now, late, via)
+                        .map_err(|e| tx.err(e))?;
                     tx.emit(&event).map(|_| ())
                 })?;
                 if let Some(h) = self.huddle.as_mut() {
-                    h.attendance.insert(person.id.clone(), Arrival { at: now, late });
+                    h.attendance
+                        .insert(person.id.clone(), Arrival { at: now, late });
                 }
                 self.last_taps.insert(person.id.clone(), now);
-                let text = if late { format!("Welcome, {} (late).", person.name) } else { format!("Welcome, {}.", person.name) };
+                let text = if late {
+                    format!("Welcome, {} (late).", person.name)
+                } else {
+                    format!("Welcome, {}.", person.name)
+                };
                 self.notify(text, if late { Tone::Warn } else { Tone::Ok }, now);
             }
         }
@@ -732,7 +868,9 @@ impl Board {
     }
 
     fn advance(&mut self, by: i32, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let last = self.agenda.len();
         let step = (huddle.step as i64 + by as i64).clamp(0, last as i64) as usize;
         if step == huddle.step {
@@ -740,10 +878,17 @@ impl Board {
         }
         let key = self.agenda.get(step).copied().unwrap_or(Step::Close);
         let id = huddle.id.clone();
-        let event = Event::HuddleAdvanced(HuddleAdvanced { huddle_id: id.clone(), step: key.key().into(), index: step });
+        let event = Event::HuddleAdvanced(HuddleAdvanced {
+            huddle_id: id.clone(),
+            step: key.key().into(),
+            index: step,
+        });
         self.store.transact(now, |tx| {
             tx.conn()
-                .execute("UPDATE huddles SET step = ?2 WHERE id = ?1", params![id, step as i64])
+                .execute(
+                    "UPDATE huddles SET step = ?2 WHERE id = ?1",
+                    params![id, step as i64],
+                )
                 .map_err(|e| tx.err(e))?;
             tx.emit(&event).map(|_| ())
         })?;
@@ -754,7 +899,11 @@ impl Board {
         Ok(())
     }
 
-    fn save_kpi(&mut self, review: Result<KpiReview, Refusal>, now: DateTime<Utc>) -> Result<(), AppError> {
+    fn save_kpi(
+        &mut self,
+        review: Result<KpiReview, Refusal>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
         let review = match review {
             Ok(r) => r,
             Err(r) => {
@@ -762,16 +911,26 @@ impl Board {
                 return Ok(());
             }
         };
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         if !self.config.huddle.kpis.iter().any(|k| k.key == review.kpi) {
             return Ok(());
         }
         let huddle_id = huddle.id.clone();
         let (hit, reason, note, action, none_needed) = match &review.outcome {
             KpiOutcome::Hit => (true, String::new(), String::new(), None, false),
-            KpiOutcome::Missed { reason, note, action } => {
-                (false, reason.clone(), note.clone(), action.clone(), action.is_none())
-            }
+            KpiOutcome::Missed {
+                reason,
+                note,
+                action,
+            } => (
+                false,
+                reason.clone(),
+                note.clone(),
+                action.clone(),
+                action.is_none(),
+            ),
         };
         let action_id = action.as_ref().map(|_| new_id());
         let reviewed = Event::KpiReviewed(KpiReviewed {
@@ -825,20 +984,33 @@ impl Board {
         })?;
         if let Some(h) = self.huddle.as_mut() {
             h.kpis.insert(review.kpi.clone(), hit);
-            h.actions_created = h.actions_created + action.is_some() as u32 - replaced_action.is_some() as u32;
+            h.actions_created =
+                h.actions_created + action.is_some() as u32 - replaced_action.is_some() as u32;
         }
         self.error = None;
         let name = self.kpi_name(&review.kpi);
-        self.notify(format!("{name}: {}.", if hit { "hit" } else { "missed, saved" }), Tone::Ok, now);
+        self.notify(
+            format!("{name}: {}.", if hit { "hit" } else { "missed, saved" }),
+            Tone::Ok,
+            now,
+        );
         Ok(())
     }
 
     fn kpi_name(&self, key: &str) -> String {
-        self.config.huddle.kpis.iter().find(|k| k.key == key).map(|k| k.name.clone()).unwrap_or_default()
+        self.config
+            .huddle
+            .kpis
+            .iter()
+            .find(|k| k.key == key)
+            .map(|k| k.name.clone())
+            .unwrap_or_default()
     }
 
     fn add_action(&mut self, action: NewAction, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let huddle_id = huddle.id.clone();
         let id = new_id();
         let event = Event::ActionCreated(ActionCreated {
@@ -850,7 +1022,8 @@ impl Board {
             source: "new".into(),
         });
         self.store.transact(now, |tx| {
-            insert_action(tx.conn(), &id, &huddle_id, &action, "new", now).map_err(|e| tx.err(e))?;
+            insert_action(tx.conn(), &id, &huddle_id, &action, "new", now)
+                .map_err(|e| tx.err(e))?;
             tx.emit(&event).map(|_| ())
         })?;
         if let Some(h) = self.huddle.as_mut() {
@@ -861,20 +1034,34 @@ impl Board {
         Ok(())
     }
 
-    fn update_action(&mut self, id: &str, status: &str, due: Option<NaiveDate>, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+    fn update_action(
+        &mut self,
+        id: &str,
+        status: &str,
+        due: Option<NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         if status == "rescheduled" && due.is_none() {
             self.refuse(Refusal("Pick the new date.".into()), now);
             return Ok(());
         }
         let huddle_id = huddle.id.clone();
         let row: Option<(String, String)> = self.store.read(|c| {
-            crate::store::optional(c.query_row("SELECT status, due FROM actions WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            }))
+            crate::store::optional(c.query_row(
+                "SELECT status, due FROM actions WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))
         })?;
-        let Some((old_status, old_due)) = row else { return Ok(()) };
-        let due = due.or_else(|| parse_date(&old_due)).unwrap_or_else(|| self.today(now));
+        let Some((old_status, old_due)) = row else {
+            return Ok(());
+        };
+        let due = due
+            .or_else(|| parse_date(&old_due))
+            .unwrap_or_else(|| self.today(now));
         let event = Event::ActionUpdated(ActionUpdated {
             action_id: id.to_owned(),
             huddle_id: huddle_id.clone(),
@@ -890,19 +1077,25 @@ impl Board {
                 .map_err(|e| tx.err(e))?;
             let delta = (status == "done") as i64 - (old_status == "done") as i64;
             tx.conn()
-                .execute("UPDATE huddles SET actions_closed = actions_closed + ?2 WHERE id = ?1", params![huddle_id, delta])
+                .execute(
+                    "UPDATE huddles SET actions_closed = actions_closed + ?2 WHERE id = ?1",
+                    params![huddle_id, delta],
+                )
                 .map_err(|e| tx.err(e))?;
             tx.emit(&event).map(|_| ())
         })?;
         if let Some(h) = self.huddle.as_mut() {
-            h.actions_closed = (h.actions_closed as i64 + (status == "done") as i64 - (old_status == "done") as i64) as u32;
+            h.actions_closed = (h.actions_closed as i64 + (status == "done") as i64
+                - (old_status == "done") as i64) as u32;
         }
         self.error = None;
         Ok(())
     }
 
     fn raise_need(&mut self, need: NeedInput, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let huddle_id = huddle.id.clone();
         let id = new_id();
         let raised = Event::NeedRaised(NeedRaised {
@@ -936,13 +1129,19 @@ impl Board {
             h.needs_escalated += need.escalated as u32;
         }
         self.error = None;
-        let text = if need.escalated { "Need raised and escalated." } else { "Need raised." };
+        let text = if need.escalated {
+            "Need raised and escalated."
+        } else {
+            "Need raised."
+        };
         self.notify(text, Tone::Ok, now);
         Ok(())
     }
 
     fn save_experiment(&mut self, e: ExperimentInput, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let huddle_id = huddle.id.clone();
         let event = Event::ExperimentUpdated(ExperimentUpdated {
             huddle_id: huddle_id.clone(),
@@ -968,7 +1167,9 @@ impl Board {
     }
 
     fn close(&mut self, by: &Person, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(huddle) = &self.huddle else { return Ok(()) };
+        let Some(huddle) = &self.huddle else {
+            return Ok(());
+        };
         let mut closed = huddle.clone();
         closed.closed_at = Some(now);
         let summary = self.summary_of(&closed, now);
@@ -994,8 +1195,12 @@ impl Board {
     }
 
     fn enrol(&mut self, person_id: &str, by: &Person, now: DateTime<Utc>) -> Result<(), AppError> {
-        let Some(hash) = self.unknown_badge.clone() else { return Ok(()) };
-        let Some(person) = self.roster.person(person_id).cloned() else { return Ok(()) };
+        let Some(hash) = self.unknown_badge.clone() else {
+            return Ok(());
+        };
+        let Some(person) = self.roster.person(person_id).cloned() else {
+            return Ok(());
+        };
         let event = Event::BadgeEnrolled(BadgeEnrolled {
             person_id: person.id.clone(),
             badge_hash: hash.clone(),
@@ -1033,18 +1238,36 @@ impl Board {
 
     /// What the screen shows at `now`.
     pub fn view(&self, now: DateTime<Utc>) -> Result<BoardView, AppError> {
-        let huddle_id = self.huddle.as_ref().map(|h| h.id.clone()).unwrap_or_default();
-        let name_of = |id: &str| self.roster.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_owned());
-        let (open_actions, new_actions, needs, escalations, reviews, experiment) = self.store.read(|c| {
-            Ok((
-                load_actions(c, "huddle_id != ?1 AND (status != 'done' OR reviewed_in = ?1)", &huddle_id)?,
-                load_actions(c, "huddle_id = ?1", &huddle_id)?,
-                load_needs(c, "huddle_id = ?1 OR (escalated = 1 AND closed_at IS NULL)", &huddle_id)?,
-                load_needs(c, "escalated = 1 AND closed_at IS NULL AND ?1 = ?1", "")?,
-                load_reviews(c, &huddle_id)?,
-                load_experiment(c)?,
-            ))
-        })?;
+        let huddle_id = self
+            .huddle
+            .as_ref()
+            .map(|h| h.id.clone())
+            .unwrap_or_default();
+        let name_of = |id: &str| {
+            self.roster
+                .person(id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| id.to_owned())
+        };
+        let (open_actions, new_actions, needs, escalations, reviews, experiment) =
+            self.store.read(|c| {
+                Ok((
+                    load_actions(
+                        c,
+                        "huddle_id != ?1 AND (status != 'done' OR reviewed_in = ?1)",
+                        &huddle_id,
+                    )?,
+                    load_actions(c, "huddle_id = ?1", &huddle_id)?,
+                    load_needs(
+                        c,
+                        "huddle_id = ?1 OR (escalated = 1 AND closed_at IS NULL)",
+                        &huddle_id,
+                    )?,
+                    load_needs(c, "escalated = 1 AND closed_at IS NULL AND ?1 = ?1", "")?,
+                    load_reviews(c, &huddle_id)?,
+                    load_experiment(c)?,
+                ))
+            })?;
         let fix_owner = |mut rows: Vec<ActionRow>| {
             for r in &mut rows {
                 r.owner = name_of(&r.owner);
@@ -1073,7 +1296,11 @@ impl Board {
                     row.reason = r.reason.clone();
                     row.note = r.note.clone();
                     row.action = match &r.action_id {
-                        Some(id) => new_actions.iter().find(|a| &a.id == id).map(|a| a.what.clone()).unwrap_or_default(),
+                        Some(id) => new_actions
+                            .iter()
+                            .find(|a| &a.id == id)
+                            .map(|a| a.what.clone())
+                            .unwrap_or_default(),
                         None if !r.hit => "None needed".into(),
                         None => String::new(),
                     };
@@ -1085,10 +1312,19 @@ impl Board {
             .roster
             .people()
             .iter()
-            .filter(|p| p.role <= Role::TeamLeader || self.huddle.as_ref().is_some_and(|h| h.attendance.contains_key(&p.id)))
+            .filter(|p| {
+                p.role <= Role::TeamLeader
+                    || self
+                        .huddle
+                        .as_ref()
+                        .is_some_and(|h| h.attendance.contains_key(&p.id))
+            })
             .map(|p| PersonRow {
                 person: p.clone(),
-                arrival: self.huddle.as_ref().and_then(|h| h.attendance.get(&p.id).cloned()),
+                arrival: self
+                    .huddle
+                    .as_ref()
+                    .and_then(|h| h.attendance.get(&p.id).cloned()),
             })
             .collect();
         let experiment = experiment
@@ -1126,7 +1362,7 @@ impl Board {
             target: Duration::minutes(self.config.huddle.target_minutes.into()),
             next_slot: self.schedule.next_slot(now).map(|s| s.at),
             people,
-            owners: self.roster.people().to_vec(),
+            owners: self.roster.expected().cloned().collect(),
             kpis,
             reasons: self.config.huddle.miss_reasons.clone(),
             categories: self.config.huddle.need_categories.clone(),
@@ -1137,7 +1373,11 @@ impl Board {
             experiment,
             summary,
             enrol_people: self.roster.people().to_vec(),
-            link: if undelivered == 0 { "local only".to_owned() } else { format!("offline · {undelivered} queued") },
+            link: if undelivered == 0 {
+                "local only".to_owned()
+            } else {
+                format!("offline · {undelivered} queued")
+            },
         })
     }
 }
@@ -1171,9 +1411,20 @@ fn insert_action(
     c.execute(
         "INSERT INTO actions (id, huddle_id, what, owner, due, status, source, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
-        params![id, huddle_id, a.what, a.owner, a.due.to_string(), source, ts(now)],
+        params![
+            id,
+            huddle_id,
+            a.what,
+            a.owner,
+            a.due.to_string(),
+            source,
+            ts(now)
+        ],
     )?;
-    c.execute("UPDATE huddles SET actions_created = actions_created + 1 WHERE id = ?1", [huddle_id])?;
+    c.execute(
+        "UPDATE huddles SET actions_created = actions_created + 1 WHERE id = ?1",
+        [huddle_id],
+    )?;
     Ok(())
 }
 
@@ -1191,7 +1442,8 @@ fn load_enrolled(c: &Connection) -> rusqlite::Result<Vec<(BadgeHash, String)>> {
 }
 
 fn load_last_taps(c: &Connection) -> rusqlite::Result<HashMap<String, DateTime<Utc>>> {
-    let mut stmt = c.prepare("SELECT person_id, MAX(arrived_at) FROM attendance GROUP BY person_id")?;
+    let mut stmt =
+        c.prepare("SELECT person_id, MAX(arrived_at) FROM attendance GROUP BY person_id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     let mut out = HashMap::new();
     for row in rows {
@@ -1204,7 +1456,11 @@ fn load_last_taps(c: &Connection) -> rusqlite::Result<HashMap<String, DateTime<U
 }
 
 fn slot_held(c: &Connection, slot_at: DateTime<Utc>) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM huddles WHERE slot = ?1)", [ts(slot_at)], |r| r.get(0))
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM huddles WHERE slot = ?1)",
+        [ts(slot_at)],
+        |r| r.get(0),
+    )
 }
 
 fn load_open_huddle(c: &Connection) -> rusqlite::Result<Option<Huddle>> {
@@ -1222,16 +1478,27 @@ fn load_open_huddle(c: &Connection) -> rusqlite::Result<Option<Huddle>> {
             ))
         },
     ))?;
-    let Some((id, due, started, step, counts)) = row else { return Ok(None) };
-    let (Some(due), Some(started)) = (parse_ts(&due), parse_ts(&started)) else { return Ok(None) };
+    let Some((id, due, started, step, counts)) = row else {
+        return Ok(None);
+    };
+    let (Some(due), Some(started)) = (parse_ts(&due), parse_ts(&started)) else {
+        return Ok(None);
+    };
     let mut h = Huddle::new(id, due, started);
     h.step = step.max(0) as usize;
     h.needs_raised = counts[0] as u32;
     h.needs_escalated = counts[1] as u32;
     h.actions_created = counts[2] as u32;
     h.actions_closed = counts[3] as u32;
-    let mut stmt = c.prepare("SELECT person_id, arrived_at, late FROM attendance WHERE huddle_id = ?1")?;
-    let rows = stmt.query_map([&h.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?;
+    let mut stmt =
+        c.prepare("SELECT person_id, arrived_at, late FROM attendance WHERE huddle_id = ?1")?;
+    let rows = stmt.query_map([&h.id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
     for row in rows {
         let (p, at, late) = row?;
         if let Some(at) = parse_ts(&at) {
@@ -1239,7 +1506,9 @@ fn load_open_huddle(c: &Connection) -> rusqlite::Result<Option<Huddle>> {
         }
     }
     let mut stmt = c.prepare("SELECT kpi, hit FROM kpi_reviews WHERE huddle_id = ?1")?;
-    let rows = stmt.query_map([&h.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+    let rows = stmt.query_map([&h.id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+    })?;
     for row in rows {
         let (k, hit) = row?;
         h.kpis.insert(k, hit);
@@ -1248,7 +1517,9 @@ fn load_open_huddle(c: &Connection) -> rusqlite::Result<Option<Huddle>> {
 }
 
 fn load_actions(c: &Connection, filter: &str, huddle_id: &str) -> rusqlite::Result<Vec<ActionRow>> {
-    let sql = format!("SELECT id, what, owner, due, status FROM actions WHERE {filter} ORDER BY due, created_at");
+    let sql = format!(
+        "SELECT id, what, owner, due, status FROM actions WHERE {filter} ORDER BY due, created_at"
+    );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([huddle_id], |r| {
         Ok(ActionRow {
@@ -1286,12 +1557,19 @@ struct ReviewRow {
 }
 
 fn load_reviews(c: &Connection, huddle_id: &str) -> rusqlite::Result<HashMap<String, ReviewRow>> {
-    let mut stmt =
-        c.prepare_cached("SELECT kpi, hit, actual, reason, note, action_id FROM kpi_reviews WHERE huddle_id = ?1")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT kpi, hit, actual, reason, note, action_id FROM kpi_reviews WHERE huddle_id = ?1",
+    )?;
     let rows = stmt.query_map([huddle_id], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            ReviewRow { hit: r.get(1)?, actual: r.get(2)?, reason: r.get(3)?, note: r.get(4)?, action_id: r.get(5)? },
+            ReviewRow {
+                hit: r.get(1)?,
+                actual: r.get(2)?,
+                reason: r.get(3)?,
+                note: r.get(4)?,
+                action_id: r.get(5)?,
+            },
         ))
     })?;
     rows.collect()

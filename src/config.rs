@@ -39,7 +39,13 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}: key `{}`: {}", self.file.display(), self.key, self.message)
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.message
+            )
         }
     }
 }
@@ -99,7 +105,9 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: default_data_dir() }
+        Self {
+            data_dir: default_data_dir(),
+        }
     }
 }
 
@@ -118,7 +126,9 @@ pub struct MqttConfig {
 
 impl Default for MqttConfig {
     fn default() -> Self {
-        Self { url: default_mqtt_url() }
+        Self {
+            url: default_mqtt_url(),
+        }
     }
 }
 
@@ -220,13 +230,22 @@ fn default_duplicate_window_s() -> u32 {
     120
 }
 fn default_steps() -> Vec<String> {
-    Step::ALL_AGENDA.iter().map(|s| s.key().to_owned()).collect()
+    Step::ALL_AGENDA
+        .iter()
+        .map(|s| s.key().to_owned())
+        .collect()
 }
 fn default_miss_reasons() -> Vec<String> {
-    ["Material", "Machine", "Method", "People", "Upstream", "Other"].map(String::from).to_vec()
+    [
+        "Material", "Machine", "Method", "People", "Upstream", "Other",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_need_categories() -> Vec<String> {
-    ["People", "Material", "Equipment", "Information", "Safety"].map(String::from).to_vec()
+    ["People", "Material", "Equipment", "Information", "Safety"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// One KPI of the board.
@@ -355,7 +374,9 @@ impl KioskConfig {
 
     /// The SQLite file of this board.
     pub fn database_path(&self) -> PathBuf {
-        self.storage.data_dir.join(format!("kiosk-{}.db", self.board.id))
+        self.storage
+            .data_dir
+            .join(format!("kiosk-{}.db", self.board.id))
     }
 
     /// Checks everything that the types alone do not.
@@ -379,23 +400,35 @@ impl KioskConfig {
         check_mqtt_url(&self.mqtt.url).map_err(|m| err("mqtt.url", m))?;
         check_site_key(&self.badge.site_key).map_err(|m| err("badge.site_key", m))?;
         if self.badge.simulated_path.is_empty() {
-            return Err(err("badge.simulated_path", "must be a path or `-` for stdin".into()));
+            return Err(err(
+                "badge.simulated_path",
+                "must be a path or `-` for stdin".into(),
+            ));
         }
         if !(1..=5000).contains(&self.badge.wedge_timeout_ms) {
-            return Err(err("badge.wedge_timeout_ms", "must be between 1 and 5000".into()));
+            return Err(err(
+                "badge.wedge_timeout_ms",
+                "must be between 1 and 5000".into(),
+            ));
         }
         if !(1..=32).contains(&self.badge.min_digits) {
             return Err(err("badge.min_digits", "must be between 1 and 32".into()));
         }
         let h = &self.huddle;
         if h.schedule.is_empty() {
-            return Err(err("huddle.schedule", "give at least one start time, e.g. [\"06:45\"]".into()));
+            return Err(err(
+                "huddle.schedule",
+                "give at least one start time, e.g. [\"06:45\"]".into(),
+            ));
         }
         for (i, t) in h.schedule.iter().enumerate() {
             parse_hhmm(t).map_err(|m| err(&format!("huddle.schedule[{i}]"), m))?;
         }
         if !(1..=120).contains(&h.target_minutes) {
-            return Err(err("huddle.target_minutes", "must be between 1 and 120".into()));
+            return Err(err(
+                "huddle.target_minutes",
+                "must be between 1 and 120".into(),
+            ));
         }
         if h.grace_minutes > 60 {
             return Err(err("huddle.grace_minutes", "must be at most 60".into()));
@@ -407,7 +440,10 @@ impl KioskConfig {
             ));
         }
         if h.opens_before_minutes > 120 {
-            return Err(err("huddle.opens_before_minutes", "must be at most 120".into()));
+            return Err(err(
+                "huddle.opens_before_minutes",
+                "must be at most 120".into(),
+            ));
         }
         let mut seen = HashSet::new();
         for (i, s) in h.steps.iter().enumerate() {
@@ -416,31 +452,53 @@ impl KioskConfig {
                     &format!("huddle.steps[{i}]"),
                     format!(
                         "unknown step `{s}`; known steps: {}",
-                        Step::ALL_AGENDA.iter().map(|s| s.key()).collect::<Vec<_>>().join(", ")
+                        Step::ALL_AGENDA
+                            .iter()
+                            .map(|s| s.key())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })?;
             if !seen.insert(step) {
-                return Err(err(&format!("huddle.steps[{i}]"), format!("step `{s}` appears twice")));
+                return Err(err(
+                    &format!("huddle.steps[{i}]"),
+                    format!("step `{s}` appears twice"),
+                ));
             }
         }
         if h.steps.first().map(String::as_str) != Some(Step::Attendance.key()) {
-            return Err(err("huddle.steps", "the agenda must start with `attendance`".into()));
+            return Err(err(
+                "huddle.steps",
+                "the agenda must start with `attendance`".into(),
+            ));
         }
         if h.kpis.is_empty() && seen.contains(&Step::Kpis) {
-            return Err(err("huddle.kpis", "the agenda has `kpis` but no KPI is configured".into()));
+            return Err(err(
+                "huddle.kpis",
+                "the agenda has `kpis` but no KPI is configured".into(),
+            ));
         }
         let mut keys = HashSet::new();
         for (i, k) in h.kpis.iter().enumerate() {
             check_id(&k.key).map_err(|m| err(&format!("huddle.kpis[{i}].key"), m))?;
             if !keys.insert(&k.key) {
-                return Err(err(&format!("huddle.kpis[{i}].key"), format!("`{}` appears twice", k.key)));
+                return Err(err(
+                    &format!("huddle.kpis[{i}].key"),
+                    format!("`{}` appears twice", k.key),
+                ));
             }
             if k.name.trim().is_empty() {
-                return Err(err(&format!("huddle.kpis[{i}].name"), "must not be empty".into()));
+                return Err(err(
+                    &format!("huddle.kpis[{i}].name"),
+                    "must not be empty".into(),
+                ));
             }
         }
-        for (key, list) in [("huddle.miss_reasons", &h.miss_reasons), ("huddle.need_categories", &h.need_categories)] {
+        for (key, list) in [
+            ("huddle.miss_reasons", &h.miss_reasons),
+            ("huddle.need_categories", &h.need_categories),
+        ] {
             if list.is_empty() || list.iter().any(|s| s.trim().is_empty()) {
                 return Err(err(key, "give at least one non-empty entry".into()));
             }
@@ -449,14 +507,23 @@ impl KioskConfig {
         for (i, p) in self.people.iter().enumerate() {
             check_id(&p.id).map_err(|m| err(&format!("people[{i}].id"), m))?;
             if !ids.insert(&p.id) {
-                return Err(err(&format!("people[{i}].id"), format!("`{}` appears twice", p.id)));
+                return Err(err(
+                    &format!("people[{i}].id"),
+                    format!("`{}` appears twice", p.id),
+                ));
             }
             if p.name.trim().is_empty() {
-                return Err(err(&format!("people[{i}].name"), "must not be empty".into()));
+                return Err(err(
+                    &format!("people[{i}].name"),
+                    "must not be empty".into(),
+                ));
             }
             for (j, b) in p.badges.iter().enumerate() {
                 if b.is_empty() || !b.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(err(&format!("people[{i}].badges[{j}]"), "a badge number is digits only".into()));
+                    return Err(err(
+                        &format!("people[{i}].badges[{j}]"),
+                        "a badge number is digits only".into(),
+                    ));
                 }
             }
             for (j, b) in p.badge_hashes.iter().enumerate() {
@@ -473,12 +540,20 @@ impl KioskConfig {
 
     /// The schedule's start times, parsed (validated at load).
     pub fn schedule_times(&self) -> Vec<NaiveTime> {
-        self.huddle.schedule.iter().filter_map(|t| parse_hhmm(t).ok()).collect()
+        self.huddle
+            .schedule
+            .iter()
+            .filter_map(|t| parse_hhmm(t).ok())
+            .collect()
     }
 
     /// The agenda, parsed (validated at load), without the closing step.
     pub fn agenda(&self) -> Vec<Step> {
-        self.huddle.steps.iter().filter_map(|s| Step::from_key(s)).collect()
+        self.huddle
+            .steps
+            .iter()
+            .filter_map(|s| Step::from_key(s))
+            .collect()
     }
 
     /// The board's time zone (validated at load).
@@ -553,8 +628,13 @@ pub fn check_topic_level(value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > 64 {
         return Err("must be 1 to 64 characters".into());
     }
-    if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-        return Err(format!("`{value}` may only hold a-z, 0-9, `_` and `-` (it is an MQTT topic level)"));
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "`{value}` may only hold a-z, 0-9, `_` and `-` (it is an MQTT topic level)"
+        ));
     }
     Ok(())
 }
@@ -563,8 +643,13 @@ fn check_id(value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > 64 {
         return Err("must be 1 to 64 characters".into());
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-        return Err(format!("`{value}` may only hold letters, digits, `_`, `-` and `.`"));
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(format!(
+            "`{value}` may only hold letters, digits, `_`, `-` and `.`"
+        ));
     }
     Ok(())
 }
@@ -600,7 +685,8 @@ fn check_mqtt_url(value: &str) -> Result<(), String> {
 
 /// Parses `"HH:MM"`.
 pub fn parse_hhmm(value: &str) -> Result<NaiveTime, String> {
-    NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| format!("`{value}` is not a time of day as HH:MM"))
+    NaiveTime::parse_from_str(value, "%H:%M")
+        .map_err(|_| format!("`{value}` is not a time of day as HH:MM"))
 }
 
 #[cfg(test)]
@@ -629,7 +715,11 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         for (from, to, key) in [
-            ("timezone = \"Europe/Berlin\"", "timezone = \"Mars/Base\"", "board.timezone"),
+            (
+                "timezone = \"Europe/Berlin\"",
+                "timezone = \"Mars/Base\"",
+                "board.timezone",
+            ),
             ("id = \"demo\"", "id = \"Demo Board\"", "board.id"),
             ("\"06:45\"", "\"6h45\"", "huddle.schedule[0]"),
         ] {

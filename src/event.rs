@@ -340,7 +340,13 @@ pub fn clock_synced() -> bool {
 
 impl Envelope {
     /// The envelope of an event.
-    pub fn new(board: &str, seq: u64, at: DateTime<Utc>, clock_synced: bool, event: &Event) -> Envelope {
+    pub fn new(
+        board: &str,
+        seq: u64,
+        at: DateTime<Utc>,
+        clock_synced: bool,
+        event: &Event,
+    ) -> Envelope {
         let (kind, data) = event.to_parts();
         Envelope {
             schema: SCHEMA_VERSION,
@@ -372,7 +378,9 @@ mod tests {
 
     #[test]
     fn envelope_round_trips_with_the_documented_shape() {
-        let at = DateTime::parse_from_rfc3339("2026-11-28T06:45:03.120Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-28T06:45:03.120Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = Event::AttendanceTapped(AttendanceTapped {
             huddle_id: "h1".into(),
             person_id: "p1".into(),
@@ -395,7 +403,10 @@ mod tests {
 
     #[test]
     fn every_kind_is_listed() {
-        let e = Event::NeedClosed(NeedRef { need_id: "n".into(), by: None });
+        let e = Event::NeedClosed(NeedRef {
+            need_id: "n".into(),
+            by: None,
+        });
         assert!(Event::KINDS.contains(&e.to_parts().0.as_str()));
         assert!(Event::from_parts("no.such_kind", &serde_json::json!({})).is_err());
     }

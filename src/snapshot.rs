@@ -36,8 +36,12 @@ pub fn init_headless() -> anyhow::Result<()> {
 
 /// Writes one window's current frame as PNG.
 pub fn write_png(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
-    let frame = ui.window().take_snapshot().context("rendering the window")?;
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let frame = ui
+        .window()
+        .take_snapshot()
+        .context("rendering the window")?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), frame.width(), frame.height());
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
@@ -47,13 +51,19 @@ pub fn write_png(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
 }
 
 fn badge(number: &str) -> Intent {
-    Intent::Badge(BadgeInput::Read(BadgeRead { number: number.into() }))
+    Intent::Badge(BadgeInput::Read(BadgeRead {
+        number: number.into(),
+    }))
 }
 
 /// Renders the demo's screens into `out`; returns the files written.
 /// `config` is the board's configuration; its data directory is replaced
 /// by a temporary one. Must run on a thread where no Slint platform is set.
-pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn render_all(
+    config: &KioskConfig,
+    out: &Path,
+    sizes: &[(u32, u32)],
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     init_headless()?;
     let dir = tempdir()?;
@@ -73,7 +83,13 @@ pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> any
         .iter()
         .filter_map(|p| p.badges.first().map(|b| (p.id.clone(), b.clone())))
         .collect();
-    let badge_of = |id: &str| people.iter().find(|(p, _)| p == id).map(|(_, b)| b.clone()).unwrap_or_default();
+    let badge_of = |id: &str| {
+        people
+            .iter()
+            .find(|(p, _)| p == id)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    };
     let leader = config
         .people
         .iter()
@@ -102,16 +118,31 @@ pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> any
         Ok(())
     };
     let run = |intent: Intent| -> anyhow::Result<()> {
-        driver.borrow_mut().handle(intent, &ui).map_err(anyhow::Error::from)
+        driver
+            .borrow_mut()
+            .handle(intent, &ui)
+            .map_err(anyhow::Error::from)
     };
     let advance = |minutes: i64| driver.borrow_mut().advance(Duration::minutes(minutes));
     let owner = members.first().cloned().unwrap_or_else(|| leader.clone());
 
     // Friday: a short huddle that leaves history behind.
     run(badge(&badge_of(&leader)))?;
-    run(Intent::AddAction { what: "Fix guard sensor on press 3".into(), owner: owner.clone(), due: Some(2) })?;
-    run(Intent::AddAction { what: "Order spare nozzles".into(), owner: leader.clone(), due: Some(3) })?;
-    run(Intent::RaiseNeed { category: Some(1), text: "Label stock for line 2".into(), escalate: true })?;
+    run(Intent::AddAction {
+        what: "Fix guard sensor on press 3".into(),
+        owner: owner.clone(),
+        due: Some(2),
+    })?;
+    run(Intent::AddAction {
+        what: "Order spare nozzles".into(),
+        owner: leader.clone(),
+        due: Some(3),
+    })?;
+    run(Intent::RaiseNeed {
+        category: Some(1),
+        text: "Label stock for line 2".into(),
+        escalate: true,
+    })?;
     run(Intent::SaveExperiment {
         obstacle: "Changeover takes 40 min".into(),
         expectation: "Under 25 min by pre-staging dies".into(),
@@ -142,7 +173,10 @@ pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> any
     shot("02-attendance", &ui)?;
 
     run(Intent::NextStep)?;
-    run(Intent::KpiHit { key: "safety".into(), actual: "0".into() })?;
+    run(Intent::KpiHit {
+        key: "safety".into(),
+        actual: "0".into(),
+    })?;
     run(Intent::KpiMiss {
         key: "quality".into(),
         actual: "96.5".into(),
@@ -153,25 +187,42 @@ pub fn render_all(config: &KioskConfig, out: &Path, sizes: &[(u32, u32)]) -> any
         owner: owner.clone(),
         due: Some(1),
     })?;
-    run(Intent::KpiHit { key: "delivery".into(), actual: String::new() })?;
+    run(Intent::KpiHit {
+        key: "delivery".into(),
+        actual: String::new(),
+    })?;
     shot("03-kpis", &ui)?;
 
     run(Intent::NextStep)?;
-    let first_open = driver.borrow().board.view(driver.borrow().now)?.open_actions.first().map(|a| a.id.clone());
+    let first_open = driver
+        .borrow()
+        .board
+        .view(driver.borrow().now)?
+        .open_actions
+        .first()
+        .map(|a| a.id.clone());
     if let Some(id) = first_open {
         run(Intent::ActionDone(id))?;
     }
     shot("04-open-actions", &ui)?;
 
     run(Intent::NextStep)?;
-    run(Intent::RaiseNeed { category: Some(0), text: "Cover for Dmitri on Monday".into(), escalate: false })?;
+    run(Intent::RaiseNeed {
+        category: Some(0),
+        text: "Cover for Dmitri on Monday".into(),
+        escalate: false,
+    })?;
     shot("05-needs", &ui)?;
 
     run(Intent::NextStep)?;
     shot("06-experiment", &ui)?;
 
     run(Intent::NextStep)?;
-    run(Intent::AddAction { what: "Clean the glue nozzle daily".into(), owner: leader.clone(), due: Some(1) })?;
+    run(Intent::AddAction {
+        what: "Clean the glue nozzle daily".into(),
+        owner: leader.clone(),
+        due: Some(1),
+    })?;
     shot("07-new-actions", &ui)?;
 
     run(Intent::NextStep)?;

@@ -154,7 +154,9 @@ pub fn ts(at: DateTime<Utc>) -> String {
 
 /// Parses a stored UTC time.
 pub fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl Store {
@@ -162,16 +164,31 @@ impl Store {
     /// migrates it. Refuses a file from a newer version.
     pub fn open(path: &Path, board: &str) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
-        let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
         let mut conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
         migrate(&mut conn, path)?;
-        Ok(Store { conn, path: path.to_owned(), board: board.to_owned(), clock_synced: crate::event::clock_synced })
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            board: board.to_owned(),
+            clock_synced: crate::event::clock_synced,
+        })
     }
 
     /// Replaces the clock-synchronisation probe (tests).
@@ -185,7 +202,10 @@ impl Store {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Runs one user action as one transaction at `now`. The closure writes
@@ -206,11 +226,22 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
-        let mut t = Tx { tx, board, now, synced, emitted: Vec::new(), path: path.clone() };
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        let mut t = Tx {
+            tx,
+            board,
+            now,
+            synced,
+            emitted: Vec::new(),
+            path: path.clone(),
+        };
         let value = f(&mut t)?;
         let Tx { tx, emitted, .. } = t;
-        tx.commit().map_err(|source| StoreError::Sqlite { path, source })?;
+        tx.commit()
+            .map_err(|source| StoreError::Sqlite { path, source })?;
         Ok((value, emitted))
     }
 
@@ -231,7 +262,9 @@ impl Store {
     /// The highest `seq` assigned so far (0 before the first event).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|v| v as u64)
             .map_err(|e| self.err(e))
     }
@@ -239,14 +272,21 @@ impl Store {
     /// Events not yet delivered.
     pub fn undelivered(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|v| v as u64)
             .map_err(|e| self.err(e))
     }
 
     /// Runs a read-only query closure on the connection (the kiosk core's
     /// loaders live beside the records they read, in `app`).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         f(&self.conn).map_err(|e| self.err(e))
     }
 }
@@ -274,14 +314,21 @@ impl Tx<'_> {
 
     /// Wraps a SQLite error with the file's name.
     pub fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Appends an event to the outbox with the board's next `seq`.
     pub fn emit(&mut self, event: &Event) -> Result<u64, StoreError> {
         let seq: i64 = self
             .tx
-            .query_row("UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value", [], |r| r.get(0))
+            .query_row(
+                "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))?;
         let env = Envelope::new(&self.board, seq as u64, self.now, self.synced, event);
         self.tx
@@ -296,16 +343,26 @@ impl Tx<'_> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     let known = MIGRATIONS.len() as i64;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
     if found > known {
-        return Err(StoreError::TooNew { path: path.to_owned(), found, known });
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute_batch(migration).map_err(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
         tracing::info!(path = %path.display(), version = i + 1, "database migrated");
     }
@@ -328,11 +385,16 @@ mod tests {
     use crate::event::{NeedRef, UnknownBadge};
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-28T06:45:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-28T06:45:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn closed(n: &str) -> Event {
-        Event::NeedClosed(NeedRef { need_id: n.into(), by: None })
+        Event::NeedClosed(NeedRef {
+            need_id: n.into(),
+            by: None,
+        })
     }
 
     #[test]
@@ -343,7 +405,10 @@ mod tests {
             let mut s = Store::open(&path, "demo").unwrap();
             for i in 0..3 {
                 let (_, envs) = s
-                    .transact(t0(), |tx| tx.emit(&closed(&i.to_string())).map_err(anyhow::Error::from))
+                    .transact(t0(), |tx| {
+                        tx.emit(&closed(&i.to_string()))
+                            .map_err(anyhow::Error::from)
+                    })
                     .unwrap();
                 assert_eq!(envs[0].seq, i + 1);
             }
@@ -391,10 +456,16 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(s.last_seq().unwrap(), 0);
         assert!(s.events_since(0).unwrap().is_empty());
-        let badges: i64 = s.read(|c| c.query_row("SELECT COUNT(*) FROM badges", [], |r| r.get(0))).unwrap();
+        let badges: i64 = s
+            .read(|c| c.query_row("SELECT COUNT(*) FROM badges", [], |r| r.get(0)))
+            .unwrap();
         assert_eq!(badges, 0);
         // And the next action gets seq 1.
-        let (_, envs) = s.transact(t0(), |tx| tx.emit(&closed("x")).map_err(anyhow::Error::from)).unwrap();
+        let (_, envs) = s
+            .transact(t0(), |tx| {
+                tx.emit(&closed("x")).map_err(anyhow::Error::from)
+            })
+            .unwrap();
         assert_eq!(envs[0].seq, 1);
     }
 
@@ -402,8 +473,12 @@ mod tests {
     fn wal_and_full_sync_are_set() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("k.db"), "demo").unwrap();
-        let mode: String = s.read(|c| c.pragma_query_value(None, "journal_mode", |r| r.get(0))).unwrap();
-        let sync: i64 = s.read(|c| c.pragma_query_value(None, "synchronous", |r| r.get(0))).unwrap();
+        let mode: String = s
+            .read(|c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
+            .unwrap();
+        let sync: i64 = s
+            .read(|c| c.pragma_query_value(None, "synchronous", |r| r.get(0)))
+            .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
     }
@@ -418,7 +493,10 @@ mod tests {
         drop(c);
         let e = Store::open(&path, "demo").err().unwrap();
         let msg = e.to_string();
-        assert!(msg.contains("schema version 99") && msg.contains("newer"), "{msg}");
+        assert!(
+            msg.contains("schema version 99") && msg.contains("newer"),
+            "{msg}"
+        );
         assert!(msg.contains(&path.display().to_string()), "{msg}");
     }
 }

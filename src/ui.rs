@@ -60,52 +60,75 @@ pub fn connect(ui: &KioskWindow, sink: impl Fn(Intent) + 'static) {
     k.on_dismiss(move || f(Intent::Dismiss));
 
     let f = sink.clone();
-    ui.global::<Attendance>().on_tap_name(move |id| f(Intent::TapName(id.to_string())));
+    ui.global::<Attendance>()
+        .on_tap_name(move |id| f(Intent::TapName(id.to_string())));
 
     let kpis = ui.global::<Kpis>();
     let f = sink.clone();
-    kpis.on_mark_hit(move |key, actual| f(Intent::KpiHit { key: key.into(), actual: actual.into() }));
-    let f = sink.clone();
-    kpis.on_save_miss(move |key, actual, reason, note, none_needed, what, owner, due| {
-        f(Intent::KpiMiss {
+    kpis.on_mark_hit(move |key, actual| {
+        f(Intent::KpiHit {
             key: key.into(),
             actual: actual.into(),
-            reason: opt_index(reason),
-            note: note.into(),
-            none_needed,
+        })
+    });
+    let f = sink.clone();
+    kpis.on_save_miss(
+        move |key, actual, reason, note, none_needed, what, owner, due| {
+            f(Intent::KpiMiss {
+                key: key.into(),
+                actual: actual.into(),
+                reason: opt_index(reason),
+                note: note.into(),
+                none_needed,
+                what: what.into(),
+                owner: owner.into(),
+                due: opt_index(due),
+            })
+        },
+    );
+
+    let actions = ui.global::<Actions>();
+    let f = sink.clone();
+    actions.on_mark_done(move |id| f(Intent::ActionDone(id.into())));
+    let f = sink.clone();
+    actions.on_reschedule(move |id, due| {
+        f(Intent::Reschedule(
+            id.into(),
+            opt_index(due).unwrap_or(usize::MAX),
+        ))
+    });
+    let f = sink.clone();
+    actions.on_mark_blocked(move |id| f(Intent::ActionBlocked(id.into())));
+    let f = sink.clone();
+    actions.on_add_action(move |what, owner, due| {
+        f(Intent::AddAction {
             what: what.into(),
             owner: owner.into(),
             due: opt_index(due),
         })
     });
 
-    let actions = ui.global::<Actions>();
     let f = sink.clone();
-    actions.on_mark_done(move |id| f(Intent::ActionDone(id.into())));
-    let f = sink.clone();
-    actions.on_reschedule(move |id, due| f(Intent::Reschedule(id.into(), opt_index(due).unwrap_or(usize::MAX))));
-    let f = sink.clone();
-    actions.on_mark_blocked(move |id| f(Intent::ActionBlocked(id.into())));
-    let f = sink.clone();
-    actions.on_add_action(move |what, owner, due| {
-        f(Intent::AddAction { what: what.into(), owner: owner.into(), due: opt_index(due) })
-    });
+    ui.global::<Needs>()
+        .on_raise(move |category, text, escalate| {
+            f(Intent::RaiseNeed {
+                category: opt_index(category),
+                text: text.into(),
+                escalate,
+            })
+        });
 
     let f = sink.clone();
-    ui.global::<Needs>().on_raise(move |category, text, escalate| {
-        f(Intent::RaiseNeed { category: opt_index(category), text: text.into(), escalate })
-    });
-
-    let f = sink.clone();
-    ui.global::<Experiment>().on_save(move |obstacle, expectation, next_step, owner, check| {
-        f(Intent::SaveExperiment {
-            obstacle: obstacle.into(),
-            expectation: expectation.into(),
-            next_step: next_step.into(),
-            owner: owner.into(),
-            check: opt_index(check),
-        })
-    });
+    ui.global::<Experiment>()
+        .on_save(move |obstacle, expectation, next_step, owner, check| {
+            f(Intent::SaveExperiment {
+                obstacle: obstacle.into(),
+                expectation: expectation.into(),
+                next_step: next_step.into(),
+                owner: owner.into(),
+                check: opt_index(check),
+            })
+        });
 
     let enrol = ui.global::<Enrol>();
     let f = sink.clone();
@@ -200,7 +223,11 @@ impl ClockView {
         ClockView {
             clock: local.format("%H:%M").to_string(),
             date: day(local.date_naive()),
-            timer: if started.is_some() { format!("{} / {}", mmss(elapsed), mmss(target)) } else { String::new() },
+            timer: if started.is_some() {
+                format!("{} / {}", mmss(elapsed), mmss(target))
+            } else {
+                String::new()
+            },
             timer_over: elapsed > target,
             dimmed: board.dimmed(now),
         }
@@ -225,7 +252,11 @@ fn person_view(row: &app::PersonRow, tz: chrono_tz::Tz) -> PersonView {
         initials: s(row.person.initials()),
         present: row.arrival.is_some(),
         late: row.arrival.as_ref().is_some_and(|a| a.late),
-        arrived: s(row.arrival.as_ref().map(|a| a.at.with_timezone(&tz).format("%H:%M").to_string()).unwrap_or_default()),
+        arrived: s(row
+            .arrival
+            .as_ref()
+            .map(|a| a.at.with_timezone(&tz).format("%H:%M").to_string())
+            .unwrap_or_default()),
     }
 }
 
@@ -288,7 +319,11 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
         .copied()
         .chain([Step::Close])
         .enumerate()
-        .map(|(i, step)| StepView { title: s(step.title()), done: i < current, current: i == current })
+        .map(|(i, step)| StepView {
+            title: s(step.title()),
+            done: i < current,
+            current: i == current,
+        })
         .collect();
     k.set_steps(model(steps));
     ClockView::of(view).apply(ui);
@@ -320,10 +355,14 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
             e.check_date.map(day).unwrap_or_default()
         )
     }));
-    idle.set_escalations(model(view.escalations.iter().map(|n| need_view(n, now)).collect()));
+    idle.set_escalations(model(
+        view.escalations.iter().map(|n| need_view(n, now)).collect(),
+    ));
 
     let att = ui.global::<Attendance>();
-    att.set_people(model(view.people.iter().map(|p| person_view(p, tz)).collect()));
+    att.set_people(model(
+        view.people.iter().map(|p| person_view(p, tz)).collect(),
+    ));
     if let Some(sum) = &view.summary {
         att.set_present_count(sum.present as i32);
         att.set_roster_count(sum.expected as i32);
@@ -367,12 +406,24 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
     ));
 
     let actions = ui.global::<Actions>();
-    actions.set_open_actions(model(view.open_actions.iter().map(|a| action_view(a, today)).collect()));
-    actions.set_new_actions(model(view.new_actions.iter().map(|a| action_view(a, today)).collect()));
+    actions.set_open_actions(model(
+        view.open_actions
+            .iter()
+            .map(|a| action_view(a, today))
+            .collect(),
+    ));
+    actions.set_new_actions(model(
+        view.new_actions
+            .iter()
+            .map(|a| action_view(a, today))
+            .collect(),
+    ));
 
     let needs = ui.global::<Needs>();
     needs.set_categories(model(view.categories.iter().map(s).collect()));
-    needs.set_needs(model(view.needs.iter().map(|n| need_view(n, now)).collect()));
+    needs.set_needs(model(
+        view.needs.iter().map(|n| need_view(n, now)).collect(),
+    ));
 
     let exp = ui.global::<Experiment>();
     exp.set_obstacle(s(&e.obstacle));
@@ -395,7 +446,8 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
         summary.set_over_target(sum.duration_s > sum.target_s);
     }
 
-    ui.global::<Enrol>().set_people(model(view.enrol_people.iter().map(plain_person).collect()));
+    ui.global::<Enrol>()
+        .set_people(model(view.enrol_people.iter().map(plain_person).collect()));
 }
 
 /// Runs the kiosk: the window on this thread, the core on another, the
@@ -409,21 +461,27 @@ pub fn run(board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result
     });
     if let Some(source) = source {
         let (badge_tx, badge_rx) = mpsc::channel::<BadgeInput>();
-        std::thread::Builder::new().name("badge".into()).spawn(move || source.run(badge_tx))?;
+        std::thread::Builder::new()
+            .name("badge".into())
+            .spawn(move || source.run(badge_tx))?;
         let tx = tx.clone();
-        std::thread::Builder::new().name("badge-forward".into()).spawn(move || {
-            for input in badge_rx {
-                if tx.send(Intent::Badge(input)).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name("badge-forward".into())
+            .spawn(move || {
+                for input in badge_rx {
+                    if tx.send(Intent::Badge(input)).is_err() {
+                        break;
+                    }
                 }
-            }
-        })?;
+            })?;
     }
     // The first view is applied before the window shows.
     let first = board.view(Utc::now())?;
     apply(&first, &ui);
     let weak = ui.as_weak();
-    let core = std::thread::Builder::new().name("core".into()).spawn(move || core_loop(board, rx, weak))?;
+    let core = std::thread::Builder::new()
+        .name("core".into())
+        .spawn(move || core_loop(board, rx, weak))?;
     ui.run()?;
     drop(tx);
     let _ = core.join();
@@ -452,7 +510,10 @@ fn core_loop(mut board: Board, rx: Receiver<Intent>, ui: slint::Weak<KioskWindow
             match board.view(now) {
                 Ok(view) => {
                     last_clock = Some(ClockView::of(&view));
-                    if ui.upgrade_in_event_loop(move |ui| apply(&view, &ui)).is_err() {
+                    if ui
+                        .upgrade_in_event_loop(move |ui| apply(&view, &ui))
+                        .is_err()
+                    {
                         return;
                     }
                 }

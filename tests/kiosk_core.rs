@@ -22,7 +22,10 @@ fn config(dir: &Path) -> KioskConfig {
 
 /// Monday 30 Nov 2026 at a local time in the shipped zone (Europe/Berlin).
 fn at(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 11, 30, h, m, 0).unwrap().with_timezone(&Utc)
+    chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 30, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn badge(n: &str) -> Intent {
@@ -30,7 +33,13 @@ fn badge(n: &str) -> Intent {
 }
 
 fn events(board: &Board) -> Vec<Envelope> {
-    board.store().events_since(0).unwrap().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    board
+        .store()
+        .events_since(0)
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn kinds(board: &Board) -> Vec<String> {
@@ -55,7 +64,14 @@ fn a_whole_huddle_from_first_tap_to_summary() {
 
     b.handle(Intent::NextStep, at(6, 53)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Kpis));
-    b.handle(Intent::KpiHit { key: "safety".into(), actual: "0".into() }, at(6, 53)).unwrap();
+    b.handle(
+        Intent::KpiHit {
+            key: "safety".into(),
+            actual: "0".into(),
+        },
+        at(6, 53),
+    )
+    .unwrap();
     b.handle(
         Intent::KpiMiss {
             key: "quality".into(),
@@ -84,12 +100,35 @@ fn a_whole_huddle_from_first_tap_to_summary() {
         at(6, 54),
     )
     .unwrap();
-    b.handle(Intent::KpiHit { key: "cost".into(), actual: String::new() }, at(6, 54)).unwrap();
+    b.handle(
+        Intent::KpiHit {
+            key: "cost".into(),
+            actual: String::new(),
+        },
+        at(6, 54),
+    )
+    .unwrap();
     b.handle(Intent::NextStep, at(6, 55)).unwrap();
     b.handle(Intent::NextStep, at(6, 55)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Needs));
-    b.handle(Intent::RaiseNeed { category: Some(1), text: "Labels".into(), escalate: true }, at(6, 55)).unwrap();
-    b.handle(Intent::RaiseNeed { category: Some(0), text: "Cover".into(), escalate: false }, at(6, 56)).unwrap();
+    b.handle(
+        Intent::RaiseNeed {
+            category: Some(1),
+            text: "Labels".into(),
+            escalate: true,
+        },
+        at(6, 55),
+    )
+    .unwrap();
+    b.handle(
+        Intent::RaiseNeed {
+            category: Some(0),
+            text: "Cover".into(),
+            escalate: false,
+        },
+        at(6, 56),
+    )
+    .unwrap();
     b.handle(Intent::NextStep, at(6, 56)).unwrap();
     b.handle(
         Intent::SaveExperiment {
@@ -103,7 +142,15 @@ fn a_whole_huddle_from_first_tap_to_summary() {
     )
     .unwrap();
     b.handle(Intent::NextStep, at(6, 57)).unwrap();
-    b.handle(Intent::AddAction { what: "Clean nozzle".into(), owner: "p01".into(), due: Some(0) }, at(6, 57)).unwrap();
+    b.handle(
+        Intent::AddAction {
+            what: "Clean nozzle".into(),
+            owner: "p01".into(),
+            due: Some(0),
+        },
+        at(6, 57),
+    )
+    .unwrap();
     b.handle(Intent::NextStep, at(6, 57)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Close));
 
@@ -111,9 +158,17 @@ fn a_whole_huddle_from_first_tap_to_summary() {
     b.handle(Intent::CloseHuddle, at(6, 58)).unwrap();
     b.handle(badge("1002"), at(6, 58)).unwrap();
     assert!(b.huddle().is_some(), "a member's badge closed the huddle");
-    assert!(b.view(at(6, 58)).unwrap().error.unwrap().contains("team leader"));
+    assert!(b
+        .view(at(6, 58))
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("team leader"));
     b.handle(badge(SUPERVISOR), at(6, 58)).unwrap();
-    assert!(b.huddle().is_some(), "a supervisor's badge closed the huddle");
+    assert!(
+        b.huddle().is_some(),
+        "a supervisor's badge closed the huddle"
+    );
     b.handle(badge(LEADER), at(6, 59)).unwrap();
     assert!(b.huddle().is_none());
     assert_eq!(b.screen(), Screen::Summary);
@@ -132,11 +187,18 @@ fn a_whole_huddle_from_first_tap_to_summary() {
     assert_eq!(k.iter().filter(|k| *k == "attendance.tapped").count(), 5);
     assert_eq!(k.iter().filter(|k| *k == "need.escalated").count(), 1);
     let seqs: Vec<u64> = events(&b).iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq is gap-free");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq is gap-free"
+    );
     // No badge number in any payload.
     for line in b.store().events_since(0).unwrap() {
         for n in ["1001", "1002", "1003", "1004", "2001"] {
-            assert!(!line.contains(&format!("\"{n}\"")), "badge number {n} in {line}");
+            assert!(
+                !line.contains(&format!("\"{n}\"")),
+                "badge number {n} in {line}"
+            );
         }
     }
 }
@@ -149,7 +211,14 @@ fn reopening_gives_the_same_huddle_back() {
         b.handle(badge(LEADER), at(6, 40)).unwrap();
         b.handle(badge("1002"), at(6, 41)).unwrap();
         b.handle(Intent::NextStep, at(6, 42)).unwrap();
-        b.handle(Intent::KpiHit { key: "safety".into(), actual: String::new() }, at(6, 42)).unwrap();
+        b.handle(
+            Intent::KpiHit {
+                key: "safety".into(),
+                actual: String::new(),
+            },
+            at(6, 42),
+        )
+        .unwrap();
         b.handle(Intent::NextStep, at(6, 43)).unwrap();
         // Dropped without closing, as a SIGKILL would.
     }
@@ -193,7 +262,10 @@ fn a_scheduled_huddle_is_started_once() {
     // A later tap in the same window does not start the slot again.
     b.handle(badge("1003"), at(7, 0)).unwrap();
     assert!(b.huddle().is_none());
-    assert_eq!(kinds(&b).iter().filter(|k| *k == "huddle.started").count(), 1);
+    assert_eq!(
+        kinds(&b).iter().filter(|k| *k == "huddle.started").count(),
+        1
+    );
 }
 
 #[test]
@@ -205,22 +277,40 @@ fn an_unknown_badge_is_enrolled_by_a_team_leader() {
     assert_eq!(b.screen(), Screen::UnknownBadge);
     b.handle(Intent::EnrolBegin, at(6, 41)).unwrap();
     assert_eq!(b.screen(), Screen::Enrol);
-    b.handle(Intent::EnrolChoose("p06".into()), at(6, 41)).unwrap();
-    assert!(b.view(at(6, 41)).unwrap().prompt.unwrap().contains("Fatima Haddad"));
+    b.handle(Intent::EnrolChoose("p06".into()), at(6, 41))
+        .unwrap();
+    assert!(b
+        .view(at(6, 41))
+        .unwrap()
+        .prompt
+        .unwrap()
+        .contains("Fatima Haddad"));
     // A member cannot authorise; an unknown badge cannot either.
     b.handle(badge("1002"), at(6, 42)).unwrap();
     b.handle(badge("77777"), at(6, 42)).unwrap();
     assert_eq!(b.screen(), Screen::Enrol);
     b.handle(badge(LEADER), at(6, 42)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Attendance));
-    assert!(b.huddle().unwrap().attendance.contains_key("p06"), "the enrolled person counts as arrived");
+    assert!(
+        b.huddle().unwrap().attendance.contains_key("p06"),
+        "the enrolled person counts as arrived"
+    );
     let k = kinds(&b);
     assert!(k.contains(&"attendance.unknown_badge".to_string()));
     assert!(k.contains(&"badge.enrolled".to_string()));
     // The badge now works after a restart too.
     drop(b);
     let mut b = Board::open(config(dir.path()), at(6, 50)).unwrap();
-    assert_eq!(b.roster().by_badge(&huddle_board::badge::hash_badge(b"demo-site-key-change-me", "55555")).unwrap().id, "p06");
+    assert_eq!(
+        b.roster()
+            .by_badge(&huddle_board::badge::hash_badge(
+                b"demo-site-key-change-me",
+                "55555"
+            ))
+            .unwrap()
+            .id,
+        "p06"
+    );
     b.handle(badge("55555"), at(6, 59)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Attendance));
 }
@@ -231,9 +321,11 @@ fn a_half_done_enrolment_times_out_to_the_board() {
     let mut b = Board::open(config(dir.path()), at(10, 0)).unwrap();
     b.handle(badge("55555"), at(10, 0)).unwrap();
     b.handle(Intent::EnrolBegin, at(10, 0)).unwrap();
-    b.handle(Intent::Tick, at(10, 0) + Duration::seconds(30)).unwrap();
+    b.handle(Intent::Tick, at(10, 0) + Duration::seconds(30))
+        .unwrap();
     assert_eq!(b.screen(), Screen::Enrol);
-    b.handle(Intent::Tick, at(10, 0) + Duration::seconds(61)).unwrap();
+    b.handle(Intent::Tick, at(10, 0) + Duration::seconds(61))
+        .unwrap();
     assert_eq!(b.screen(), Screen::Idle);
 }
 
@@ -256,8 +348,24 @@ fn refused_inputs_store_nothing() {
     b.handle(miss(None, true), at(6, 41)).unwrap();
     assert!(b.view(at(6, 41)).unwrap().error.unwrap().contains("reason"));
     b.handle(miss(Some(0), false), at(6, 41)).unwrap();
-    b.handle(Intent::AddAction { what: "x".into(), owner: "nobody".into(), due: Some(0) }, at(6, 41)).unwrap();
-    b.handle(Intent::RaiseNeed { category: None, text: "x".into(), escalate: false }, at(6, 41)).unwrap();
+    b.handle(
+        Intent::AddAction {
+            what: "x".into(),
+            owner: "nobody".into(),
+            due: Some(0),
+        },
+        at(6, 41),
+    )
+    .unwrap();
+    b.handle(
+        Intent::RaiseNeed {
+            category: None,
+            text: "x".into(),
+            escalate: false,
+        },
+        at(6, 41),
+    )
+    .unwrap();
     assert_eq!(b.store().last_seq().unwrap(), before);
     // Starting is the team leader's: a member's badge at the prompt is refused.
     drop(b);

@@ -25,7 +25,8 @@ pub struct BadgeHash(String);
 impl BadgeHash {
     /// Accepts a stored or configured hash (64 hex digits).
     pub fn parse(hex: &str) -> Option<BadgeHash> {
-        (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| BadgeHash(hex.to_ascii_lowercase()))
+        (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| BadgeHash(hex.to_ascii_lowercase()))
     }
 
     /// The hex digits.
@@ -116,7 +117,9 @@ fn forward_lines(reader: impl BufRead, out: &Sender<BadgeInput>) -> bool {
             continue;
         }
         let input = if line.chars().all(|c| c.is_ascii_digit()) {
-            BadgeInput::Read(BadgeRead { number: line.to_owned() })
+            BadgeInput::Read(BadgeRead {
+                number: line.to_owned(),
+            })
         } else {
             BadgeInput::Unreadable("not a badge number".to_owned())
         };
@@ -177,13 +180,21 @@ pub struct KeyboardWedge {
 impl KeyboardWedge {
     /// `timeout` between keys; `min_digits` make a badge.
     pub fn new(timeout: Duration, min_digits: usize) -> Self {
-        KeyboardWedge { digits: String::new(), last_key: None, timeout, min_digits }
+        KeyboardWedge {
+            digits: String::new(),
+            last_key: None,
+            timeout,
+            min_digits,
+        }
     }
 
     /// One key typed at `now`: a digit, or `"\n"` / `"\r"` for Enter.
     /// Returns a badge when Enter completes one.
     pub fn key(&mut self, text: &str, now: Instant) -> Option<BadgeRead> {
-        if self.last_key.is_some_and(|t| now.saturating_duration_since(t) > self.timeout) {
+        if self
+            .last_key
+            .is_some_and(|t| now.saturating_duration_since(t) > self.timeout)
+        {
             self.digits.clear();
         }
         self.last_key = Some(now);
@@ -222,7 +233,13 @@ mod tests {
         assert!(!a.as_str().contains("4242") || a.as_str() != "4242");
         assert_eq!(BadgeHash::parse(a.as_str()), Some(a.clone()));
         assert_eq!(BadgeHash::parse("xyz"), None);
-        assert!(!format!("{:?}", BadgeRead { number: "4242".into() }).contains("4242"));
+        assert!(!format!(
+            "{:?}",
+            BadgeRead {
+                number: "4242".into()
+            }
+        )
+        .contains("4242"));
     }
 
     #[test]
@@ -232,7 +249,10 @@ mod tests {
         for (i, d) in ["1", "0", "0", "1"].iter().enumerate() {
             assert_eq!(w.key(d, t + Duration::from_millis(i as u64 * 10)), None);
         }
-        assert_eq!(w.key("\n", t + Duration::from_millis(50)).unwrap().number, "1001");
+        assert_eq!(
+            w.key("\n", t + Duration::from_millis(50)).unwrap().number,
+            "1001"
+        );
         // Too short: not a badge.
         w.key("1", t + Duration::from_millis(60));
         assert_eq!(w.key("\n", t + Duration::from_millis(70)), None);
@@ -248,7 +268,10 @@ mod tests {
         for (i, d) in ["1", "2", "3"].iter().enumerate() {
             w.key(d, t + Duration::from_millis(400 + i as u64 * 10));
         }
-        assert_eq!(w.key("\r", t + Duration::from_millis(450)).unwrap().number, "123");
+        assert_eq!(
+            w.key("\r", t + Duration::from_millis(450)).unwrap().number,
+            "123"
+        );
         // Any other key resets.
         w.key("5", t + Duration::from_millis(500));
         w.key("5", t + Duration::from_millis(510));
@@ -260,14 +283,21 @@ mod tests {
     #[test]
     fn line_source_reports_digits_and_refuses_the_rest() {
         let (tx, rx) = std::sync::mpsc::channel();
-        Box::new(LineSource::new(std::io::Cursor::new("1001\n\nabc\n 2002 \n"))).run(tx);
+        Box::new(LineSource::new(std::io::Cursor::new(
+            "1001\n\nabc\n 2002 \n",
+        )))
+        .run(tx);
         let got: Vec<_> = rx.try_iter().collect();
         assert_eq!(
             got,
             vec![
-                BadgeInput::Read(BadgeRead { number: "1001".into() }),
+                BadgeInput::Read(BadgeRead {
+                    number: "1001".into()
+                }),
                 BadgeInput::Unreadable("not a badge number".into()),
-                BadgeInput::Read(BadgeRead { number: "2002".into() }),
+                BadgeInput::Read(BadgeRead {
+                    number: "2002".into()
+                }),
             ]
         );
     }

@@ -60,7 +60,8 @@ fn load(path: Option<&Path>) -> anyhow::Result<KioskConfig> {
     Ok(match path {
         Some(p) => KioskConfig::load(p)?,
         None => {
-            let mut c = KioskConfig::from_toml(DEFAULT_CONFIG, Path::new("<embedded config/kiosk.toml>"))?;
+            let mut c =
+                KioskConfig::from_toml(DEFAULT_CONFIG, Path::new("<embedded config/kiosk.toml>"))?;
             c.apply_env(|name| std::env::var(name).ok());
             c.validate()?;
             c
@@ -83,7 +84,9 @@ fn badge_source(config: &KioskConfig) -> anyhow::Result<Option<Box<dyn BadgeSour
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = text.split_once('x').context("a size is WIDTHxHEIGHT, e.g. 800x480")?;
+    let (w, h) = text
+        .split_once('x')
+        .context("a size is WIDTHxHEIGHT, e.g. 800x480")?;
     Ok((w.parse().context("width")?, h.parse().context("height")?))
 }
 
@@ -100,7 +103,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let sizes = if sizes.is_empty() {
                 huddle_board::snapshot::SIZES.to_vec()
             } else {
-                sizes.iter().map(|s| parse_size(s)).collect::<anyhow::Result<_>>()?
+                sizes
+                    .iter()
+                    .map(|s| parse_size(s))
+                    .collect::<anyhow::Result<_>>()?
             };
             for path in huddle_board::snapshot::render_all(&config, &out, &sizes)? {
                 println!("{}", path.display());
@@ -109,7 +115,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Events { since } => {
             let path = config.database_path();
-            anyhow::ensure!(path.exists(), "no database at {} yet: the board has recorded nothing", path.display());
+            anyhow::ensure!(
+                path.exists(),
+                "no database at {} yet: the board has recorded nothing",
+                path.display()
+            );
             let store = Store::open(&path, &config.board.id)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for line in store.events_since(since)? {

@@ -37,8 +37,14 @@ pub enum Step {
 
 impl Step {
     /// The configurable steps in the standard order.
-    pub const ALL_AGENDA: [Step; 6] =
-        [Step::Attendance, Step::Kpis, Step::OpenActions, Step::Needs, Step::Experiment, Step::NewActions];
+    pub const ALL_AGENDA: [Step; 6] = [
+        Step::Attendance,
+        Step::Kpis,
+        Step::OpenActions,
+        Step::Needs,
+        Step::Experiment,
+        Step::NewActions,
+    ];
 
     /// Config and wire name.
     pub fn key(self) -> &'static str {
@@ -55,7 +61,10 @@ impl Step {
 
     /// Parses a config or wire name.
     pub fn from_key(key: &str) -> Option<Step> {
-        Step::ALL_AGENDA.into_iter().chain([Step::Close]).find(|s| s.key() == key)
+        Step::ALL_AGENDA
+            .into_iter()
+            .chain([Step::Close])
+            .find(|s| s.key() == key)
     }
 
     /// The title on screen.
@@ -88,7 +97,9 @@ pub fn clean_text(value: &str, what: &str, required: bool) -> Result<String, Ref
         return refuse(format!("Please enter {what}."));
     }
     if text.chars().count() > MAX_TEXT {
-        return refuse(format!("{what} is too long (at most {MAX_TEXT} characters)."));
+        return refuse(format!(
+            "{what} is too long (at most {MAX_TEXT} characters)."
+        ));
     }
     Ok(text.to_owned())
 }
@@ -112,16 +123,28 @@ pub struct NewAction {
 
 impl NewAction {
     /// Checks text, owner (on the roster) and due date (not in the past).
-    pub fn validate(what: &str, owner: &str, due: Option<NaiveDate>, roster: &Roster, today: NaiveDate) -> Result<Self, Refusal> {
+    pub fn validate(
+        what: &str,
+        owner: &str,
+        due: Option<NaiveDate>,
+        roster: &Roster,
+        today: NaiveDate,
+    ) -> Result<Self, Refusal> {
         let what = clean_text(what, "what the action is", true)?;
         if roster.person(owner).is_none() {
             return refuse("Pick the action's owner.");
         }
-        let Some(due) = due else { return refuse("Pick a due date.") };
+        let Some(due) = due else {
+            return refuse("Pick a due date.");
+        };
         if due < today {
             return refuse("The due date is in the past.");
         }
-        Ok(NewAction { what, owner: owner.to_owned(), due })
+        Ok(NewAction {
+            what,
+            owner: owner.to_owned(),
+            due,
+        })
     }
 }
 
@@ -198,12 +221,22 @@ impl KpiReview {
         } else if input.action_what.trim().is_empty() {
             return refuse("Add an action for the miss, or choose \"None needed\".");
         } else {
-            Some(NewAction::validate(input.action_what, input.action_owner, input.action_due, roster, today)?)
+            Some(NewAction::validate(
+                input.action_what,
+                input.action_owner,
+                input.action_due,
+                roster,
+                today,
+            )?)
         };
         Ok(KpiReview {
             kpi: kpi.to_owned(),
             actual: clean_text(actual, "the actual figure", false)?,
-            outcome: KpiOutcome::Missed { reason: reason.clone(), note, action },
+            outcome: KpiOutcome::Missed {
+                reason: reason.clone(),
+                note,
+                action,
+            },
         })
     }
 }
@@ -221,11 +254,20 @@ pub struct NeedInput {
 
 impl NeedInput {
     /// Checks category and text.
-    pub fn validate(category: Option<usize>, text: &str, escalated: bool, categories: &[String]) -> Result<Self, Refusal> {
+    pub fn validate(
+        category: Option<usize>,
+        text: &str,
+        escalated: bool,
+        categories: &[String],
+    ) -> Result<Self, Refusal> {
         let Some(category) = category.and_then(|i| categories.get(i)) else {
             return refuse("Pick the need's category.");
         };
-        Ok(NeedInput { category: category.clone(), text: clean_text(text, "what is needed", true)?, escalated })
+        Ok(NeedInput {
+            category: category.clone(),
+            text: clean_text(text, "what is needed", true)?,
+            escalated,
+        })
     }
 }
 
@@ -260,8 +302,16 @@ impl ExperimentInput {
         if roster.person(owner).is_none() {
             return refuse("Pick the experiment's owner.");
         }
-        let Some(check_date) = check_date else { return refuse("Pick the date to check the result.") };
-        Ok(ExperimentInput { obstacle, expectation, next_step, owner: owner.to_owned(), check_date })
+        let Some(check_date) = check_date else {
+            return refuse("Pick the date to check the result.");
+        };
+        Ok(ExperimentInput {
+            obstacle,
+            expectation,
+            next_step,
+            owner: owner.to_owned(),
+            check_date,
+        })
     }
 }
 
@@ -270,7 +320,10 @@ pub fn may_start(person: &Person) -> Result<(), Refusal> {
     if person.role.may_run_huddle() {
         Ok(())
     } else {
-        refuse(format!("{} cannot start the huddle: the team leader's badge starts it.", person.name))
+        refuse(format!(
+            "{} cannot start the huddle: the team leader's badge starts it.",
+            person.name
+        ))
     }
 }
 
@@ -279,7 +332,10 @@ pub fn may_close(person: &Person) -> Result<(), Refusal> {
     if person.role.may_run_huddle() {
         Ok(())
     } else {
-        refuse(format!("{} cannot close the huddle: the team leader's badge closes it.", person.name))
+        refuse(format!(
+            "{} cannot close the huddle: the team leader's badge closes it.",
+            person.name
+        ))
     }
 }
 
@@ -288,7 +344,10 @@ pub fn may_enrol(person: &Person) -> Result<(), Refusal> {
     if person.role.may_enrol() {
         Ok(())
     } else {
-        refuse(format!("{} cannot enrol badges: a team leader or supervisor must confirm.", person.name))
+        refuse(format!(
+            "{} cannot enrol badges: a team leader or supervisor must confirm.",
+            person.name
+        ))
     }
 }
 
@@ -380,7 +439,13 @@ impl Huddle {
     }
 
     /// Counts for the summary at `now` (or at close).
-    pub fn summary(&self, roster: &Roster, kpis_total: usize, target: Duration, now: DateTime<Utc>) -> Summary {
+    pub fn summary(
+        &self,
+        roster: &Roster,
+        kpis_total: usize,
+        target: Duration,
+        now: DateTime<Utc>,
+    ) -> Summary {
         let expected: Vec<&Person> = roster.expected().collect();
         let end = self.closed_at.unwrap_or(now);
         Summary {
@@ -412,9 +477,21 @@ mod tests {
     fn roster() -> Roster {
         Roster::new(
             vec![
-                Person { id: "p1".into(), name: "Ana Silva".into(), role: Role::Member },
-                Person { id: "p2".into(), name: "Eva Novak".into(), role: Role::TeamLeader },
-                Person { id: "p3".into(), name: "Sam Reyes".into(), role: Role::Supervisor },
+                Person {
+                    id: "p1".into(),
+                    name: "Ana Silva".into(),
+                    role: Role::Member,
+                },
+                Person {
+                    id: "p2".into(),
+                    name: "Eva Novak".into(),
+                    role: Role::TeamLeader,
+                },
+                Person {
+                    id: "p3".into(),
+                    name: "Sam Reyes".into(),
+                    role: Role::Supervisor,
+                },
             ],
             [],
         )
@@ -432,22 +509,46 @@ mod tests {
 
     #[test]
     fn a_miss_without_a_reason_cannot_be_saved() {
-        let input = MissInput { reason: None, none_needed: true, ..Default::default() };
-        let e = KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
+        let input = MissInput {
+            reason: None,
+            none_needed: true,
+            ..Default::default()
+        };
+        let e =
+            KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
         assert!(e.0.contains("reason"), "{e}");
-        let input = MissInput { reason: Some(7), none_needed: true, ..Default::default() };
+        let input = MissInput {
+            reason: Some(7),
+            none_needed: true,
+            ..Default::default()
+        };
         assert!(KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).is_err());
     }
 
     #[test]
     fn a_miss_needs_an_action_or_none_needed() {
-        let input = MissInput { reason: Some(0), ..Default::default() };
-        let e = KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
+        let input = MissInput {
+            reason: Some(0),
+            ..Default::default()
+        };
+        let e =
+            KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
         assert!(e.0.contains("None needed"), "{e}");
 
-        let none = MissInput { reason: Some(0), none_needed: true, ..Default::default() };
+        let none = MissInput {
+            reason: Some(0),
+            none_needed: true,
+            ..Default::default()
+        };
         let r = KpiReview::missed("quality", "96", &none, &reasons(), &roster(), today()).unwrap();
-        assert_eq!(r.outcome, KpiOutcome::Missed { reason: "Material".into(), note: String::new(), action: None });
+        assert_eq!(
+            r.outcome,
+            KpiOutcome::Missed {
+                reason: "Material".into(),
+                note: String::new(),
+                action: None
+            }
+        );
 
         let with_action = MissInput {
             reason: Some(1),
@@ -456,8 +557,14 @@ mod tests {
             action_due: due_date(1, today()),
             ..Default::default()
         };
-        let r = KpiReview::missed("quality", "", &with_action, &reasons(), &roster(), today()).unwrap();
-        let KpiOutcome::Missed { action: Some(a), .. } = r.outcome else { panic!("no action") };
+        let r =
+            KpiReview::missed("quality", "", &with_action, &reasons(), &roster(), today()).unwrap();
+        let KpiOutcome::Missed {
+            action: Some(a), ..
+        } = r.outcome
+        else {
+            panic!("no action")
+        };
         assert_eq!(a.what, "Check the lot");
         assert_eq!(a.due, NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
     }
@@ -470,7 +577,14 @@ mod tests {
         assert!(NewAction::validate("  ", "p1", due_date(0, today()), &r, today()).is_err());
         let yesterday = today().pred_opt();
         assert!(NewAction::validate("x", "p1", yesterday, &r, today()).is_err());
-        assert!(NewAction::validate(&"x".repeat(MAX_TEXT + 1), "p1", due_date(0, today()), &r, today()).is_err());
+        assert!(NewAction::validate(
+            &"x".repeat(MAX_TEXT + 1),
+            "p1",
+            due_date(0, today()),
+            &r,
+            today()
+        )
+        .is_err());
         assert!(NewAction::validate("x", "p1", due_date(3, today()), &r, today()).is_ok());
         assert_eq!(due_date(4, today()), None);
     }
@@ -494,7 +608,11 @@ mod tests {
         let cats = vec!["People".to_string()];
         assert!(NeedInput::validate(None, "x", false, &cats).is_err());
         assert!(NeedInput::validate(Some(0), " ", false, &cats).is_err());
-        assert!(NeedInput::validate(Some(0), "Cover Monday", true, &cats).unwrap().escalated);
+        assert!(
+            NeedInput::validate(Some(0), "Cover Monday", true, &cats)
+                .unwrap()
+                .escalated
+        );
         let r = roster();
         assert!(ExperimentInput::validate("o", "e", "n", "p1", due_date(3, today()), &r).is_ok());
         assert!(ExperimentInput::validate("o", "", "n", "p1", due_date(3, today()), &r).is_err());
@@ -505,7 +623,8 @@ mod tests {
     fn summary_counts() {
         let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
         let mut h = Huddle::new("h".into(), t0, t0);
-        h.attendance.insert("p1".into(), Arrival { at: t0, late: true });
+        h.attendance
+            .insert("p1".into(), Arrival { at: t0, late: true });
         h.kpis.insert("safety".into(), true);
         h.kpis.insert("quality".into(), false);
         h.closed_at = Some(t0 + Duration::seconds(754));

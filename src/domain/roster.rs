@@ -34,9 +34,14 @@ impl Role {
 
     /// Parses the stored name.
     pub fn from_key(key: &str) -> Option<Role> {
-        [Role::Member, Role::TeamLeader, Role::Supervisor, Role::Manager]
-            .into_iter()
-            .find(|r| r.key() == key)
+        [
+            Role::Member,
+            Role::TeamLeader,
+            Role::Supervisor,
+            Role::Manager,
+        ]
+        .into_iter()
+        .find(|r| r.key() == key)
     }
 
     /// Whether this role starts and closes the huddle (the team leader).
@@ -95,7 +100,10 @@ pub struct Roster {
 impl Roster {
     /// Builds a roster; badges naming nobody on it are ignored.
     pub fn new(people: Vec<Person>, badges: impl IntoIterator<Item = (BadgeHash, String)>) -> Self {
-        let mut roster = Roster { people, badges: HashMap::new() };
+        let mut roster = Roster {
+            people,
+            badges: HashMap::new(),
+        };
         for (hash, person) in badges {
             if roster.person(&person).is_some() {
                 roster.badges.insert(hash, person);
@@ -157,9 +165,20 @@ mod tests {
 
     #[test]
     fn badges_find_people_and_enrolment_moves_them() {
-        let ana = Person { id: "p1".into(), name: "Ana Silva".into(), role: Role::Member };
-        let ben = Person { id: "p2".into(), name: "Ben Okafor".into(), role: Role::TeamLeader };
-        let mut roster = Roster::new(vec![ana, ben], [(hash("1"), "p1".into()), (hash("9"), "nobody".into())]);
+        let ana = Person {
+            id: "p1".into(),
+            name: "Ana Silva".into(),
+            role: Role::Member,
+        };
+        let ben = Person {
+            id: "p2".into(),
+            name: "Ben Okafor".into(),
+            role: Role::TeamLeader,
+        };
+        let mut roster = Roster::new(
+            vec![ana, ben],
+            [(hash("1"), "p1".into()), (hash("9"), "nobody".into())],
+        );
         assert_eq!(roster.by_badge(&hash("1")).unwrap().id, "p1");
         assert!(roster.by_badge(&hash("9")).is_none());
         roster.enrol(hash("2"), "p2");

@@ -31,11 +31,23 @@ impl Schedule {
     /// `times` local start times in `tz`; a slot may be started from
     /// `opens_before` ahead of it until `window` after it; arrivals (and
     /// starts) later than `grace` after it are late.
-    pub fn new(times: Vec<NaiveTime>, tz: Tz, opens_before: Duration, window: Duration, grace: Duration) -> Self {
+    pub fn new(
+        times: Vec<NaiveTime>,
+        tz: Tz,
+        opens_before: Duration,
+        window: Duration,
+        grace: Duration,
+    ) -> Self {
         let mut times = times;
         times.sort();
         times.dedup();
-        Schedule { times, tz, opens_before, window, grace }
+        Schedule {
+            times,
+            tz,
+            opens_before,
+            window,
+            grace,
+        }
     }
 
     /// The time zone.
@@ -53,7 +65,9 @@ impl Schedule {
         let today = now.with_timezone(&self.tz).date_naive();
         let mut slots = Vec::new();
         for offset in -1..=1 {
-            let Some(day) = today.checked_add_signed(Duration::days(offset)) else { continue };
+            let Some(day) = today.checked_add_signed(Duration::days(offset)) else {
+                continue;
+            };
             for t in &self.times {
                 slots.push(self.slot_on(day, *t));
             }
@@ -79,7 +93,10 @@ impl Schedule {
                 }
             }
         };
-        Slot { local, at: at.with_timezone(&Utc) }
+        Slot {
+            local,
+            at: at.with_timezone(&Utc),
+        }
     }
 
     /// The slot whose start window (`opens_before` ahead until `window`
@@ -103,7 +120,12 @@ impl Schedule {
 
     /// Whether a slot is missed at `now`: not started within its grace.
     /// `started` is the start of the huddle held for this slot, if any.
-    pub fn is_missed(&self, slot: &Slot, started: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    pub fn is_missed(
+        &self,
+        slot: &Slot,
+        started: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
         let deadline = slot.at + self.grace;
         match started {
             Some(s) => s > deadline,
@@ -139,7 +161,9 @@ pub fn classify_tap(
     if present || recent {
         TapKind::AlreadyHere
     } else {
-        TapKind::Arrival { late: schedule.is_late(due, now) }
+        TapKind::Arrival {
+            late: schedule.is_late(due, now),
+        }
     }
 }
 
@@ -173,17 +197,38 @@ mod tests {
     fn window_opens_before_and_closes_after() {
         let s = berlin(&[(6, 45), (14, 45)]);
         assert!(s.open_slot(local(&s, 2026, 11, 28, 6, 29)).is_none());
-        assert_eq!(s.open_slot(local(&s, 2026, 11, 28, 6, 30)).unwrap().local.time(), hm(6, 45));
-        assert_eq!(s.open_slot(local(&s, 2026, 11, 28, 7, 45)).unwrap().local.time(), hm(6, 45));
+        assert_eq!(
+            s.open_slot(local(&s, 2026, 11, 28, 6, 30))
+                .unwrap()
+                .local
+                .time(),
+            hm(6, 45)
+        );
+        assert_eq!(
+            s.open_slot(local(&s, 2026, 11, 28, 7, 45))
+                .unwrap()
+                .local
+                .time(),
+            hm(6, 45)
+        );
         assert!(s.open_slot(local(&s, 2026, 11, 28, 7, 46)).is_none());
-        assert_eq!(s.next_slot(local(&s, 2026, 11, 28, 7, 46)).unwrap().local.time(), hm(14, 45));
+        assert_eq!(
+            s.next_slot(local(&s, 2026, 11, 28, 7, 46))
+                .unwrap()
+                .local
+                .time(),
+            hm(14, 45)
+        );
     }
 
     #[test]
     fn night_shift_crosses_midnight() {
         let s = berlin(&[(23, 50)]);
         let slot = s.open_slot(local(&s, 2026, 11, 29, 0, 20)).unwrap();
-        assert_eq!(slot.local.date(), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        assert_eq!(
+            slot.local.date(),
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+        );
         assert!(s.is_late(slot.at, local(&s, 2026, 11, 28, 23, 56)));
         assert!(!s.is_late(slot.at, local(&s, 2026, 11, 28, 23, 55)));
     }
@@ -196,7 +241,10 @@ mod tests {
         assert_eq!(slot.at, Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
         // The repeated hour in October takes its first instant (CEST).
         let slot = s.slot_on(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(), hm(2, 30));
-        assert_eq!(slot.at, Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap());
+        assert_eq!(
+            slot.at,
+            Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()
+        );
     }
 
     #[test]
@@ -205,8 +253,14 @@ mod tests {
         let due = local(&s, 2026, 11, 28, 6, 45);
         let dup = Duration::minutes(2);
         let at = |m| local(&s, 2026, 11, 28, 6, m);
-        assert_eq!(classify_tap(&s, due, false, None, dup, at(50)), TapKind::Arrival { late: false });
-        assert_eq!(classify_tap(&s, due, false, None, dup, at(51)), TapKind::Arrival { late: true });
+        assert_eq!(
+            classify_tap(&s, due, false, None, dup, at(50)),
+            TapKind::Arrival { late: false }
+        );
+        assert_eq!(
+            classify_tap(&s, due, false, None, dup, at(51)),
+            TapKind::Arrival { late: true }
+        );
     }
 
     #[test]
@@ -217,17 +271,38 @@ mod tests {
         let first = local(&s, 2026, 11, 28, 6, 40);
         // Within the window: not an arrival, even in a new huddle.
         assert_eq!(
-            classify_tap(&s, due, false, Some(first), dup, first + Duration::seconds(119)),
+            classify_tap(
+                &s,
+                due,
+                false,
+                Some(first),
+                dup,
+                first + Duration::seconds(119)
+            ),
             TapKind::AlreadyHere
         );
         // After the window and not present: a new arrival.
         assert_eq!(
-            classify_tap(&s, due, false, Some(first), dup, first + Duration::seconds(121)),
+            classify_tap(
+                &s,
+                due,
+                false,
+                Some(first),
+                dup,
+                first + Duration::seconds(121)
+            ),
             TapKind::Arrival { late: false }
         );
         // Present in this huddle: never a second arrival.
         assert_eq!(
-            classify_tap(&s, due, true, Some(first), dup, first + Duration::minutes(30)),
+            classify_tap(
+                &s,
+                due,
+                true,
+                Some(first),
+                dup,
+                first + Duration::minutes(30)
+            ),
             TapKind::AlreadyHere
         );
     }
@@ -238,6 +313,10 @@ mod tests {
         let slot = s.open_slot(local(&s, 2026, 11, 28, 6, 45)).unwrap();
         assert!(!s.is_missed(&slot, None, local(&s, 2026, 11, 28, 6, 50)));
         assert!(s.is_missed(&slot, None, local(&s, 2026, 11, 28, 6, 51)));
-        assert!(!s.is_missed(&slot, Some(local(&s, 2026, 11, 28, 6, 49)), local(&s, 2026, 11, 28, 9, 0)));
+        assert!(!s.is_missed(
+            &slot,
+            Some(local(&s, 2026, 11, 28, 6, 49)),
+            local(&s, 2026, 11, 28, 9, 0)
+        ));
     }
 }

@@ -1,7 +1,8 @@
-//! The real `huddle-kiosk` binary, in a real X server (Xvfb), fed badge
-//! numbers through its simulated source (a FIFO), killed with SIGKILL and
-//! restarted: the huddle comes back as it was and the events printed by
-//! `huddle-kiosk events` stay gap-free, with nobody counted twice.
+//! The real `huddle-kiosk` binary in a real X server (Xvfb):
+//! - fed badge numbers through its simulated source (a FIFO), killed with
+//!   SIGKILL and restarted: the huddle comes back as it was and the events
+//!   printed by `huddle-kiosk events` stay gap-free, nobody counted twice;
+//! - typed into by xdotool exactly as a USB keyboard-wedge reader types.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -21,19 +22,34 @@ struct Xvfb {
     display: String,
 }
 
+fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+        .unwrap_or(false);
+    assert!(found, "{tool} is missing: install it with `apt-get install -y {package}` (this test drives the real kiosk window)");
+}
+
 impl Xvfb {
-    fn start() -> Xvfb {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join("Xvfb").exists()))
-            .unwrap_or(false);
-        assert!(found, "Xvfb is missing: install it with `apt-get install -y xvfb` (the kiosk test needs a real X server)");
-        for n in 90..400 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+    /// Each test passes its own `first` display so that parallel tests never race for one.
+    fn start(first: u32) -> Xvfb {
+        require("Xvfb", "xvfb");
+        for n in first..first + 100 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
                 continue;
             }
             let display = format!(":{n}");
             let child = Command::new("Xvfb")
-                .args([&display, "-noreset", "-nolisten", "tcp", "-screen", "0", "1024x768x24"])
+                .args([
+                    &display,
+                    "-noreset",
+                    "-nolisten",
+                    "tcp",
+                    "-screen",
+                    "0",
+                    "1024x768x24",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -76,11 +92,29 @@ impl Board {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
         let text = include_str!("../config/kiosk.toml")
             .replace("source = \"keyboard\"", "source = \"simulated\"")
-            .replace("simulated_path = \"-\"", &format!("simulated_path = \"{}\"", fifo.display()));
+            .replace(
+                "simulated_path = \"-\"",
+                &format!("simulated_path = \"{}\"", fifo.display()),
+            );
         assert!(text.contains("source = \"simulated\""));
+        Board::with_config(dir, display, text, fifo)
+    }
+
+    /// The shipped configuration as it is: keyboard-wedge input.
+    fn keyboard(dir: &Path, display: &str) -> Board {
+        let text = include_str!("../config/kiosk.toml").to_owned();
+        Board::with_config(dir, display, text, dir.join("no-fifo"))
+    }
+
+    fn with_config(dir: &Path, display: &str, text: String, fifo: PathBuf) -> Board {
         let config = dir.join("kiosk.toml");
         std::fs::write(&config, text).unwrap();
-        Board { dir: dir.to_owned(), config, fifo, display: display.to_owned() }
+        Board {
+            dir: dir.to_owned(),
+            config,
+            fifo,
+            display: display.to_owned(),
+        }
     }
 
     fn start(&self) -> Child {
@@ -98,7 +132,11 @@ impl Board {
     fn tap(&self, number: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&self.fifo) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.fifo)
+            {
                 Ok(mut f) => {
                     f.write_all(format!("{number}\n").as_bytes()).unwrap();
                     return;
@@ -136,7 +174,11 @@ impl Board {
             if events.len() >= count {
                 return events;
             }
-            assert!(Instant::now() < deadline, "waited for {count} events, have {}", events.len());
+            assert!(
+                Instant::now() < deadline,
+                "waited for {count} events, have {}",
+                events.len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -151,11 +193,21 @@ fn kill(mut child: Child) {
 
 fn check_invariants(events: &[Envelope]) -> HashMap<String, usize> {
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "seq must be gap-free from 1");
-    assert_eq!(events.iter().filter(|e| e.kind == "huddle.started").count(), 1, "one huddle");
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "seq must be gap-free from 1"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "huddle.started").count(),
+        1,
+        "one huddle"
+    );
     let mut arrivals: HashMap<String, usize> = HashMap::new();
     for e in events.iter().filter(|e| e.kind == "attendance.tapped") {
-        *arrivals.entry(e.data["person_id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *arrivals
+            .entry(e.data["person_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     for (person, n) in &arrivals {
         assert_eq!(*n, 1, "{person} counted {n} times");
@@ -165,7 +217,7 @@ fn check_invariants(events: &[Envelope]) -> HashMap<String, usize> {
 
 #[test]
 fn sigkill_and_restart_lose_nothing_and_count_nobody_twice() {
-    let x = Xvfb::start();
+    let x = Xvfb::start(100);
     let dir = tempfile::tempdir().unwrap();
     let board = Board::new(dir.path(), &x.display);
 
@@ -180,7 +232,10 @@ fn sigkill_and_restart_lose_nothing_and_count_nobody_twice() {
     board.tap("1002"); // already here: no event
     board.tap("1003");
     let events = board.wait_for(4);
-    assert_eq!(events[3].data["person_id"], "p03", "1002 was counted again after the restart");
+    assert_eq!(
+        events[3].data["person_id"], "p03",
+        "1002 was counted again after the restart"
+    );
     // Kill while taps may still be in flight.
     board.tap("1004");
     board.tap("1005");
@@ -202,4 +257,56 @@ fn sigkill_and_restart_lose_nothing_and_count_nobody_twice() {
     let mut people: Vec<_> = arrivals.keys().cloned().collect();
     people.sort();
     assert_eq!(people, ["p01", "p02", "p03", "p04", "p05", "p06"]);
+}
+
+fn xdotool(args: &[&str], display: &str) -> String {
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("run xdotool");
+    assert!(
+        out.status.success(),
+        "xdotool {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_keyboard_wedge_reader_types_badges_into_the_window() {
+    require("xdotool", "xdotool");
+    let x = Xvfb::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let board = Board::keyboard(dir.path(), &x.display);
+    let kiosk = board.start();
+    let window = xdotool(
+        &[
+            "search",
+            "--sync",
+            "--onlyvisible",
+            "--name",
+            "huddle-board",
+        ],
+        &x.display,
+    );
+    let window = window.lines().next().expect("the kiosk window").to_owned();
+    // Without a window manager the X focus must be given explicitly.
+    xdotool(&["windowfocus", "--sync", &window], &x.display);
+    xdotool(&["type", "--delay", "20", "1001"], &x.display);
+    xdotool(&["key", "Return"], &x.display);
+    let events = board.wait_for(2);
+    assert_eq!(events[0].kind, "huddle.started");
+    assert_eq!(events[1].data["person_id"], "p01");
+    // A half-typed number expires (300 ms) instead of joining the next badge.
+    xdotool(&["type", "--delay", "20", "99"], &x.display);
+    std::thread::sleep(Duration::from_millis(700));
+    xdotool(&["type", "--delay", "20", "1002"], &x.display);
+    xdotool(&["key", "Return"], &x.display);
+    let events = board.wait_for(3);
+    assert_eq!(events[2].kind, "attendance.tapped", "{:?}", events[2]);
+    assert_eq!(events[2].data["person_id"], "p02");
+    kill(kiosk);
 }

@@ -1,0 +1,285 @@
+//! The kiosk's screens driven the way a person (or a screen reader) does:
+//! elements found by their accessible label and pressed with their default
+//! action; badges typed as key events into the window, as a keyboard-wedge
+//! reader types them. Headless (Slint's testing backend, software
+//! renderer), through the real core and a real SQLite file.
+//!
+//! One `#[test]` only: Slint's platform is set once per process.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use huddle_board::app::Board;
+use huddle_board::config::KioskConfig;
+use huddle_board::ui::{Driver, KioskWindow};
+use i_slint_backend_testing::ElementHandle;
+use slint::platform::{Key, WindowEvent};
+use slint::{ComponentHandle, SharedString};
+
+struct Ui {
+    window: KioskWindow,
+    driver: Rc<RefCell<Driver>>,
+}
+
+impl Ui {
+    fn new(dir: &Path, now: DateTime<Utc>) -> Ui {
+        let mut config = KioskConfig::from_toml(
+            include_str!("../config/kiosk.toml"),
+            Path::new("kiosk.toml"),
+        )
+        .unwrap();
+        config.storage.data_dir = dir.to_owned();
+        let board = Board::open(config, now).unwrap();
+        let window = KioskWindow::new().unwrap();
+        window.window().set_size(slint::PhysicalSize::new(800, 480));
+        let driver = Rc::new(RefCell::new(Driver { board, now }));
+        Driver::connect(driver.clone(), &window);
+        driver
+            .borrow_mut()
+            .handle(huddle_board::app::Intent::Tick, &window)
+            .unwrap();
+        window.show().unwrap();
+        Ui { window, driver }
+    }
+
+    fn all(&self, label: &str) -> Vec<ElementHandle> {
+        ElementHandle::find_by_accessible_label(&self.window, label)
+            .filter(|e| e.is_valid())
+            .collect()
+    }
+
+    /// The one element with this label; fails loudly when there is none.
+    fn find(&self, label: &str) -> ElementHandle {
+        let found = self.all(label);
+        assert!(
+            !found.is_empty(),
+            "no element labelled {label:?} on screen (the UI must be compiled with debug info: build.rs sets it); labels: {:?} (screen: {})",
+            self.labels(),
+            self.shot()
+        );
+        found.into_iter().next().unwrap()
+    }
+
+    /// The element whose label starts with `prefix`.
+    fn find_prefix(&self, prefix: &str) -> ElementHandle {
+        let p = prefix.to_owned();
+        i_slint_backend_testing::ElementQuery::from_root(&self.window)
+            .match_descendants()
+            .match_predicate(move |e| {
+                e.accessible_label()
+                    .is_some_and(|l| l.starts_with(p.as_str()))
+            })
+            .find_first()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no element labelled {prefix:?}... among {:?} (screen: {})",
+                    self.labels(),
+                    self.shot()
+                )
+            })
+    }
+
+    /// Saves the screen next to the test binaries, to look at after a failure.
+    fn shot(&self) -> String {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui_flow-failure.png");
+        let _ = huddle_board::snapshot::write_png(&self.window, &path);
+        path.display().to_string()
+    }
+
+    fn labels(&self) -> Vec<String> {
+        i_slint_backend_testing::ElementQuery::from_root(&self.window)
+            .match_descendants()
+            .find_all()
+            .iter()
+            .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
+            .collect()
+    }
+
+    fn press(&self, label: &str) {
+        self.find(label).invoke_accessible_default_action();
+    }
+
+    fn value(&self, label: &str) -> String {
+        self.find(label)
+            .accessible_value()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn has(&self, label: &str) -> bool {
+        !self.all(label).is_empty()
+    }
+
+    /// Types keys into the window as a keyboard-wedge reader does.
+    fn type_badge(&self, number: &str) {
+        let mut keys: Vec<SharedString> = number
+            .chars()
+            .map(|c| SharedString::from(c.to_string()))
+            .collect();
+        keys.push(Key::Return.into());
+        for text in keys {
+            self.window
+                .window()
+                .dispatch_event(WindowEvent::KeyPressed { text: text.clone() });
+            self.window
+                .window()
+                .dispatch_event(WindowEvent::KeyReleased { text });
+        }
+    }
+
+    /// Types text on the on-screen keyboard, then Done.
+    fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            match c {
+                ' ' => self.press("Key Space"),
+                c => self.press(&format!("Key {}", c.to_ascii_uppercase())),
+            }
+        }
+        self.press("Key Done");
+    }
+
+    fn at(&self, h: u32, m: u32) {
+        self.driver.borrow_mut().now = monday(h, m);
+    }
+
+    fn seq(&self) -> u64 {
+        self.driver.borrow().board.store().last_seq().unwrap()
+    }
+}
+
+fn monday(h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 30, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn screens_by_accessible_label() {
+    huddle_board::snapshot::init_headless().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    whole_huddle(&dir.path().join("a"));
+    unknown_badge_and_enrolment(&dir.path().join("b"));
+}
+
+fn whole_huddle(dir: &Path) {
+    let ui = Ui::new(dir, monday(6, 20));
+    // Idle: "Start huddle" asks for the team leader's badge.
+    ui.press("Start huddle");
+    assert!(
+        ui.value("Prompt").contains("Team leader"),
+        "prompt: {}",
+        ui.value("Prompt")
+    );
+    ui.at(6, 40);
+    ui.type_badge("1002"); // a member cannot start it
+    assert_eq!(ui.seq(), 0);
+    assert!(ui.has("Prompt"));
+    ui.type_badge("1001");
+    assert!(
+        ui.has("Name Ana Silva"),
+        "the attendance screen shows the roster"
+    );
+    assert_eq!(ui.value("Present"), "1/6");
+
+    // Members tap their badge or their name; one arrives late.
+    ui.type_badge("1002");
+    ui.press("Name Ben Okafor");
+    ui.at(6, 52);
+    ui.press("Name Chloé Martin");
+    assert_eq!(ui.value("Present"), "4/6");
+    assert!(
+        ui.value("Name Chloé Martin").contains("late"),
+        "{}",
+        ui.value("Name Chloé Martin")
+    );
+    let seq = ui.seq();
+    ui.press("Name Ana Silva"); // already here
+    assert_eq!(ui.seq(), seq);
+
+    // KPIs: one hit, one miss with a reason and no action.
+    ui.press("Next");
+    ui.press("Hit Safety");
+    ui.press("Missed Quality");
+    ui.press("Reason Material");
+    ui.press("None needed");
+    if ui.has("Save") {
+        ui.press("Save");
+    }
+    assert_eq!(ui.value("KPI Quality"), "missed");
+    assert_eq!(ui.value("KPI Safety"), "hit");
+
+    // Open actions: none yet. Needs: one escalated.
+    ui.press("Next");
+    ui.press("Next");
+    ui.press("Raise a need");
+    ui.press("Category Material");
+    ui.press("What is needed");
+    ui.type_text("labels");
+    ui.press("Escalate to supervisor");
+    ui.press("Save");
+    assert!(ui.has("Need Labels"), "the need is listed");
+
+    // Experiment: skipped. New actions: one, by on-screen keyboard.
+    ui.press("Next");
+    ui.press("Next");
+    ui.press("New action");
+    ui.press("What");
+    ui.type_text("clean nozzle");
+    ui.press("Owner Ben Okafor");
+    ui.find_prefix("Due Tomorrow")
+        .invoke_accessible_default_action();
+    ui.press("Save");
+    assert!(ui.has("Action Clean nozzle"), "the new action is listed");
+
+    // Close: a member's badge is refused; the team leader's closes.
+    ui.press("Next");
+    ui.at(6, 58);
+    ui.press("Close huddle");
+    ui.type_badge("1003");
+    assert!(ui.has("Prompt"), "still waiting for the team leader");
+    ui.type_badge("1001");
+    assert_eq!(ui.value("Attendance"), "4/6");
+    assert_eq!(ui.value("Late"), "1");
+    assert_eq!(ui.value("KPIs hit"), "1/4");
+    assert_eq!(ui.value("Needs raised"), "1");
+    assert_eq!(ui.value("Needs escalated"), "1");
+    assert_eq!(ui.value("Actions created"), "1");
+    assert_eq!(ui.value("Actions closed"), "0");
+    assert!(
+        ui.value("Duration").starts_with("18:00"),
+        "{}",
+        ui.value("Duration")
+    );
+    ui.press("Done");
+    assert!(ui.has("Start huddle"), "back on the idle screen");
+}
+
+fn unknown_badge_and_enrolment(dir: &Path) {
+    let ui = Ui::new(dir, monday(10, 0));
+    ui.type_badge("4242");
+    assert!(
+        ui.has("Enrol badge"),
+        "the unknown-badge screen says what to do"
+    );
+    assert!(!ui.value("What to do").is_empty());
+    ui.press("Enrol badge");
+    ui.press("Name Fatima Haddad");
+    assert!(ui.value("Prompt").contains("Fatima Haddad"));
+    ui.type_badge("1004"); // a member cannot enrol
+    assert!(ui.has("Prompt"));
+    ui.type_badge("2001"); // the supervisor can
+    assert!(!ui.has("Prompt"));
+    assert!(ui.has("Start huddle"), "back on the idle screen");
+    // The badge is now Fatima's: it starts the scheduled huddle at 14:40.
+    ui.at(14, 40);
+    ui.type_badge("4242");
+    assert!(ui.has("Name Fatima Haddad"));
+    assert!(
+        ui.value("Name Fatima Haddad").contains("here"),
+        "{}",
+        ui.value("Name Fatima Haddad")
+    );
+}
