@@ -59,9 +59,12 @@ pub struct KioskConfig {
     /// Where state lives.
     #[serde(default)]
     pub storage: StorageConfig,
-    /// The site broker (delivery is its own module; the kiosk runs without it).
+    /// The site broker (the kiosk runs without it and queues).
     #[serde(default)]
     pub mqtt: MqttConfig,
+    /// How the outbox is delivered.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// How badges are read and hashed.
     pub badge: BadgeConfig,
     /// The huddle: schedule, agenda, KPIs and pick lists.
@@ -119,21 +122,170 @@ fn default_data_dir() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` or `mqtts://host:port`. Overridden by `HUDDLE_MQTT_URL`.
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS). Overridden by `HUDDLE_MQTT_URL`.
     #[serde(default = "default_mqtt_url")]
     pub url: String,
+    /// User name, if the broker wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for `username`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM file of the CA that signed the broker's certificate (`mqtts://`);
+    /// without it the system's roots are used.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for brokers that require one.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// MQTT keep-alive in seconds: how soon a dead link is noticed.
+    #[serde(default = "default_keep_alive_s")]
+    pub keep_alive_s: u64,
+    /// Longest pause between reconnection attempts (seconds); the pause
+    /// doubles from 0.5 s with jitter up to this.
+    #[serde(default = "default_backoff_max_s")]
+    pub backoff_max_s: u64,
 }
 
 impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             url: default_mqtt_url(),
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keep_alive_s: default_keep_alive_s(),
+            backoff_max_s: default_backoff_max_s(),
         }
     }
 }
 
 fn default_mqtt_url() -> String {
     "mqtt://localhost:1883".to_owned()
+}
+fn default_keep_alive_s() -> u64 {
+    15
+}
+fn default_backoff_max_s() -> u64 {
+    30
+}
+
+impl MqttConfig {
+    fn validate(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        check_mqtt_url(&self.url).map_err(|m| err("mqtt.url", m))?;
+        if self.password.is_some() && self.username.is_none() {
+            return Err(err(
+                "mqtt.password",
+                "is set but mqtt.username is not".into(),
+            ));
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(err(
+                "mqtt.client_key",
+                "mqtt.client_cert and mqtt.client_key go together".into(),
+            ));
+        }
+        for (key, path) in [
+            ("mqtt.ca_file", &self.ca_file),
+            ("mqtt.client_cert", &self.client_cert),
+            ("mqtt.client_key", &self.client_key),
+        ] {
+            if let Some(p) = path {
+                if !p.is_file() {
+                    return Err(err(key, format!("{} is not a readable file", p.display())));
+                }
+            }
+        }
+        if !(5..=600).contains(&self.keep_alive_s) {
+            return Err(err("mqtt.keep_alive_s", "must be between 5 and 600".into()));
+        }
+        if !(1..=3600).contains(&self.backoff_max_s) {
+            return Err(err(
+                "mqtt.backoff_max_s",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the kiosk delivers its outbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Most events sent beyond the aggregator's ack at a time.
+    #[serde(default = "default_window")]
+    pub window: u32,
+    /// When the ack has not moved for this many seconds while events are
+    /// outstanding, send again from ack + 1.
+    #[serde(default = "default_ack_timeout_s")]
+    pub ack_timeout_s: u64,
+    /// Delivered events are kept this many days, then pruned.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            window: default_window(),
+            ack_timeout_s: default_ack_timeout_s(),
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+fn default_window() -> u32 {
+    500
+}
+fn default_ack_timeout_s() -> u64 {
+    10
+}
+fn default_retention_days() -> u32 {
+    30
+}
+
+/// The aggregator's ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Larger messages are rejected (bytes).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most events in one commit.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: default_max_message_bytes(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_batch() -> usize {
+    5000
+}
+
+/// The site roster the aggregator publishes to boards.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterConfig {
+    /// CSV with a header: `person_id,name,role,board,coach,badge_hashes`
+    /// (hashes separated by `;`). Relative to the working directory.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// Which badge source feeds the board.
@@ -327,6 +479,12 @@ pub struct AggregatorConfig {
     /// The site broker.
     #[serde(default)]
     pub mqtt: MqttConfig,
+    /// Ingest limits.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// The site roster.
+    #[serde(default)]
+    pub roster: RosterConfig,
     /// The file this was read from, for messages. Not a key.
     #[serde(skip)]
     pub source: PathBuf,
@@ -397,7 +555,22 @@ impl KioskConfig {
             return Err(err("board.name", "must not be empty".into()));
         }
         check_timezone(&self.board.timezone).map_err(|m| err("board.timezone", m))?;
-        check_mqtt_url(&self.mqtt.url).map_err(|m| err("mqtt.url", m))?;
+        self.mqtt.validate(&err)?;
+        if !(1..=100_000).contains(&self.delivery.window) {
+            return Err(err(
+                "delivery.window",
+                "must be between 1 and 100000".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.delivery.ack_timeout_s) {
+            return Err(err(
+                "delivery.ack_timeout_s",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        if self.delivery.retention_days == 0 {
+            return Err(err("delivery.retention_days", "must be at least 1".into()));
+        }
         check_site_key(&self.badge.site_key).map_err(|m| err("badge.site_key", m))?;
         if self.badge.simulated_path.is_empty() {
             return Err(err(
@@ -591,8 +764,35 @@ impl AggregatorConfig {
         check_topic_level(&self.site.id).map_err(|m| err("site.id", m))?;
         check_timezone(&self.site.timezone).map_err(|m| err("site.timezone", m))?;
         check_site_key(&self.site.site_key).map_err(|m| err("site.site_key", m))?;
-        check_mqtt_url(&self.mqtt.url).map_err(|m| err("mqtt.url", m))?;
+        self.mqtt.validate(&err)?;
+        if !(1024..=16 * 1024 * 1024).contains(&self.ingest.max_message_bytes) {
+            return Err(err(
+                "ingest.max_message_bytes",
+                "must be between 1024 and 16777216".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.ingest.max_batch) {
+            return Err(err(
+                "ingest.max_batch",
+                "must be between 1 and 100000".into(),
+            ));
+        }
+        if let Some(f) = &self.roster.file {
+            if !f.is_file() {
+                return Err(err(
+                    "roster.file",
+                    format!("{} is not a readable file", f.display()),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The aggregator's SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage
+            .data_dir
+            .join(format!("aggregator-{}.db", self.site.id))
     }
 }
 

@@ -107,11 +107,14 @@ pub enum Event {
     /// A badge was enrolled to a person.
     #[serde(rename = "badge.enrolled")]
     BadgeEnrolled(BadgeEnrolled),
+    /// The board applied a roster received from the aggregator.
+    #[serde(rename = "roster.applied")]
+    RosterApplied(RosterApplied),
 }
 
 impl Event {
     /// The kinds this schema version knows.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 14] = [
         "huddle.started",
         "attendance.tapped",
         "attendance.unknown_badge",
@@ -125,6 +128,7 @@ impl Event {
         "experiment.updated",
         "huddle.closed",
         "badge.enrolled",
+        "roster.applied",
     ];
 
     /// Splits into the kind and its JSON payload.
@@ -325,6 +329,17 @@ pub struct BadgeEnrolled {
     pub badge_hash: BadgeHash,
     /// Who authorised it.
     pub enrolled_by: String,
+}
+
+/// `roster.applied`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RosterApplied {
+    /// The roster message's `issued_at`.
+    pub issued_at: DateTime<Utc>,
+    /// How many people it holds.
+    pub people: usize,
+    /// How many badge hashes it holds.
+    pub badges: usize,
 }
 
 /// Whether the kernel says the clock is synchronised (NTP): `adjtimex`

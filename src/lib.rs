@@ -11,13 +11,18 @@
 //! [`config`] the validated configuration.
 #![warn(missing_docs)]
 
+pub mod aggregator;
 pub mod app;
 pub mod badge;
 pub mod config;
 pub mod domain;
 pub mod event;
 pub mod logging;
+pub mod mqtt;
+pub mod outbox;
+pub mod payload;
 pub mod store;
+pub mod topic;
 
 #[cfg(feature = "kiosk")]
 pub mod snapshot;

@@ -1,0 +1,1 @@
+//! The site aggregator (issue 3: ingest). Being written.

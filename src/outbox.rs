@@ -1,0 +1,1 @@
+//! The kiosk's outbox publisher (issue 3). Being written.

@@ -1,0 +1,157 @@
+//! Shared by the integration tests: a real Mosquitto on a free port, a
+//! real X server, and small helpers. Included with `mod support;`.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a program on PATH (and in /usr/sbin, where Debian puts mosquitto),
+/// or fails with the command that installs it.
+pub fn require(tool: &str, package: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]);
+    dirs.into_iter()
+        .map(|d| d.join(tool))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{tool} is missing: install it with `apt-get install -y {package}` (this test needs the real thing)"))
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts on the port.
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A real Mosquitto started by the test on a free loopback port, without
+/// persistence, with its default queue limits (`max_queued_messages`
+/// 1000) and TCP_NODELAY. Killed on drop.
+pub struct Mosquitto {
+    child: Option<Child>,
+    /// The port it listens on.
+    pub port: u16,
+    conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts one.
+    pub fn start() -> Mosquitto {
+        Mosquitto::start_with("")
+    }
+
+    /// Starts one with extra configuration lines.
+    pub fn start_with(extra: &str) -> Mosquitto {
+        require("mosquitto", "mosquitto");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n\
+                 log_dest none\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto { child: None, port, conf, _dir: dir };
+        m.restart();
+        m
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL): everything it held in memory is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (after [`Mosquitto::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        let bin = require("mosquitto", "mosquitto");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let child = Command::new(&bin)
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto");
+            self.child = Some(child);
+            if wait_port(self.port, Duration::from_secs(3)) {
+                return;
+            }
+            // The port may still be in TIME_WAIT after a kill: try again.
+            self.kill();
+            assert!(Instant::now() < deadline, "mosquitto did not start on port {}", self.port);
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends SIGKILL to a child and reaps it.
+pub fn sigkill(child: &mut Child) {
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Subscribes with `mosquitto_sub` and collects what it prints.
+pub struct Sub {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Sub {
+    /// `mosquitto_sub -v -t TOPIC` into a file.
+    pub fn start(port: u16, topic: &str, dir: &Path) -> Sub {
+        let bin = require("mosquitto_sub", "mosquitto-clients");
+        let out = dir.join(format!("sub-{}.txt", free_port()));
+        let file = std::fs::File::create(&out).unwrap();
+        let child = Command::new(bin)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1", "-t", topic])
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        Sub { child, out }
+    }
+
+    /// Everything received so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
