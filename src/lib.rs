@@ -21,6 +21,7 @@ pub mod logging;
 pub mod mqtt;
 pub mod outbox;
 pub mod payload;
+pub mod simulate;
 pub mod store;
 pub mod topic;
 

@@ -49,6 +49,25 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         since: u64,
     },
+    /// Run N virtual boards through complete huddles with the real core,
+    /// one SQLite file per board, and deliver their events.
+    Simulate {
+        /// How many boards (sim-001, sim-002, ...).
+        #[arg(long, default_value_t = 3)]
+        boards: usize,
+        /// Huddles per board, in total across restarts.
+        #[arg(long, default_value_t = 5)]
+        huddles: usize,
+        /// User actions per second per board (0: as fast as the disk allows).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Where the boards' files go (default: the config's data directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seconds to wait for every board's ack at the end.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Print the keyed hash of a badge number, for roster files.
     HashBadge {
         /// The badge number.
@@ -126,6 +145,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 use std::io::Write;
                 writeln!(out, "{line}")?;
             }
+            Ok(())
+        }
+        Command::Simulate {
+            boards,
+            huddles,
+            rate,
+            data_dir,
+            timeout,
+        } => {
+            let opts = huddle_board::simulate::SimOptions {
+                boards,
+                huddles,
+                rate,
+                data_dir: data_dir.unwrap_or_else(|| config.storage.data_dir.clone()),
+                ack_timeout: std::time::Duration::from_secs(timeout),
+                publish: true,
+            };
+            let results = huddle_board::simulate::run(&config, &opts)?;
+            let mut behind = 0;
+            for r in &results {
+                println!("{} {} {}", r.board, r.last_seq, r.acked);
+                behind += usize::from(r.acked < r.last_seq);
+            }
+            anyhow::ensure!(
+                behind == 0,
+                "{behind} of {} boards are not fully acknowledged",
+                results.len()
+            );
             Ok(())
         }
         Command::HashBadge { number } => {

@@ -1,0 +1,332 @@
+//! `huddle-kiosk simulate`: N virtual boards doing complete huddles through
+//! the real kiosk core (one SQLite file per board), each with the real
+//! outbox publisher, for demos, tests and benchmarks.
+//!
+//! Each board runs on its own thread with a simulated clock (its events
+//! carry simulated times) and a deterministic script per board: the team
+//! leader starts, members tap in (one late, one tapping twice), KPIs are
+//! reviewed with misses (reasons, actions or "none needed"), open actions
+//! are reviewed, needs are raised and some escalated, the experiment moves,
+//! actions are created, and the team leader closes. A restarted simulator
+//! resumes: huddles already closed in a board's file count, and an open
+//! huddle is carried on to its close.
+//!
+//! When every board is done it waits until each board's ack covers its
+//! last seq (or the timeout) and prints one line per board:
+//! `BOARD LAST_SEQ ACKED_SEQ`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::app::{Board, Intent, Screen};
+use crate::badge::{BadgeInput, BadgeRead};
+use crate::config::KioskConfig;
+use crate::domain::{Role, Step};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Number of boards (`sim-001`, ...).
+    pub boards: usize,
+    /// Huddles per board (in total, across restarts).
+    pub huddles: usize,
+    /// User actions per second per board; 0 runs as fast as the disk allows.
+    pub rate: f64,
+    /// Where the boards' files go (`DIR/<board>/kiosk-<board>.db`).
+    pub data_dir: PathBuf,
+    /// How long to wait for the acks at the end.
+    pub ack_timeout: StdDuration,
+    /// Publish through the outbox (off: only the files are written).
+    pub publish: bool,
+}
+
+/// One board's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimResult {
+    /// Board id.
+    pub board: String,
+    /// Its last seq.
+    pub last_seq: u64,
+    /// The aggregator's ack when the simulator stopped waiting.
+    pub acked: u64,
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded per board.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The configuration of simulated board `i`, derived from `base`.
+pub fn board_config(base: &KioskConfig, i: usize, data_dir: &std::path::Path) -> KioskConfig {
+    let mut c = base.clone();
+    c.board.id = format!("sim-{:03}", i + 1);
+    c.board.name = format!("Simulated board {}", i + 1);
+    c.storage.data_dir = data_dir.join(&c.board.id);
+    c
+}
+
+fn badge(number: &str) -> Intent {
+    Intent::Badge(BadgeInput::Read(BadgeRead {
+        number: number.into(),
+    }))
+}
+
+/// Drives one board through its huddles. `after` runs after every action
+/// (the publisher's wake-up and the pacing).
+pub fn run_board(
+    config: KioskConfig,
+    seed: u64,
+    huddles: usize,
+    mut after: impl FnMut(&Board),
+) -> Result<Board, crate::app::AppError> {
+    let tz = config.timezone();
+    let leader = config
+        .people
+        .iter()
+        .find(|p| p.role == Role::TeamLeader)
+        .and_then(|p| p.badges.first().cloned())
+        .unwrap_or_default();
+    let members: Vec<(String, String)> = config
+        .people
+        .iter()
+        .filter(|p| p.role == Role::Member)
+        .filter_map(|p| p.badges.first().map(|b| (p.id.clone(), b.clone())))
+        .collect();
+    let first: DateTime<Utc> = tz
+        .with_ymd_and_hms(2026, 1, 5, 6, 40, 0)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    let mut board = Board::open(config, first)?;
+    // Resume after the last recorded event, a day later if huddles were held.
+    let (closed, last_at) = board.store().read(|c| {
+        let closed: i64 = c.query_row(
+            "SELECT COUNT(*) FROM huddles WHERE closed_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let last: Option<String> = c.query_row("SELECT MAX(at) FROM outbox", [], |r| r.get(0))?;
+        Ok((closed as usize, last))
+    })?;
+    let mut now = last_at
+        .as_deref()
+        .and_then(crate::store::parse_ts)
+        .map(|t| t + Duration::seconds(1))
+        .unwrap_or(first);
+    let mut rng = Rng::new(seed ^ closed as u64);
+    let mut act = |board: &mut Board,
+                   now: DateTime<Utc>,
+                   intent: Intent|
+     -> Result<(), crate::app::AppError> {
+        board.handle(intent, now)?;
+        after(board);
+        Ok(())
+    };
+    let mut held = closed;
+    // An open huddle from before a restart is carried on to its close.
+    if board.huddle().is_some() {
+        now += Duration::seconds(30);
+        act(&mut board, now, Intent::CloseHuddle)?;
+        act(&mut board, now, badge(&leader))?;
+        act(&mut board, now, Intent::Dismiss)?;
+        held += 1;
+    }
+    while held < huddles {
+        // The next scheduled morning slot after `now`, 5 minutes early.
+        let mut day = now.with_timezone(&tz).date_naive() + Duration::days(1);
+        if day.weekday_index() >= 5 {
+            day += Duration::days((7 - day.weekday_index()) as i64);
+        }
+        now = tz
+            .from_local_datetime(&day.and_hms_opt(6, 40, 0).unwrap_or_default())
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now + Duration::days(1));
+        act(&mut board, now, badge(&leader))?;
+        for (i, (_, number)) in members.iter().enumerate() {
+            // Most arrive on time; the last one is often late.
+            let late = i + 1 == members.len() && rng.chance(60);
+            now += Duration::seconds(if late { 660 } else { 20 + rng.below(40) as i64 });
+            act(&mut board, now, badge(number))?;
+            if rng.chance(15) {
+                act(&mut board, now + Duration::seconds(5), badge(number))?; // "already here"
+            }
+        }
+        let kpis: Vec<String> = board
+            .config()
+            .huddle
+            .kpis
+            .iter()
+            .map(|k| k.key.clone())
+            .collect();
+        let owners: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+        while let Screen::Step(step) = board.screen() {
+            now += Duration::seconds(30 + rng.below(60) as i64);
+            match step {
+                Step::Attendance => {}
+                Step::Kpis => {
+                    for key in &kpis {
+                        let intent = if rng.chance(70) {
+                            Intent::KpiHit {
+                                key: key.clone(),
+                                actual: String::new(),
+                            }
+                        } else {
+                            let none_needed = rng.chance(40);
+                            Intent::KpiMiss {
+                                key: key.clone(),
+                                actual: format!("{}", 90 + rng.below(9)),
+                                reason: Some(
+                                    rng.below(board.config().huddle.miss_reasons.len() as u64)
+                                        as usize,
+                                ),
+                                note: String::new(),
+                                none_needed,
+                                what: if none_needed {
+                                    String::new()
+                                } else {
+                                    format!("Fix {key} deviation")
+                                },
+                                owner: owners[rng.below(owners.len() as u64) as usize].clone(),
+                                due: Some(rng.below(4) as usize),
+                            }
+                        };
+                        act(&mut board, now, intent)?;
+                    }
+                }
+                Step::OpenActions => {
+                    for a in board
+                        .view(now)?
+                        .open_actions
+                        .into_iter()
+                        .filter(|a| a.status != "done")
+                    {
+                        let intent = match rng.below(3) {
+                            0 => Intent::ActionDone(a.id),
+                            1 => Intent::Reschedule(a.id, 1 + rng.below(3) as usize),
+                            _ => Intent::ActionBlocked(a.id),
+                        };
+                        act(&mut board, now, intent)?;
+                    }
+                }
+                Step::Needs => {
+                    for _ in 0..rng.below(3) {
+                        let category =
+                            rng.below(board.config().huddle.need_categories.len() as u64) as usize;
+                        let intent = Intent::RaiseNeed {
+                            category: Some(category),
+                            text: format!("Need #{}", rng.below(1000)),
+                            escalate: rng.chance(30),
+                        };
+                        act(&mut board, now, intent)?;
+                    }
+                }
+                Step::Experiment if rng.chance(50) => {}
+                Step::Experiment => {
+                    let intent = Intent::SaveExperiment {
+                        obstacle: "Changeover takes too long".into(),
+                        expectation: format!("Under {} min", 20 + rng.below(10)),
+                        next_step: "Pre-stage the next dies".into(),
+                        owner: owners[rng.below(owners.len() as u64) as usize].clone(),
+                        check: Some(2),
+                    };
+                    act(&mut board, now, intent)?;
+                }
+                Step::NewActions => {
+                    if rng.chance(60) {
+                        let intent = Intent::AddAction {
+                            what: "Clean the work area".into(),
+                            owner: owners[rng.below(owners.len() as u64) as usize].clone(),
+                            due: Some(rng.below(4) as usize),
+                        };
+                        act(&mut board, now, intent)?;
+                    }
+                }
+                Step::Close => {
+                    act(&mut board, now, Intent::CloseHuddle)?;
+                    act(&mut board, now, badge(&leader))?;
+                    break;
+                }
+            }
+            act(&mut board, now, Intent::NextStep)?;
+        }
+        act(&mut board, now, Intent::Dismiss)?;
+        held += 1;
+    }
+    Ok(board)
+}
+
+trait WeekdayIndex {
+    fn weekday_index(&self) -> u32;
+}
+
+impl WeekdayIndex for chrono::NaiveDate {
+    fn weekday_index(&self) -> u32 {
+        use chrono::Datelike;
+        self.weekday().num_days_from_monday()
+    }
+}
+
+/// Runs the simulation without delivery (files only); returns each board's last seq.
+pub fn run_offline(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResult>> {
+    let base = Arc::new(base.clone());
+    let handles: Vec<_> = (0..opts.boards)
+        .map(|i| {
+            let config = board_config(&base, i, &opts.data_dir);
+            let huddles = opts.huddles;
+            let pause = (opts.rate > 0.0).then(|| StdDuration::from_secs_f64(1.0 / opts.rate));
+            std::thread::spawn(move || -> anyhow::Result<SimResult> {
+                let id = config.board.id.clone();
+                let board = run_board(config, i as u64 + 1, huddles, |_| {
+                    if let Some(p) = pause {
+                        std::thread::sleep(p);
+                    }
+                })?;
+                Ok(SimResult {
+                    board: id,
+                    last_seq: board.store().last_seq()?,
+                    acked: 0,
+                })
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a board's thread panicked"))??,
+        );
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "simulation done"
+    );
+    Ok(out)
+}
+
+/// Runs the simulation and waits for the acks (see the module doc).
+/// Delivery arrives with the outbox publisher; until then boards are
+/// written and reported with ack 0.
+pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResult>> {
+    run_offline(base, opts)
+}
