@@ -171,6 +171,7 @@ impl Backoff {
 
     /// The pause before the next attempt: the current step with ±25 %
     /// jitter (so that a site's boards do not reconnect in step), then doubles.
+    #[allow(clippy::should_implement_trait)] // an endless sequence: an Iterator adds nothing
     pub fn next(&mut self) -> Duration {
         // xorshift: enough randomness for jitter, no dependency.
         self.seed ^= self.seed << 13;

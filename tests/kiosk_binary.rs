@@ -13,69 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use huddle_board::event::Envelope;
+use support::{require, Xvfb};
+
+mod support;
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
-
-/// An Xvfb server on a free display, stopped on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-        .unwrap_or(false);
-    assert!(found, "{tool} is missing: install it with `apt-get install -y {package}` (this test drives the real kiosk window)");
-}
-
-impl Xvfb {
-    /// Each test passes its own `first` display so that parallel tests never race for one.
-    fn start(first: u32) -> Xvfb {
-        require("Xvfb", "xvfb");
-        for n in first..first + 100 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
-            }
-            let display = format!(":{n}");
-            let child = Command::new("Xvfb")
-                .args([
-                    &display,
-                    "-noreset",
-                    "-nolisten",
-                    "tcp",
-                    "-screen",
-                    "0",
-                    "1024x768x24",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start Xvfb");
-            let socket = format!("/tmp/.X11-unix/X{n}");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if Path::new(&socket).exists() {
-                    return Xvfb { child, display };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("no free X display for Xvfb");
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Board {
     dir: PathBuf,

@@ -17,36 +17,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
+#[path = "../support/mod.rs"]
+mod support;
 
-fn start_xvfb() -> (Child, String) {
-    for n in 300..400 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-            continue;
-        }
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([
-                &display,
-                "-noreset",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "1024x768x24",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb is missing: apt-get install -y xvfb");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-            assert!(Instant::now() < deadline, "Xvfb did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        return (child, display);
-    }
-    panic!("no free display");
-}
+const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
 
 fn visible(display: &str) -> bool {
     Command::new("xdotool")
@@ -129,7 +103,8 @@ fn main() {
             _ => {}
         }
     }
-    let (xvfb, display) = start_xvfb();
+    let xvfb = support::Xvfb::start(300);
+    let display = xvfb.display.clone();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("badges");
     let c = CString::new(fifo.to_str().unwrap()).unwrap();
@@ -196,5 +171,5 @@ fn main() {
         field_kb(&rollup, "Rss:") as f64 / 1024.0
     );
     stop(child);
-    stop(xvfb);
+    drop(xvfb);
 }

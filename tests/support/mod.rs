@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 /// Finds a program on PATH (and in /usr/sbin, where Debian puts mosquitto),
 /// or fails with the command that installs it.
 pub fn require(tool: &str, package: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     dirs.extend([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]);
     dirs.into_iter()
         .map(|d| d.join(tool))
@@ -20,7 +22,11 @@ pub fn require(tool: &str, package: &str) -> PathBuf {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts on the port.
@@ -66,7 +72,12 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let mut m = Mosquitto { child: None, port, conf, _dir: dir };
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            conf,
+            _dir: dir,
+        };
         m.restart();
         m
     }
@@ -103,7 +114,11 @@ impl Mosquitto {
             }
             // The port may still be in TIME_WAIT after a kill: try again.
             self.kill();
-            assert!(Instant::now() < deadline, "mosquitto did not start on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {}",
+                self.port
+            );
         }
     }
 }
@@ -134,7 +149,17 @@ impl Sub {
         let out = dir.join(format!("sub-{}.txt", free_port()));
         let file = std::fs::File::create(&out).unwrap();
         let child = Command::new(bin)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1", "-t", topic])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-v",
+                "-q",
+                "1",
+                "-t",
+                topic,
+            ])
             .stdout(file)
             .stderr(Stdio::null())
             .spawn()
@@ -150,6 +175,61 @@ impl Sub {
 }
 
 impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Xvfb server on a free display, stopped on drop.
+pub struct Xvfb {
+    child: Child,
+    /// The DISPLAY value, e.g. `:101`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Each test passes its own `first` display so that parallel tests never race for one.
+    pub fn start(first: u32) -> Xvfb {
+        require("Xvfb", "xvfb");
+        for n in first..first + 100 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
+                continue;
+            }
+            let display = format!(":{n}");
+            let child = Command::new("Xvfb")
+                .args([
+                    &display,
+                    "-noreset",
+                    "-nolisten",
+                    "tcp",
+                    "-screen",
+                    "0",
+                    "1024x768x24",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start Xvfb");
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if Path::new(&socket).exists() {
+                    return Xvfb { child, display };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("no free X display for Xvfb");
+    }
+}
+
+impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
