@@ -171,6 +171,8 @@ impl Backoff {
 
     /// The pause before the next attempt: the current step with ±25 %
     /// jitter (so that a site's boards do not reconnect in step), then doubles.
+    // Design: an endless backoff is not an iterator; `next` reads best at the call sites.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Duration {
         // xorshift: enough randomness for jitter, no dependency.
         self.seed ^= self.seed << 13;
