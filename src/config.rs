@@ -282,7 +282,7 @@ fn default_max_batch() -> usize {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RosterConfig {
-    /// CSV with a header: `person_id,name,role,board,coach,badge_hashes`
+    /// CSV with a header: `person_id,name,role,board,area,coach,badge_hashes`
     /// (hashes separated by `;`). Relative to the working directory.
     #[serde(default)]
     pub file: Option<PathBuf>,

@@ -1,1 +1,30 @@
-//! The site aggregator (issue 3: ingest). Being written.
+//! The site aggregator: ingest of every board's events over MQTT.
+//!
+//! - [`validate`] (pure): one message's topic and bytes in, an
+//!   [`Envelope`](crate::event::Envelope) or a [`Reject`] with its
+//!   [`Reason`] out.
+//! - [`store`]: the SQLite file (events keyed by `(board, seq)`, each
+//!   board's contiguous ack, integrity alerts, counters); one transaction
+//!   per group commit.
+//! - [`roster`] (pure): the site roster CSV into one
+//!   [`RosterMessage`](crate::payload::RosterMessage) per board.
+//! - [`ingest`]: the shell that wires them: the MQTT event loop, the
+//!   writer thread that owns the database, and what is published after
+//!   each commit (acks, statuses, stats, rosters).
+//!
+//! The guarantees: a message is acknowledged to the broker only after the
+//! transaction that holds it has committed, and in the order it arrived
+//! (rejected ones too, through the same queue); a board's retained ack
+//! never passes a gap and survives restarts; a bad message is counted,
+//! logged at most once a minute per board and reason, and never stops the
+//! others.
+
+pub mod ingest;
+pub mod roster;
+pub mod store;
+pub mod validate;
+
+pub use ingest::run;
+pub use roster::{BoardRoster, RosterError};
+pub use store::{BatchOutcome, Input, Stats, Store, StoreError};
+pub use validate::{validate, Accepted, Reason, Reject};

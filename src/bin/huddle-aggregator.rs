@@ -1,41 +1,135 @@
-//! huddle-aggregator: the site service (ingest, rules and dashboard arrive
-//! with their issues). Today it loads and validates its configuration.
+//! huddle-aggregator: the site service. `huddle-aggregator [--config FILE]`
+//! ingests every board's events over MQTT (see `huddle_board::aggregator`);
+//! the subcommands are tools for the people who run a site.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use huddle_board::aggregator::store::{EventRow, Store};
+use huddle_board::badge::hash_badge;
+use huddle_board::config::AggregatorConfig;
 
 /// The site service of huddle-board.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     /// The configuration file.
-    #[arg(long, default_value = "config/aggregator.toml")]
+    #[arg(long, global = true, default_value = "config/aggregator.toml")]
     config: PathBuf,
-    /// Check the configuration and exit.
+    /// Check the configuration (and the roster file) and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest the boards' events (the default).
+    Run,
+    /// Print the keyed hash of a badge number, for the roster file's
+    /// `badge_hashes`.
+    HashBadge {
+        /// The badge number.
+        number: String,
+    },
+    /// Write stored data to stdout.
+    Export {
+        /// What to export.
+        #[arg(long, value_enum, default_value_t = What::Events)]
+        what: What,
+        /// The format.
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum What {
+    /// Every stored event, by board then seq.
+    Events,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// CSV with a header: board,seq,id,at,kind,data (data as JSON).
+    Csv,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = AggregatorConfig::load(&cli.config)?;
+    if cli.check {
+        if let Some(f) = &config.roster.file {
+            huddle_board::aggregator::roster::load(f)?;
+        }
+        println!("{}: ok (site {})", cli.config.display(), config.site.id);
+        return Ok(());
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(huddle_board::aggregator::run(config, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::HashBadge { number } => {
+            anyhow::ensure!(
+                !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
+                "a badge number is digits only"
+            );
+            println!("{}", hash_badge(config.site.site_key.as_bytes(), &number));
+            Ok(())
+        }
+        Command::Export {
+            what: What::Events,
+            format: Format::Csv,
+        } => {
+            let store = Store::open_existing(&config.database_path())?;
+            let mut out =
+                csv::Writer::from_writer(std::io::BufWriter::new(std::io::stdout().lock()));
+            out.write_record(["board", "seq", "id", "at", "kind", "data"])?;
+            store.for_each_event(|r: EventRow| -> anyhow::Result<()> {
+                out.write_record([r.board, r.seq.to_string(), r.id, r.at, r.kind, r.data])?;
+                Ok(())
+            })?;
+            out.flush()?;
+            out.into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write: {}", e.error()))?
+                .flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn main() -> ExitCode {
     huddle_board::logging::init();
-    let cli = Cli::parse();
-    match huddle_board::config::AggregatorConfig::load(&cli.config) {
-        Ok(config) => {
-            if cli.check {
-                println!("{}: ok (site {})", cli.config.display(), config.site.id);
-                return ExitCode::SUCCESS;
-            }
-            eprintln!(
-                "huddle-aggregator: configuration {} is valid; ingest over MQTT is not built yet (see README, \"Status\")",
-                cli.config.display()
-            );
-            ExitCode::from(2)
-        }
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("huddle-aggregator: {e}");
-            ExitCode::from(2)
+            let _ = std::io::stdout().flush();
+            eprintln!("huddle-aggregator: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,580 @@
+//! The aggregator's running shell: the MQTT event loop, the writer thread
+//! that owns the SQLite file, and everything published after a commit.
+//!
+//! ```text
+//!  rumqttc EventLoop (task) --Publish--> writer thread (owns Store)
+//!        ^                                 | validate, group commit,
+//!        |                                 | decide what to publish
+//!        +---- client.ack / publish <----- output task <--+
+//!  roster task (polls the file's mtime) ---> client.publish
+//! ```
+//!
+//! - **Persistent session, manual acks.** The client id is
+//!   `huddle-aggregator-{site}` with clean session off, so the broker
+//!   queues for the aggregator while it restarts; PUBACKs are sent by hand
+//!   ([`rumqttc::MqttOptions::set_manual_acks`]) only after the message's
+//!   transaction committed, and in arrival order (MQTT wants PUBACKs in
+//!   order): every QoS 1 message, rejected or not, goes through the
+//!   writer's one queue.
+//! - **Group commit.** The writer blocks for the first message, then takes
+//!   whatever else has arrived without waiting (up to `ingest.max_batch`),
+//!   commits it in one transaction, acknowledges, publishes, and starts
+//!   over. At plant load that is one message per fsync; under a burst the
+//!   batches grow by themselves. A failed commit is retried (nothing is
+//!   acknowledged until it succeeds).
+//! - **After a commit** each touched board's retained ack is published when
+//!   it moved, or when a duplicate at or below it arrived (a kiosk that
+//!   re-sends needs to hear it again); its status when it changed; the
+//!   counters when they changed. After every ConnAck everything retained
+//!   is published again (the broker may have lost it), and the
+//!   subscriptions are made again when the session was not kept.
+//! - **Bad messages** are counted per reason in the same transaction and
+//!   logged at most once a minute per (board, reason).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event as MqttEvent, Packet, Publish, QoS};
+use serde::Serialize;
+
+use super::roster::{self, BoardRoster, RosterError};
+use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
+use super::validate::{validate, Reason, Reject};
+use crate::config::AggregatorConfig;
+use crate::mqtt::{Backoff, MqttError};
+use crate::payload::{Ack, BoardStatus};
+use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
+
+/// How often the roster file's modification time is checked.
+pub const ROSTER_POLL: Duration = Duration::from_secs(3);
+/// A (board, reason) is logged at most once in this interval.
+pub const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
+/// The largest packet MQTT can carry. Incoming packets up to it are read
+/// (and rejected as oversize by the validator): a packet above rumqttc's
+/// limit would break the connection and come back forever with the
+/// persistent session.
+const MQTT_MAX_PACKET: usize = 268_435_460;
+
+/// Why the aggregator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The roster file.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    /// The MQTT options (TLS files).
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
+    /// The writer thread could not be started.
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The client id of a site's aggregator (fixed: the persistent session
+/// belongs to it).
+pub fn client_id(site: &str) -> String {
+    format!("huddle-aggregator-{site}")
+}
+
+/// What reaches the writer, in arrival order.
+enum Item {
+    /// A message from the broker.
+    Message(Publish),
+    /// Connected again: publish every retained state.
+    Republish,
+}
+
+/// One retained or plain publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// The topic.
+    pub topic: String,
+    /// JSON bytes.
+    pub payload: Vec<u8>,
+}
+
+/// What the writer hands to the output task after a commit.
+struct Output {
+    /// PUBACKs to send, in arrival order.
+    acks: Vec<Publish>,
+    /// Retained publications (QoS 1).
+    publications: Vec<Publication>,
+}
+
+/// Rate limit for rejection logs: once per (board, reason) per interval,
+/// counting what it held back.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: Duration,
+    last: HashMap<(String, Reason), (Instant, u64)>,
+}
+
+impl LogLimiter {
+    /// Logs at most once per `every` per key.
+    pub fn new(every: Duration) -> Self {
+        LogLimiter {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    /// `Some(held back since the last log)` when this one should be logged.
+    pub fn allow(&mut self, board: &str, reason: Reason, now: Instant) -> Option<u64> {
+        match self.last.get_mut(&(board.to_owned(), reason)) {
+            Some((at, held)) if now.duration_since(*at) < self.every => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let n = *held;
+                *at = now;
+                *held = 0;
+                Some(n)
+            }
+            None => {
+                self.last.insert((board.to_owned(), reason), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Design: the payload types are plain structs of strings, numbers and maps.
+    serde_json::to_vec(value).expect("payloads serialise")
+}
+
+/// What to publish after a commit, given what was last published. Pure:
+/// updates `published` and returns the publications.
+pub fn publications(
+    site: &str,
+    outcome: &BatchOutcome,
+    published: &mut Published,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Publication> {
+    let mut out = Vec::new();
+    for (board, b) in &outcome.boards {
+        let topics = BoardTopics::new(site, &b.area, board);
+        if b.ack_due() {
+            out.push(Publication {
+                topic: topics.ack(),
+                payload: json(&Ack {
+                    board: board.clone(),
+                    seq: b.ack,
+                    at: now,
+                }),
+            });
+        }
+        if published.status.get(board) != Some(&b.status) {
+            out.push(Publication {
+                topic: topics.status(),
+                payload: json(&b.status),
+            });
+            published.status.insert(board.clone(), b.status.clone());
+        }
+    }
+    if published.stats.as_ref() != Some(&outcome.stats) {
+        out.push(Publication {
+            topic: SiteTopics::new(site).aggregator_stats(),
+            payload: json(&outcome.stats),
+        });
+        published.stats = Some(outcome.stats.clone());
+    }
+    out
+}
+
+/// What was last published, so that unchanged states are not sent again.
+#[derive(Debug, Default)]
+pub struct Published {
+    status: HashMap<String, BoardStatus>,
+    stats: Option<Stats>,
+}
+
+/// Everything retained, published again after a (re)connection.
+fn republish_all(
+    site: &str,
+    boards: &[(String, BoardStatus)],
+    stats: &Stats,
+    published: &mut Published,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Publication> {
+    let mut out = Vec::new();
+    for (area, status) in boards {
+        let topics = BoardTopics::new(site, area, &status.board);
+        out.push(Publication {
+            topic: topics.ack(),
+            payload: json(&Ack {
+                board: status.board.clone(),
+                seq: status.last_seq,
+                at: now,
+            }),
+        });
+        out.push(Publication {
+            topic: topics.status(),
+            payload: json(status),
+        });
+        published
+            .status
+            .insert(status.board.clone(), status.clone());
+    }
+    out.push(Publication {
+        topic: SiteTopics::new(site).aggregator_stats(),
+        payload: json(stats),
+    });
+    published.stats = Some(stats.clone());
+    out
+}
+
+/// Sorts one message into what the store records, or a rejection.
+fn classify(site: &str, max_bytes: usize, p: &Publish) -> Result<Option<Input>, Reject> {
+    if let Some(t) = parse_board_topic(&p.topic) {
+        if t.site == site && t.rest == ["online"] {
+            let online = match p.payload.as_ref() {
+                b"true" => true,
+                b"false" => false,
+                // Not ours to judge: an odd online flag is left alone.
+                _ => return Ok(None),
+            };
+            return Ok(Some(Input::Online {
+                area: t.area.to_owned(),
+                board: t.board.to_owned(),
+                online,
+            }));
+        }
+    }
+    validate(site, &p.topic, &p.payload, max_bytes).map(|a| {
+        Some(Input::Event {
+            area: a.area,
+            envelope: a.envelope,
+        })
+    })
+}
+
+/// The writer thread: group commits until the queue closes.
+fn writer(
+    mut store: Store,
+    site: String,
+    max_bytes: usize,
+    max_batch: usize,
+    items: mpsc::Receiver<Item>,
+    out: tokio::sync::mpsc::UnboundedSender<Output>,
+) {
+    let mut limiter = LogLimiter::new(REJECT_LOG_EVERY);
+    let mut published = Published::default();
+    while let Ok(first) = items.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match items.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let mut inputs = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut rejects = Vec::new();
+        let mut republish = false;
+        for item in batch {
+            match item {
+                Item::Republish => republish = true,
+                Item::Message(p) => {
+                    match classify(&site, max_bytes, &p) {
+                        Ok(Some(input)) => inputs.push(input),
+                        Ok(None) => {}
+                        Err(r) => {
+                            inputs.push(Input::Rejected(r.reason));
+                            rejects.push(r);
+                        }
+                    }
+                    acks.push(p);
+                }
+            }
+        }
+        let mut pause = Duration::from_millis(100);
+        let outcome = loop {
+            match store.apply(&inputs, Utc::now()) {
+                Ok(o) => break o,
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?pause, "commit failed; nothing is acknowledged until it succeeds");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let now = Instant::now();
+        for r in &rejects {
+            let board = r.board.as_deref().unwrap_or("-");
+            if let Some(held) = limiter.allow(board, r.reason, now) {
+                tracing::warn!(board, reason = %r.reason, detail = %r.detail, held_back = held, "rejected a message");
+            }
+        }
+        for a in &outcome.alerts {
+            tracing::error!(board = %a.board, seq = a.seq, stored_id = %a.stored_id, received_id = %a.received_id,
+                "integrity alert: a second event with the same (board, seq) and other content; the first is kept");
+        }
+        let mut publications = publications(&site, &outcome, &mut published, Utc::now());
+        if republish {
+            match (store.boards(), store.stats()) {
+                (Ok(boards), Ok(stats)) => publications.extend(republish_all(
+                    &site,
+                    &boards,
+                    &stats,
+                    &mut published,
+                    Utc::now(),
+                )),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the boards to publish them again")
+                }
+            }
+        }
+        if out.send(Output { acks, publications }).is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends PUBACKs and publications in the order the writer produced them.
+async fn output(client: AsyncClient, mut rx: tokio::sync::mpsc::UnboundedReceiver<Output>) {
+    while let Some(o) = rx.recv().await {
+        for p in &o.acks {
+            if let Err(e) = client.ack(p).await {
+                tracing::warn!(error = %e, "cannot queue a PUBACK (the broker will deliver again)");
+            }
+        }
+        for p in o.publications {
+            if let Err(e) = client
+                .publish(p.topic, QoS::AtLeastOnce, true, p.payload)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot queue a publication");
+            }
+        }
+    }
+}
+
+/// Publishes the rosters on every (re)connection and whenever the file's
+/// modification time changes. A file that turns bad later is logged and
+/// the last good roster stays.
+async fn roster_task(
+    client: AsyncClient,
+    site: String,
+    file: std::path::PathBuf,
+    mut current: Vec<BoardRoster>,
+    mut connected: tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let publish = |rosters: &[BoardRoster]| {
+        let client = client.clone();
+        let msgs: Vec<(String, Vec<u8>)> = rosters
+            .iter()
+            .map(|r| {
+                (
+                    BoardTopics::new(&site, &r.area, &r.message.board).roster(),
+                    json(&r.message),
+                )
+            })
+            .collect();
+        async move {
+            for (topic, payload) in msgs {
+                if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
+                    tracing::warn!(error = %e, "cannot queue a roster");
+                }
+            }
+        }
+    };
+    let mut mtime = roster::modified(&file).ok();
+    let mut tick = tokio::time::interval(ROSTER_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            c = connected.recv() => {
+                if c.is_none() { return; }
+                publish(&current).await;
+            }
+            _ = tick.tick() => {
+                let now = roster::modified(&file).ok();
+                if now == mtime { continue; }
+                mtime = now;
+                match roster::load(&file) {
+                    Ok(r) => {
+                        tracing::info!(file = %file.display(), boards = r.len(), "roster changed; publishing");
+                        current = r;
+                        publish(&current).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "the roster file changed but cannot be used; the last good roster stays"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs the aggregator's ingest until `shutdown` completes. Opens the
+/// database and reads the roster first: errors there stop it before it
+/// connects. A broker that is down is waited for (with backoff), never an
+/// error. Unacknowledged messages at shutdown are delivered again by the
+/// broker (persistent session), and storing is idempotent.
+pub async fn run(
+    config: AggregatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), IngestError> {
+    let site = config.site.id.clone();
+    let store = Store::open(&config.database_path())?;
+    let rosters = match &config.roster.file {
+        Some(f) => Some((f.clone(), roster::load(f)?)),
+        None => None,
+    };
+    let mut options = crate::mqtt::options(&config.mqtt, &client_id(&site), &config.source)?;
+    options.set_manual_acks(true);
+    options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+
+    let (items_tx, items_rx) = mpsc::channel::<Item>();
+    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer_thread = {
+        let site = site.clone();
+        let (max_bytes, max_batch) = (config.ingest.max_message_bytes, config.ingest.max_batch);
+        std::thread::Builder::new()
+            .name("aggregator-writer".into())
+            .spawn(move || writer(store, site, max_bytes, max_batch, items_rx, out_tx))
+            .map_err(IngestError::Thread)?
+    };
+    let output_task = tokio::spawn(output(client.clone(), out_rx));
+    let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
+    let roster_task = rosters.map(|(file, r)| {
+        tokio::spawn(roster_task(
+            client.clone(),
+            site.clone(),
+            file,
+            r,
+            connected_rx,
+        ))
+    });
+
+    let topics = SiteTopics::new(&site);
+    let mut backoff = Backoff::new(Duration::from_secs(config.mqtt.backoff_max_s));
+    tracing::info!(site = %site, db = %config.database_path().display(), broker = %config.mqtt.url, "aggregator starting");
+    let poll = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                    backoff.reset();
+                    tracing::info!(
+                        session_present = ack.session_present,
+                        "connected to the broker"
+                    );
+                    if !ack.session_present {
+                        let client = client.clone();
+                        let filters = [topics.all_events(), topics.all_online()];
+                        tokio::spawn(async move {
+                            for f in filters {
+                                if let Err(e) = client.subscribe(f, QoS::AtLeastOnce).await {
+                                    tracing::error!(error = %e, "cannot queue a subscription");
+                                }
+                            }
+                        });
+                    }
+                    let _ = items_tx.send(Item::Republish);
+                    let _ = connected_tx.send(());
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    if items_tx.send(Item::Message(p)).is_err() {
+                        tracing::error!("the writer thread stopped");
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let pause = backoff.next();
+                    tracing::warn!(error = %e, retry_in = ?pause, "broker connection");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = poll => {}
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    drop(items_tx);
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    output_task.abort();
+    if let Some(t) = roster_task {
+        t.abort();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::store::BoardOutcome;
+    use crate::payload::HuddleState;
+
+    #[test]
+    fn rejection_logs_are_limited_per_board_and_reason() {
+        let mut l = LogLimiter::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(l.allow("b1", Reason::BadSeq, t0), Some(0));
+        assert_eq!(
+            l.allow("b1", Reason::BadSeq, t0 + Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            l.allow("b1", Reason::BadSeq, t0 + Duration::from_secs(2)),
+            None
+        );
+        assert_eq!(l.allow("b1", Reason::Oversize, t0), Some(0));
+        assert_eq!(l.allow("b2", Reason::BadSeq, t0), Some(0));
+        assert_eq!(
+            l.allow("b1", Reason::BadSeq, t0 + Duration::from_secs(61)),
+            Some(2)
+        );
+    }
+
+    fn outcome(ack_before: u64, ack: u64, dup: bool) -> BatchOutcome {
+        let mut o = BatchOutcome::default();
+        o.boards.insert(
+            "b1".into(),
+            BoardOutcome {
+                area: "assembly".into(),
+                ack_before,
+                ack,
+                duplicate_at_or_below_ack: dup,
+                status: BoardStatus {
+                    board: "b1".into(),
+                    online: true,
+                    last_seq: ack,
+                    last_event_at: None,
+                    huddle: HuddleState::NotStarted,
+                },
+            },
+        );
+        o
+    }
+
+    #[test]
+    fn publishes_the_ack_when_it_moves_or_a_duplicate_arrives_and_states_when_they_change() {
+        let now = Utc::now();
+        let mut p = Published::default();
+        let first = publications("plant1", &outcome(0, 2, false), &mut p, now);
+        let topics: Vec<&str> = first.iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "huddle/v1/plant1/assembly/b1/ack",
+                "huddle/v1/plant1/assembly/b1/status",
+                "huddle/v1/plant1/aggregator/stats"
+            ]
+        );
+        let ack: Ack = serde_json::from_slice(&first[0].payload).unwrap();
+        assert_eq!(ack.seq, 2);
+
+        assert!(publications("plant1", &outcome(2, 2, false), &mut p, now).is_empty());
+        let again = publications("plant1", &outcome(2, 2, true), &mut p, now);
+        assert_eq!(again.len(), 1);
+        assert!(again[0].topic.ends_with("/ack"));
+    }
+}

@@ -1,0 +1,867 @@
+//! The aggregator's SQLite file: every board's events, keyed by
+//! `(board, seq)`, and per board the contiguous high-water mark that the
+//! ack publishes.
+//!
+//! One owner (the ingest writer thread) holds the [`Store`]. Each call to
+//! [`Store::apply`] is one transaction holding a whole group commit:
+//! events, rejections (counted), online flags. Inserting is idempotent: a
+//! second message with the same `(board, seq)` and the same `id` and
+//! `data` is a duplicate; with a different `id` or `data` it is an
+//! integrity alert (kept in `integrity_alerts`); the first one stored is
+//! always kept.
+//!
+//! The ack of a board is the highest `seq` with every `seq` from 1 up to
+//! it stored. It lives in `boards.acked` and moves in the same transaction
+//! as the events, so it survives restarts and never passes a gap.
+//!
+//! The file runs in WAL mode with `synchronous=FULL`. Migrations are
+//! numbered in [`MIGRATIONS`] with the version in `PRAGMA user_version`; a
+//! file written by a newer version is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::validate::Reason;
+use crate::event::Envelope;
+use crate::payload::{BoardStatus, HuddleState};
+use crate::store::{parse_ts, ts};
+
+/// The schema, one migration per entry; entry `i` takes the file from
+/// version `i` to `i + 1`. Append only.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: events, boards, integrity alerts, counters.
+    "CREATE TABLE events (
+         board TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         id TEXT NOT NULL,
+         at TEXT NOT NULL,
+         clock_synced INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         data TEXT NOT NULL,
+         received_at TEXT NOT NULL,
+         PRIMARY KEY (board, seq)
+     ) WITHOUT ROWID;
+     CREATE TABLE boards (
+         board TEXT PRIMARY KEY,
+         area TEXT NOT NULL,
+         acked INTEGER NOT NULL DEFAULT 0,
+         online INTEGER NOT NULL DEFAULT 0,
+         last_seq INTEGER NOT NULL DEFAULT 0,
+         last_event_at TEXT,
+         huddle TEXT NOT NULL DEFAULT 'not_started',
+         huddle_seq INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE integrity_alerts (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         board TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         stored_id TEXT NOT NULL,
+         received_id TEXT NOT NULL,
+         received_data TEXT NOT NULL,
+         detected_at TEXT NOT NULL
+     );
+     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+];
+
+/// Errors of the aggregator's store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer huddle-board.
+    #[error(
+        "database {path} has schema version {found}, but this program knows versions up to {known}: \
+         it was written by a newer huddle-board. Install that version again, or move the file away \
+         (the boards re-send what they still hold from the last ack)"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// The state directory cannot be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not exist (export, which never creates it).
+    #[error("no database at {0} yet: the aggregator has stored nothing")]
+    Missing(PathBuf),
+}
+
+/// One thing the writer records in a group commit.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A validated event from a board in `area`.
+    Event {
+        /// The topic's area.
+        area: String,
+        /// The envelope.
+        envelope: Envelope,
+    },
+    /// A rejected message: only counted.
+    Rejected(Reason),
+    /// A board's retained `online` flag.
+    Online {
+        /// The topic's area.
+        area: String,
+        /// The board.
+        board: String,
+        /// The flag.
+        online: bool,
+    },
+}
+
+/// A second message for a stored `(board, seq)` with a different `id` or
+/// `data`. The first is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityAlert {
+    /// The board.
+    pub board: String,
+    /// The seq both messages claim.
+    pub seq: u64,
+    /// The stored event's id.
+    pub stored_id: String,
+    /// The newcomer's id.
+    pub received_id: String,
+}
+
+/// What a group commit did to one board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardOutcome {
+    /// The board's area (its topics).
+    pub area: String,
+    /// The ack before the commit.
+    pub ack_before: u64,
+    /// The ack after it.
+    pub ack: u64,
+    /// A duplicate at or below the ack arrived: publish the ack again, it
+    /// helps a kiosk that is re-sending.
+    pub duplicate_at_or_below_ack: bool,
+    /// The board's status after the commit.
+    pub status: BoardStatus,
+}
+
+impl BoardOutcome {
+    /// Whether the retained ack should be published.
+    pub fn ack_due(&self) -> bool {
+        self.ack != self.ack_before || self.duplicate_at_or_below_ack
+    }
+}
+
+/// The aggregator's counters, as published on the stats topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Rejected messages by reason (every reason, 0 included).
+    pub rejected: BTreeMap<String, u64>,
+    /// Messages that reused a stored `(board, seq)` with other content.
+    pub integrity_alerts: u64,
+    /// Events stored.
+    pub stored: u64,
+    /// Exact re-sends of stored events (harmless).
+    pub duplicates: u64,
+}
+
+/// What one group commit did.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Per touched board.
+    pub boards: BTreeMap<String, BoardOutcome>,
+    /// Integrity alerts raised by this batch.
+    pub alerts: Vec<IntegrityAlert>,
+    /// The counters after the commit.
+    pub stats: Stats,
+}
+
+/// One stored event, for export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    /// Board.
+    pub board: String,
+    /// Seq.
+    pub seq: u64,
+    /// Event id.
+    pub id: String,
+    /// UTC time at the board.
+    pub at: String,
+    /// Kind.
+    pub kind: String,
+    /// Data, as JSON text.
+    pub data: String,
+}
+
+/// An open aggregator database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+    }
+    Ok(())
+}
+
+fn huddle_key(state: HuddleState) -> &'static str {
+    match state {
+        HuddleState::NotStarted => "not_started",
+        HuddleState::InProgress => "in_progress",
+        HuddleState::Closed => "closed",
+    }
+}
+
+fn huddle_from_key(key: &str) -> HuddleState {
+    match key {
+        "in_progress" => HuddleState::InProgress,
+        "closed" => HuddleState::Closed,
+        _ => HuddleState::NotStarted,
+    }
+}
+
+fn counter_name(reason: Reason) -> String {
+    format!("rejected.{}", reason.key())
+}
+
+fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
+    if by == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        params![name, by as i64],
+    )?;
+    Ok(())
+}
+
+fn ensure_board(tx: &Transaction<'_>, board: &str, area: &str) -> rusqlite::Result<u64> {
+    tx.execute(
+        "INSERT INTO boards (board, area) VALUES (?1, ?2)
+         ON CONFLICT (board) DO UPDATE SET area = excluded.area",
+        params![board, area],
+    )?;
+    tx.query_row(
+        "SELECT acked FROM boards WHERE board = ?1",
+        params![board],
+        |r| r.get::<_, i64>(0).map(|v| v as u64),
+    )
+}
+
+/// Walks from `from + 1` while the next seq is stored; returns the last one.
+fn contiguous_from(tx: &Transaction<'_>, board: &str, from: u64) -> rusqlite::Result<u64> {
+    let mut stmt =
+        tx.prepare_cached("SELECT seq FROM events WHERE board = ?1 AND seq > ?2 ORDER BY seq")?;
+    let mut rows = stmt.query(params![board, from as i64])?;
+    let mut ack = from;
+    while let Some(row) = rows.next()? {
+        let seq = row.get::<_, i64>(0)? as u64;
+        if seq != ack + 1 {
+            break;
+        }
+        ack = seq;
+    }
+    Ok(ack)
+}
+
+fn status_of(conn: &Connection, board: &str) -> rusqlite::Result<(String, BoardStatus)> {
+    conn.query_row(
+        "SELECT area, acked, online, last_event_at, huddle FROM boards WHERE board = ?1",
+        params![board],
+        |r| {
+            let at: Option<String> = r.get(3)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                BoardStatus {
+                    board: board.to_owned(),
+                    online: r.get::<_, i64>(2)? != 0,
+                    last_seq: r.get::<_, i64>(1)? as u64,
+                    last_event_at: at.as_deref().and_then(parse_ts),
+                    huddle: huddle_from_key(&r.get::<_, String>(4)?),
+                },
+            ))
+        },
+    )
+}
+
+fn read_stats(conn: &Connection) -> rusqlite::Result<Stats> {
+    let mut stats = Stats {
+        rejected: Reason::ALL
+            .iter()
+            .map(|r| (r.key().to_owned(), 0))
+            .collect(),
+        ..Stats::default()
+    };
+    let mut stmt = conn.prepare_cached("SELECT name, value FROM counters")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    for row in rows {
+        let (name, value) = row?;
+        match name.as_str() {
+            "stored" => stats.stored = value,
+            "duplicates" => stats.duplicates = value,
+            "integrity_alerts" => stats.integrity_alerts = value,
+            other => {
+                if let Some(reason) = other.strip_prefix("rejected.") {
+                    stats.rejected.insert(reason.to_owned(), value);
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+impl Store {
+    /// Opens (creating) the file, sets WAL and `synchronous=FULL`, and
+    /// migrates it. Refuses a file from a newer version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut conn = open_conn(path)?;
+        migrate(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens an existing file (export): never creates one.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        Store::open(path)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records one group commit in one transaction at `now`: stores the
+    /// events idempotently, counts rejections, sets online flags, moves
+    /// each touched board's contiguous ack. Nothing is written if it fails.
+    pub fn apply(
+        &mut self,
+        batch: &[Input],
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let (boards, alerts) = apply_in(&tx, batch, now).map_err(sql)?;
+        let mut outcome = BatchOutcome {
+            alerts,
+            ..BatchOutcome::default()
+        };
+        for (board, (ack_before, dup_seq)) in boards {
+            let ack = contiguous_from(&tx, &board, ack_before).map_err(sql)?;
+            if ack != ack_before {
+                tx.execute(
+                    "UPDATE boards SET acked = ?2 WHERE board = ?1",
+                    params![board, ack as i64],
+                )
+                .map_err(sql)?;
+            }
+            let (area, status) = status_of(&tx, &board).map_err(sql)?;
+            outcome.boards.insert(
+                board,
+                BoardOutcome {
+                    area,
+                    ack_before,
+                    ack,
+                    duplicate_at_or_below_ack: dup_seq.is_some_and(|s| s <= ack),
+                    status,
+                },
+            );
+        }
+        outcome.stats = read_stats(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(outcome)
+    }
+
+    /// Every known board with its area and status (to publish again after
+    /// the broker lost its retained messages).
+    pub fn boards(&self) -> Result<Vec<(String, BoardStatus)>, StoreError> {
+        let names: Vec<String> = (|| {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT board FROM boards ORDER BY board")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })()
+        .map_err(|e| self.err(e))?;
+        names
+            .iter()
+            .map(|b| status_of(&self.conn, b).map_err(|e| self.err(e)))
+            .collect()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        read_stats(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// The integrity alerts, oldest first.
+    pub fn integrity_alerts(&self) -> Result<Vec<IntegrityAlert>, StoreError> {
+        (|| {
+            let mut stmt = self.conn.prepare(
+                "SELECT board, seq, stored_id, received_id FROM integrity_alerts ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(IntegrityAlert {
+                    board: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    stored_id: r.get(2)?,
+                    received_id: r.get(3)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Calls `f` with every stored event, ordered by board then seq.
+    pub fn for_each_event<E>(&self, mut f: impl FnMut(EventRow) -> Result<(), E>) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT board, seq, id, at, kind, data FROM events ORDER BY board, seq")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| {
+                Ok::<_, rusqlite::Error>(EventRow {
+                    board: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    id: r.get(2)?,
+                    at: r.get(3)?,
+                    kind: r.get(4)?,
+                    data: r.get(5)?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            f(row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per touched board: its ack before the batch and the highest duplicate
+/// seq seen (if any).
+type Touched = BTreeMap<String, (u64, Option<u64>)>;
+
+fn apply_in(
+    tx: &Transaction<'_>,
+    batch: &[Input],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<(Touched, Vec<IntegrityAlert>)> {
+    let received_at = ts(now);
+    let mut touched: Touched = BTreeMap::new();
+    let mut alerts = Vec::new();
+    let (mut stored, mut duplicates) = (0u64, 0u64);
+    let mut rejected: BTreeMap<Reason, u64> = BTreeMap::new();
+    for input in batch {
+        match input {
+            Input::Rejected(reason) => *rejected.entry(*reason).or_default() += 1,
+            Input::Online {
+                area,
+                board,
+                online,
+            } => {
+                let acked = ensure_board(tx, board, area)?;
+                tx.execute(
+                    "UPDATE boards SET online = ?2 WHERE board = ?1",
+                    params![board, *online as i64],
+                )?;
+                touched.entry(board.clone()).or_insert((acked, None));
+            }
+            Input::Event { area, envelope: e } => {
+                let acked = ensure_board(tx, &e.board, area)?;
+                let entry = touched.entry(e.board.clone()).or_insert((acked, None));
+                let data = serde_json::to_string(&e.data).unwrap_or_default();
+                let id = e.id.to_string();
+                let inserted = tx.execute(
+                    "INSERT INTO events (board, seq, id, at, clock_synced, kind, data, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (board, seq) DO NOTHING",
+                    params![
+                        e.board,
+                        e.seq as i64,
+                        id,
+                        ts(e.at),
+                        e.clock_synced as i64,
+                        e.kind,
+                        data,
+                        received_at
+                    ],
+                )?;
+                if inserted == 1 {
+                    stored += 1;
+                    note_event(tx, e)?;
+                    continue;
+                }
+                let (stored_id, stored_data): (String, String) = tx.query_row(
+                    "SELECT id, data FROM events WHERE board = ?1 AND seq = ?2",
+                    params![e.board, e.seq as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let same_data = serde_json::from_str::<serde_json::Value>(&stored_data)
+                    .map(|v| v == e.data)
+                    .unwrap_or(false);
+                if stored_id == id && same_data {
+                    duplicates += 1;
+                    entry.1 = Some(entry.1.map_or(e.seq, |s| s.max(e.seq)));
+                } else {
+                    tx.execute(
+                        "INSERT INTO integrity_alerts
+                         (board, seq, stored_id, received_id, received_data, detected_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![e.board, e.seq as i64, stored_id, id, data, received_at],
+                    )?;
+                    alerts.push(IntegrityAlert {
+                        board: e.board.clone(),
+                        seq: e.seq,
+                        stored_id,
+                        received_id: id,
+                    });
+                }
+            }
+        }
+    }
+    bump(tx, "stored", stored)?;
+    bump(tx, "duplicates", duplicates)?;
+    bump(tx, "integrity_alerts", alerts.len() as u64)?;
+    for (reason, n) in rejected {
+        bump(tx, &counter_name(reason), n)?;
+    }
+    Ok((touched, alerts))
+}
+
+/// Keeps the board's newest event time and huddle state (by seq, so
+/// events that fill a gap late do not roll them back).
+fn note_event(tx: &Transaction<'_>, e: &Envelope) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE boards SET last_seq = ?2, last_event_at = ?3 WHERE board = ?1 AND last_seq < ?2",
+        params![e.board, e.seq as i64, ts(e.at)],
+    )?;
+    let huddle = match e.kind.as_str() {
+        "huddle.started" => HuddleState::InProgress,
+        "huddle.closed" => HuddleState::Closed,
+        _ => return Ok(()),
+    };
+    tx.execute(
+        "UPDATE boards SET huddle = ?2, huddle_seq = ?3 WHERE board = ?1 AND huddle_seq < ?3",
+        params![e.board, huddle_key(huddle), e.seq as i64],
+    )?;
+    Ok(())
+}
+
+/// Reads `user_version` without migrating (tests).
+pub fn schema_version(path: &Path) -> Result<i64, StoreError> {
+    let conn = open_conn(path)?;
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .optional()
+        .map(|v| v.unwrap_or(0))
+        .map_err(|source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, HuddleClosed, HuddleStarted, NeedRef, StartTrigger};
+    use chrono::TimeZone;
+
+    fn at(min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 6, min, 0).unwrap()
+    }
+
+    fn need(board: &str, seq: u64, need: &str) -> Envelope {
+        Envelope::new(
+            board,
+            seq,
+            at(seq as u32 % 60),
+            true,
+            &Event::NeedClosed(NeedRef {
+                need_id: need.into(),
+                by: None,
+            }),
+        )
+    }
+
+    fn ev(e: Envelope) -> Input {
+        Input::Event {
+            area: "assembly".into(),
+            envelope: e,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("agg.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_gap_holds_the_ack_until_it_is_filled() {
+        let (_dir, mut s) = open();
+        let o = s
+            .apply(
+                &[
+                    ev(need("b1", 1, "n")),
+                    ev(need("b1", 2, "n")),
+                    ev(need("b1", 4, "n")),
+                ],
+                at(0),
+            )
+            .unwrap();
+        let b = &o.boards["b1"];
+        assert_eq!((b.ack_before, b.ack), (0, 2));
+        assert!(b.ack_due());
+        assert_eq!(b.status.last_seq, 2);
+
+        let o = s.apply(&[ev(need("b1", 6, "n"))], at(1)).unwrap();
+        assert_eq!(o.boards["b1"].ack, 2);
+        assert!(
+            !o.boards["b1"].ack_due(),
+            "a gap above the ack publishes nothing"
+        );
+
+        let o = s.apply(&[ev(need("b1", 3, "n"))], at(2)).unwrap();
+        assert_eq!(o.boards["b1"].ack, 4);
+        let o = s.apply(&[ev(need("b1", 5, "n"))], at(3)).unwrap();
+        assert_eq!(o.boards["b1"].ack, 6);
+        assert_eq!(o.stats.stored, 6);
+    }
+
+    #[test]
+    fn the_ack_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agg.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.apply(&[ev(need("b1", 1, "n")), ev(need("b1", 2, "n"))], at(0))
+                .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.boards().unwrap()[0].1.last_seq, 2);
+        let o = s.apply(&[ev(need("b1", 3, "n"))], at(1)).unwrap();
+        assert_eq!((o.boards["b1"].ack_before, o.boards["b1"].ack), (2, 3));
+        assert_eq!(schema_version(&path).unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn an_exact_duplicate_is_counted_and_republishes_the_ack() {
+        let (_dir, mut s) = open();
+        let first = need("b1", 1, "n");
+        s.apply(&[ev(first.clone())], at(0)).unwrap();
+        let o = s.apply(&[ev(first.clone())], at(1)).unwrap();
+        let b = &o.boards["b1"];
+        assert_eq!(b.ack, 1);
+        assert!(b.duplicate_at_or_below_ack && b.ack_due());
+        assert_eq!(o.stats.duplicates, 1);
+        assert_eq!(o.stats.stored, 1);
+        assert!(o.alerts.is_empty());
+    }
+
+    #[test]
+    fn same_key_other_content_is_an_alert_and_the_first_is_kept() {
+        let (_dir, mut s) = open();
+        let first = need("b1", 1, "first");
+        let mut second = need("b1", 1, "second");
+        s.apply(&[ev(first.clone())], at(0)).unwrap();
+        let o = s.apply(&[ev(second.clone())], at(1)).unwrap();
+        assert_eq!(o.alerts.len(), 1);
+        assert_eq!(o.alerts[0].stored_id, first.id.to_string());
+        assert_eq!(o.stats.integrity_alerts, 1);
+
+        // Same id, other data: also an alert.
+        second.id = first.id;
+        let o = s.apply(&[ev(second)], at(2)).unwrap();
+        assert_eq!(o.alerts.len(), 1);
+        assert_eq!(s.integrity_alerts().unwrap().len(), 2);
+
+        let mut rows = Vec::new();
+        s.for_each_event(|r| {
+            rows.push(r);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, first.id.to_string());
+        assert!(rows[0].data.contains("\"first\""), "{}", rows[0].data);
+    }
+
+    #[test]
+    fn a_duplicate_inside_one_batch_is_seen() {
+        let (_dir, mut s) = open();
+        let e = need("b1", 1, "n");
+        let o = s.apply(&[ev(e.clone()), ev(e)], at(0)).unwrap();
+        assert_eq!((o.stats.stored, o.stats.duplicates), (1, 1));
+    }
+
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let (_dir, mut s) = open();
+        let o = s
+            .apply(
+                &[
+                    Input::Rejected(Reason::MalformedJson),
+                    Input::Rejected(Reason::MalformedJson),
+                    Input::Rejected(Reason::BadSeq),
+                ],
+                at(0),
+            )
+            .unwrap();
+        assert!(o.boards.is_empty());
+        assert_eq!(o.stats.rejected["malformed_json"], 2);
+        assert_eq!(o.stats.rejected["bad_seq"], 1);
+        assert_eq!(o.stats.rejected["oversize"], 0);
+        assert_eq!(o.stats.rejected.len(), Reason::ALL.len());
+    }
+
+    #[test]
+    fn status_follows_huddles_online_and_the_newest_event() {
+        let (_dir, mut s) = open();
+        let started = Envelope::new(
+            "b1",
+            1,
+            at(1),
+            true,
+            &Event::HuddleStarted(HuddleStarted {
+                huddle_id: "h".into(),
+                scheduled_at: None,
+                slot: None,
+                started_by: "p01".into(),
+                trigger: StartTrigger::TeamLeader,
+                target_minutes: 15,
+                agenda: vec![],
+            }),
+        );
+        let o = s
+            .apply(
+                &[
+                    Input::Online {
+                        area: "assembly".into(),
+                        board: "b1".into(),
+                        online: true,
+                    },
+                    ev(started),
+                ],
+                at(1),
+            )
+            .unwrap();
+        let st = &o.boards["b1"].status;
+        assert!(st.online);
+        assert_eq!(st.huddle, HuddleState::InProgress);
+        assert_eq!(st.last_event_at, Some(at(1)));
+
+        let closed = Envelope::new(
+            "b1",
+            3,
+            at(3),
+            true,
+            &Event::HuddleClosed(HuddleClosed {
+                huddle_id: "h".into(),
+                closed_by: "p01".into(),
+                summary: serde_json::from_value(serde_json::json!({
+                    "present": 1, "expected": 1, "late": 0, "absent": [], "kpis_hit": 0,
+                    "kpis_reviewed": 0, "kpis_total": 0, "needs_raised": 0,
+                    "needs_escalated": 0, "actions_created": 0, "actions_closed": 0,
+                    "duration_s": 60, "target_s": 900
+                }))
+                .unwrap(),
+            }),
+        );
+        let o = s.apply(&[ev(closed)], at(3)).unwrap();
+        let st = &o.boards["b1"].status;
+        assert_eq!(st.huddle, HuddleState::Closed);
+        assert_eq!(st.last_seq, 1, "the gap at 2 holds the status's seq too");
+        assert_eq!(st.last_event_at, Some(at(3)));
+    }
+
+    #[test]
+    fn a_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agg.db");
+        Store::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Store::open(&path).err().unwrap().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+}

@@ -1,0 +1,355 @@
+//! Validation of one incoming event message: topic and bytes in, an
+//! [`Envelope`] or a [`Reject`] out. Pure: no I/O, no clock, never panics.
+//!
+//! The checks run in a fixed order, and the first that fails names the
+//! reason:
+//!
+//! 1. `oversize`: more bytes than `ingest.max_message_bytes`;
+//! 2. `bad_topic`: not `huddle/v1/{site}/{area}/{board}/event/{kind}` of this site;
+//! 3. `malformed_json`: not a JSON object;
+//! 4. `bad_schema`: its `schema` is missing or not [`SCHEMA_VERSION`];
+//! 5. `malformed_json`: not an envelope (a missing, unknown or mistyped field);
+//! 6. `bad_seq`: `seq` is 0 (sequences start at 1);
+//! 7. `unknown_kind`: `kind` is not one of [`Event::KINDS`];
+//! 8. `kind_mismatch`: the topic's kind level differs from `kind`;
+//! 9. `board_mismatch`: the topic's board level differs from `board`;
+//! 10. `bad_payload`: `data` does not parse as that kind.
+//!
+//! The schema is checked before the strict envelope parse so that an
+//! envelope of a newer schema (which may carry new fields) is reported as
+//! `bad_schema`, not as malformed.
+
+use std::fmt;
+
+use crate::event::{Envelope, Event, SCHEMA_VERSION};
+use crate::topic::parse_board_topic;
+
+/// Why a message was rejected. The names are the wire names of the
+/// aggregator's stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Not JSON, not an object, or not an envelope.
+    MalformedJson,
+    /// The envelope's schema version is not ours.
+    BadSchema,
+    /// A kind this schema does not know.
+    UnknownKind,
+    /// The data does not parse as its kind.
+    BadPayload,
+    /// The topic's board is not the envelope's board.
+    BoardMismatch,
+    /// The topic's kind is not the envelope's kind.
+    KindMismatch,
+    /// Larger than `ingest.max_message_bytes`.
+    Oversize,
+    /// `seq` is 0.
+    BadSeq,
+    /// Not an event topic of this site.
+    BadTopic,
+}
+
+impl Reason {
+    /// Every reason, in the order of the stats.
+    pub const ALL: [Reason; 9] = [
+        Reason::MalformedJson,
+        Reason::BadSchema,
+        Reason::UnknownKind,
+        Reason::BadPayload,
+        Reason::BoardMismatch,
+        Reason::KindMismatch,
+        Reason::Oversize,
+        Reason::BadSeq,
+        Reason::BadTopic,
+    ];
+
+    /// The wire name (`malformed_json`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::MalformedJson => "malformed_json",
+            Reason::BadSchema => "bad_schema",
+            Reason::UnknownKind => "unknown_kind",
+            Reason::BadPayload => "bad_payload",
+            Reason::BoardMismatch => "board_mismatch",
+            Reason::KindMismatch => "kind_mismatch",
+            Reason::Oversize => "oversize",
+            Reason::BadSeq => "bad_seq",
+            Reason::BadTopic => "bad_topic",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_key(key: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.key() == key)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A rejected message: the reason, the board named by the topic (when the
+/// topic names one) and a short detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Why.
+    pub reason: Reason,
+    /// The topic's board level, if the topic has one.
+    pub board: Option<String>,
+    /// What exactly was wrong (for the log; never the payload itself).
+    pub detail: String,
+}
+
+/// Where an accepted event came from: the topic's area (needed for the
+/// board's ack topic) and the envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The topic's area level.
+    pub area: String,
+    /// The envelope, checked.
+    pub envelope: Envelope,
+}
+
+/// Validates one message published on `topic` for the aggregator of `site`.
+pub fn validate(
+    site: &str,
+    topic: &str,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<Accepted, Reject> {
+    let parsed = parse_board_topic(topic);
+    let topic_board = parsed.as_ref().map(|p| p.board.to_owned());
+    let reject = |reason: Reason, detail: String| Reject {
+        reason,
+        board: topic_board.clone(),
+        detail,
+    };
+    if payload.len() > max_bytes {
+        return Err(reject(
+            Reason::Oversize,
+            format!("{} bytes, the limit is {max_bytes}", payload.len()),
+        ));
+    }
+    let parsed = match parsed {
+        Some(p) if p.site == site && p.rest.len() == 2 && p.rest[0] == "event" => p,
+        _ => {
+            return Err(reject(
+                Reason::BadTopic,
+                format!("`{topic}` is not an event topic of site {site}"),
+            ))
+        }
+    };
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| reject(Reason::MalformedJson, format!("not JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(reject(
+            Reason::MalformedJson,
+            "not a JSON object".to_owned(),
+        ));
+    };
+    match object.get("schema").and_then(|s| s.as_u64()) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        other => {
+            return Err(reject(
+                Reason::BadSchema,
+                format!(
+                    "schema {} (this aggregator knows {SCHEMA_VERSION})",
+                    other.map_or_else(|| "missing or not a number".to_owned(), |v| v.to_string())
+                ),
+            ))
+        }
+    }
+    let envelope: Envelope = serde_json::from_value(value)
+        .map_err(|e| reject(Reason::MalformedJson, format!("not an envelope: {e}")))?;
+    if envelope.seq == 0 {
+        return Err(reject(
+            Reason::BadSeq,
+            "seq 0 (sequences start at 1)".to_owned(),
+        ));
+    }
+    if !Event::KINDS.contains(&envelope.kind.as_str()) {
+        return Err(reject(
+            Reason::UnknownKind,
+            format!("unknown kind `{}`", truncate(&envelope.kind)),
+        ));
+    }
+    if parsed.rest[1] != envelope.kind {
+        return Err(reject(
+            Reason::KindMismatch,
+            format!(
+                "topic kind `{}`, envelope kind `{}`",
+                parsed.rest[1], envelope.kind
+            ),
+        ));
+    }
+    if parsed.board != envelope.board {
+        return Err(reject(
+            Reason::BoardMismatch,
+            format!(
+                "topic board `{}`, envelope board `{}`",
+                parsed.board,
+                truncate(&envelope.board)
+            ),
+        ));
+    }
+    if let Err(e) = envelope.event() {
+        return Err(reject(
+            Reason::BadPayload,
+            format!("data is not a {}: {e}", envelope.kind),
+        ));
+    }
+    Ok(Accepted {
+        area: parsed.area.to_owned(),
+        envelope,
+    })
+}
+
+/// At most 64 characters of untrusted text, for log lines.
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AttendanceTapped, TapVia};
+    use crate::topic::BoardTopics;
+    use chrono::{TimeZone, Utc};
+
+    const LIMIT: usize = 64 * 1024;
+
+    fn topics() -> BoardTopics {
+        BoardTopics::new("plant1", "assembly", "b1")
+    }
+
+    fn good(seq: u64) -> serde_json::Value {
+        let e = Event::AttendanceTapped(AttendanceTapped {
+            huddle_id: "h1".into(),
+            person_id: "p02".into(),
+            via: TapVia::Badge,
+            late: false,
+        });
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 6, 45, 3).unwrap();
+        serde_json::from_str(&Envelope::new("b1", seq, at, true, &e).to_json()).unwrap()
+    }
+
+    fn check(topic: &str, payload: &[u8]) -> Result<Accepted, Reject> {
+        validate("plant1", topic, payload, LIMIT)
+    }
+
+    fn reason(topic: &str, payload: &[u8]) -> Reason {
+        check(topic, payload).unwrap_err().reason
+    }
+
+    fn json(v: &serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn a_good_envelope_is_accepted_with_its_area() {
+        let a = check(&topics().event("attendance.tapped"), &json(&good(1))).unwrap();
+        assert_eq!(a.area, "assembly");
+        assert_eq!(a.envelope.seq, 1);
+        assert_eq!(a.envelope.board, "b1");
+    }
+
+    #[test]
+    fn every_reason_is_reachable() {
+        let t = topics().event("attendance.tapped");
+        assert_eq!(reason(&t, b"{not json"), Reason::MalformedJson);
+        assert_eq!(reason(&t, b"[1,2,3]"), Reason::MalformedJson);
+        assert_eq!(reason(&t, &[0xff, 0x00, 0x13, 0x37]), Reason::MalformedJson);
+        assert_eq!(reason(&t, b""), Reason::MalformedJson);
+
+        let mut v = good(1);
+        v["schema"] = 2.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadSchema);
+        v.as_object_mut().unwrap().remove("schema");
+        assert_eq!(reason(&t, &json(&v)), Reason::BadSchema);
+
+        let mut v = good(1);
+        v["extra"] = true.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+        let mut v = good(1);
+        v["seq"] = (-3).into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+        let mut v = good(1);
+        v["at"] = "yesterday".into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+
+        assert_eq!(reason(&t, &json(&good(0))), Reason::BadSeq);
+
+        let mut v = good(1);
+        v["kind"] = "coffee.spilled".into();
+        assert_eq!(
+            reason(&topics().event("coffee.spilled"), &json(&v)),
+            Reason::UnknownKind
+        );
+
+        assert_eq!(
+            reason(&topics().event("huddle.started"), &json(&good(1))),
+            Reason::KindMismatch
+        );
+
+        let other = BoardTopics::new("plant1", "assembly", "b2").event("attendance.tapped");
+        let r = check(&other, &json(&good(1))).unwrap_err();
+        assert_eq!(r.reason, Reason::BoardMismatch);
+        assert_eq!(r.board.as_deref(), Some("b2"));
+
+        let mut v = good(1);
+        v["data"]["via"] = "telepathy".into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadPayload);
+        let mut v = good(1);
+        v["data"] = serde_json::json!({});
+        assert_eq!(reason(&t, &json(&v)), Reason::BadPayload);
+
+        let big = vec![b' '; LIMIT + 1];
+        assert_eq!(reason(&t, &big), Reason::Oversize);
+        let mut padded = json(&good(1));
+        padded.resize(LIMIT, b' ');
+        assert!(check(&t, &padded).is_ok(), "exactly the limit is allowed");
+
+        assert_eq!(
+            reason("huddle/v1/plant1/assembly/b1/ack", &json(&good(1))),
+            Reason::BadTopic
+        );
+        assert_eq!(
+            reason(
+                &BoardTopics::new("plant2", "assembly", "b1").event("attendance.tapped"),
+                &json(&good(1))
+            ),
+            Reason::BadTopic
+        );
+        assert_eq!(reason("somewhere/else", b"{}"), Reason::BadTopic);
+    }
+
+    #[test]
+    fn oversize_is_decided_before_anything_is_parsed() {
+        let r = validate("plant1", "not/a/topic", &[b'x'; 2048], 1024).unwrap_err();
+        assert_eq!(r.reason, Reason::Oversize);
+    }
+
+    #[test]
+    fn reason_names_round_trip() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_key(r.key()), Some(r));
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let t = topics().event("attendance.tapped");
+        for _ in 0..5000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (seed.rotate_left(i as u32 % 64) >> 3) as u8)
+                .collect();
+            assert!(check(&t, &bytes).is_err());
+        }
+    }
+}
