@@ -1,0 +1,214 @@
+//! Benchmark: the aggregator's durable ingest from a pre-filled broker
+//! queue, beside the rate at which a bare `mosquitto_sub` drains the same
+//! queue (the broker's ceiling).
+//!
+//! `cargo bench --bench ingest -- [--boards N] [--events-per-board E]`
+//!
+//! A Mosquitto is started here on a free port with TCP_NODELAY and the
+//! queue limits raised (as the shipped broker configuration does). For
+//! each consumer, its persistent session is registered first, then
+//! N x E valid envelopes are published while it is away, then it is
+//! started and timed: `mosquitto_sub` until it has printed every message;
+//! `huddle-aggregator` until every board's retained ack reaches E (every
+//! event committed to SQLite with `synchronous=FULL` and acknowledged).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use huddle_board::event::{AttendanceTapped, Envelope, Event, TapVia};
+use huddle_board::topic::BoardTopics;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+
+const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
+const SITE: &str = "bench";
+
+fn board_id(i: usize) -> String {
+    format!("b{i:04}")
+}
+
+/// Publishes `boards x per_board` events at QoS 1 and waits for every PUBACK.
+async fn prefill(port: u16, boards: usize, per_board: u64) {
+    let mut o = MqttOptions::new("bench-prefill", "127.0.0.1", port);
+    o.set_inflight(1000);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut ev) = AsyncClient::new(o, 10_000);
+    let total = boards as u64 * per_board;
+    let waiter = tokio::spawn(async move {
+        let mut acked = 0u64;
+        while acked < total {
+            match ev.poll().await {
+                Ok(MqttEvent::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("prefill connection: {e}"),
+            }
+        }
+    });
+    let now = Utc::now();
+    for seq in 1..=per_board {
+        for b in 0..boards {
+            let board = board_id(b);
+            let event = Event::AttendanceTapped(AttendanceTapped {
+                huddle_id: format!("h-{board}"),
+                person_id: format!("p{seq}"),
+                via: TapVia::Badge,
+                late: false,
+            });
+            let env = Envelope::new(&board, seq, now, true, &event);
+            let topic = BoardTopics::new(SITE, "area", &board).event(&env.kind);
+            client
+                .publish(topic, QoS::AtLeastOnce, false, env.to_json())
+                .await
+                .unwrap();
+        }
+    }
+    waiter.await.unwrap();
+    let _ = client.disconnect().await;
+}
+
+fn sub_args(port: u16) -> Vec<String> {
+    let topic = format!("huddle/v1/{SITE}/+/+/event/+");
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-i",
+        "bench-sub",
+        "-c",
+        "-q",
+        "1",
+        "-t",
+        &topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Waits until every board's retained ack reaches `per_board`.
+async fn wait_acks(port: u16, boards: usize, per_board: u64) -> Instant {
+    let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut ev) = AsyncClient::new(o, 100);
+    client
+        .subscribe(format!("huddle/v1/{SITE}/+/+/ack"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut acks: HashMap<String, u64> = HashMap::new();
+    loop {
+        if let Ok(MqttEvent::Incoming(Packet::Publish(p))) = ev.poll().await {
+            if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
+                acks.insert(ack.board, ack.seq);
+                if acks.len() == boards && acks.values().all(|s| *s >= per_board) {
+                    return Instant::now();
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let mut boards = 500usize;
+    let mut per_board = 400u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--boards" => {
+                boards = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--boards N")
+            }
+            "--events-per-board" => {
+                per_board = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--events-per-board E")
+            }
+            _ => {}
+        }
+    }
+    let total = boards as u64 * per_board;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = support::Mosquitto::start_with(
+        "max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n",
+    );
+    let port = broker.port;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The broker's ceiling: a bare persistent mosquitto_sub draining the queue.
+    let sub = support::require("mosquitto_sub", "mosquitto-clients");
+    let status = Command::new(&sub)
+        .args(sub_args(port))
+        .arg("-E")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "mosquitto_sub could not register its session"
+    );
+    rt.block_on(prefill(port, boards, per_board));
+    let t = Instant::now();
+    let status = Command::new(&sub)
+        .args(sub_args(port))
+        .args(["-C", &total.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bare = t.elapsed();
+
+    // The aggregator: register its session, stop it, fill, start, time.
+    let config = dir.path().join("aggregator.toml");
+    let text = include_str!("../../config/aggregator.toml")
+        .replace("id = \"plant1\"", &format!("id = \"{SITE}\""));
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    let start = || {
+        Command::new(AGGREGATOR)
+            .args(["--config", config.to_str().unwrap()])
+            .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
+            .env("HUDDLE_MQTT_URL", format!("mqtt://127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let mut agg = start();
+    std::thread::sleep(Duration::from_secs(2));
+    support::sigkill(&mut agg);
+    rt.block_on(prefill(port, boards, per_board));
+    let t = Instant::now();
+    let mut agg = start();
+    let done = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(600), wait_acks(port, boards, per_board)).await
+    });
+    let done = done.expect("the aggregator did not ack everything within 10 minutes");
+    let ingest = done - t;
+    support::sigkill(&mut agg);
+
+    let rate = |d: Duration| total as f64 / d.as_secs_f64();
+    println!("events: {total} from {boards} boards");
+    println!(
+        "bare mosquitto_sub (broker ceiling)   {:>9.0} events/s  ({:.2} s)",
+        rate(bare),
+        bare.as_secs_f64()
+    );
+    println!(
+        "huddle-aggregator, durable + acked    {:>9.0} events/s  ({:.2} s)",
+        rate(ingest),
+        ingest.as_secs_f64()
+    );
+    println!(
+        "ratio to the ceiling                  {:>9.2}",
+        rate(ingest) / rate(bare)
+    );
+}
