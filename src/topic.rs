@@ -160,7 +160,8 @@ mod tests {
             "huddle/v1/plant1/assembly/demo/event/attendance.tapped"
         );
         assert_eq!(t.ack(), "huddle/v1/plant1/assembly/demo/ack");
-        let p = parse_board_topic(&t.event("huddle.started")).unwrap();
+        let topic = t.event("huddle.started");
+        let p = parse_board_topic(&topic).unwrap();
         assert_eq!((p.site, p.area, p.board), ("plant1", "assembly", "demo"));
         assert_eq!(p.rest, vec!["event", "huddle.started"]);
         assert_eq!(
