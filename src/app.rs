@@ -635,7 +635,11 @@ impl Board {
     /// than the one in use: the people and their badge hashes replace the
     /// config's (enrolled badges still apply on top), stored with the
     /// `roster.applied` event in one transaction. Returns whether it did.
-    fn apply_roster(&mut self, message: RosterMessage, now: DateTime<Utc>) -> Result<bool, AppError> {
+    fn apply_roster(
+        &mut self,
+        message: RosterMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
         if message.board != self.config.board.id {
             tracing::warn!(board = %message.board, "roster for another board ignored");
             return Ok(false);
@@ -1573,7 +1577,9 @@ fn load_applied_roster(c: &Connection) -> rusqlite::Result<Option<AppliedRoster>
         let (id, name, role) = row?;
         match serde_json::from_value::<Role>(serde_json::Value::String(role.clone())) {
             Ok(role) => people.push(Person { id, name, role }),
-            Err(_) => tracing::warn!(person = %id, %role, "stored roster person with an unknown role skipped"),
+            Err(_) => {
+                tracing::warn!(person = %id, %role, "stored roster person with an unknown role skipped")
+            }
         }
     }
     let mut stmt = c.prepare("SELECT hash, person_id FROM roster_badges")?;

@@ -706,7 +706,10 @@ mod tests {
 
     fn window(acked: u64, last: u64, size: u32) -> (Window, Instant) {
         let now = Instant::now();
-        (Window::new(acked, last, size, Duration::from_secs(10), now), now)
+        (
+            Window::new(acked, last, size, Duration::from_secs(10), now),
+            now,
+        )
     }
 
     #[test]

@@ -375,7 +375,11 @@ impl Store {
     /// `acked`, never lowered). An ack beyond the board's last `seq` (a
     /// database replaced under a running aggregator) is capped to it, so
     /// that events not yet written can never count as delivered.
-    pub fn mark_delivered(&mut self, ack: u64, now: DateTime<Utc>) -> Result<Delivered, StoreError> {
+    pub fn mark_delivered(
+        &mut self,
+        ack: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -623,6 +627,43 @@ mod tests {
             })
             .unwrap();
         assert_eq!(envs[0].seq, 1);
+    }
+
+    #[test]
+    fn acks_mark_delivered_durably_capped_and_pruning_keeps_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let mut s = Store::open(&path, "demo").unwrap();
+        for i in 0..4 {
+            s.transact(t0(), |tx| tx.emit(&closed(&i.to_string())))
+                .map_err(|e: StoreError| e)
+                .unwrap();
+        }
+        let d = s.mark_delivered(2, t0()).unwrap();
+        assert_eq!((d.acked, d.last_seq, d.capped), (2, 4, false));
+        assert_eq!(s.undelivered().unwrap(), 2);
+        // Lower acks never lower it; one beyond the last seq is capped.
+        assert_eq!(s.mark_delivered(1, t0()).unwrap().acked, 2);
+        let d = s.mark_delivered(99, t0()).unwrap();
+        assert_eq!((d.acked, d.capped), (4, true));
+        assert_eq!(s.undelivered().unwrap(), 0);
+        assert_eq!(s.outbox_rows(3, 4).unwrap().len(), 2);
+        // Pruned rows leave the counter alone.
+        assert_eq!(s.prune_delivered(t0()).unwrap(), 0);
+        assert_eq!(
+            s.prune_delivered(t0() + chrono::Duration::seconds(1))
+                .unwrap(),
+            4
+        );
+        drop(s);
+        let mut s = Store::open(&path, "demo").unwrap();
+        assert_eq!(s.acked().unwrap(), 4);
+        let (_, envs) = s
+            .transact(t0(), |tx| {
+                tx.emit(&closed("x")).map_err(anyhow::Error::from)
+            })
+            .unwrap();
+        assert_eq!(envs[0].seq, 5);
     }
 
     #[test]

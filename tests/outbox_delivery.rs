@@ -151,10 +151,13 @@ impl Peer {
 
     /// Waits for the `n`th subscription (one per connection).
     async fn subscribed(&mut self, n: u32) {
-        tokio::time::timeout(Duration::from_secs(10), self.subscribed.wait_for(|s| *s >= n))
-            .await
-            .expect("test aggregator did not subscribe")
-            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.subscribed.wait_for(|s| *s >= n),
+        )
+        .await
+        .expect("test aggregator did not subscribe")
+        .unwrap();
     }
 
     fn receipts(&self) -> Vec<u64> {
@@ -194,12 +197,8 @@ fn publish_retained(port: u16, topic: &str, payload: &str) {
 }
 
 fn start(config: &KioskConfig, store: &mut Store) -> Outbox {
-    let outbox = Outbox::start(
-        config,
-        &tokio::runtime::Handle::current(),
-        Box::new(|_| {}),
-    )
-    .unwrap();
+    let outbox =
+        Outbox::start(config, &tokio::runtime::Handle::current(), Box::new(|_| {})).unwrap();
     let wake = outbox.notifier();
     store.set_commit_hook(Box::new(move |_| wake.notify()));
     outbox
@@ -220,7 +219,10 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_starts(
     })
     .await;
     assert!(!s.connected);
-    assert_eq!((s.queued(), s.describe(20).0.as_str()), (20, "offline · 20 queued"));
+    assert_eq!(
+        (s.queued(), s.describe(20).0.as_str()),
+        (20, "offline · 20 queued")
+    );
     assert_eq!(store.undelivered().unwrap(), 20);
 
     broker.restart();
@@ -253,7 +255,10 @@ async fn a_broker_killed_mid_stream_loses_nothing() {
     peer.subscribed(1).await;
     let outbox = start(&c, &mut store);
     let mut status = outbox.status();
-    wait_status(&mut status, Duration::from_secs(5), "connected", |s| s.connected).await;
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
+    })
+    .await;
 
     for i in 0..100 {
         commit(&mut store, 1);
@@ -289,7 +294,10 @@ async fn a_stalled_ack_makes_the_kiosk_send_again_from_ack_plus_one() {
     peer.subscribed(1).await;
     let outbox = start(&c, &mut store);
     let mut status = outbox.status();
-    wait_status(&mut status, Duration::from_secs(5), "connected", |s| s.connected).await;
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
+    })
+    .await;
     let t0 = std::time::Instant::now();
     commit(&mut store, 5);
     wait_status(&mut status, Duration::from_secs(8), "all 5 acked", |s| {
@@ -297,7 +305,11 @@ async fn a_stalled_ack_makes_the_kiosk_send_again_from_ack_plus_one() {
     })
     .await;
     let threes = peer.receipts().iter().filter(|&&s| s == 3).count();
-    assert!(threes >= 2, "seq 3 was not sent again: {:?}", peer.receipts());
+    assert!(
+        threes >= 2,
+        "seq 3 was not sent again: {:?}",
+        peer.receipts()
+    );
     assert!(
         t0.elapsed() >= Duration::from_millis(900),
         "re-sent before the ack timeout"
@@ -317,7 +329,10 @@ async fn online_is_retained_true_and_the_last_will_says_false() {
     // A connection that dies (tasks aborted, no DISCONNECT): the last will.
     let outbox = start(&c, &mut store);
     let mut status = outbox.status();
-    wait_status(&mut status, Duration::from_secs(5), "connected", |s| s.connected).await;
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(retained(broker.port, &online), "true");
     drop(outbox);
@@ -327,7 +342,10 @@ async fn online_is_retained_true_and_the_last_will_says_false() {
     // Back again, then a clean stop also leaves `false`.
     let outbox = start(&c, &mut store);
     let mut status = outbox.status();
-    wait_status(&mut status, Duration::from_secs(5), "connected", |s| s.connected).await;
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(retained(broker.port, &online), "true");
     outbox.shutdown().await;
@@ -358,13 +376,20 @@ async fn an_ack_beyond_the_last_seq_is_capped_and_marks_nothing_unsent() {
     .await;
     assert_eq!(s.acked, 3, "capped at the board's last seq");
     commit(&mut store, 2);
-    wait_status(&mut status, Duration::from_secs(5), "new events seen", |s| {
-        s.last_seq == 5
-    })
+    wait_status(
+        &mut status,
+        Duration::from_secs(5),
+        "new events seen",
+        |s| s.last_seq == 5,
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.acked().unwrap(), 3);
-    assert_eq!(store.undelivered().unwrap(), 2, "events 4 and 5 are not delivered");
+    assert_eq!(
+        store.undelivered().unwrap(),
+        2,
+        "events 4 and 5 are not delivered"
+    );
     outbox.shutdown().await;
 }
 

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 /// Finds a program on PATH (and in /usr/sbin, where Debian puts mosquitto),
 /// or fails with the command that installs it.
 pub fn require(tool: &str, package: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     dirs.extend([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]);
     dirs.into_iter()
         .map(|d| d.join(tool))
@@ -20,7 +22,11 @@ pub fn require(tool: &str, package: &str) -> PathBuf {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts on the port.
@@ -66,7 +72,12 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let mut m = Mosquitto { child: None, port, conf, _dir: dir };
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            conf,
+            _dir: dir,
+        };
         m.restart();
         m
     }
@@ -103,7 +114,11 @@ impl Mosquitto {
             }
             // The port may still be in TIME_WAIT after a kill: try again.
             self.kill();
-            assert!(Instant::now() < deadline, "mosquitto did not start on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {}",
+                self.port
+            );
         }
     }
 }
@@ -134,7 +149,17 @@ impl Sub {
         let out = dir.join(format!("sub-{}.txt", free_port()));
         let file = std::fs::File::create(&out).unwrap();
         let child = Command::new(bin)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v", "-q", "1", "-t", topic])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-v",
+                "-q",
+                "1",
+                "-t",
+                topic,
+            ])
             .stdout(file)
             .stderr(Stdio::null())
             .spawn()
