@@ -171,6 +171,9 @@ impl Backoff {
 
     /// The pause before the next attempt: the current step with ±25 %
     /// jitter (so that a site's boards do not reconnect in step), then doubles.
+    // Design: kept as `next` (the aggregator calls it too); it never ends,
+    // so it is not an Iterator.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Duration {
         // xorshift: enough randomness for jitter, no dependency.
         self.seed ^= self.seed << 13;
