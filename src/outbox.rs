@@ -67,7 +67,8 @@
 //!
 //! - "the broker refused the user name or password": `mqtt.username` /
 //!   `mqtt.password` do not match the broker's password file.
-//! - "not authorised": the broker's ACL does not let this user connect.
+//! - "not authorised": Mosquitto says this for a wrong password too; check
+//!   `mqtt.username` / `mqtt.password`, then the broker's ACL.
 //! - TLS errors: `mqtt.ca_file` must hold the CA that signed the broker's
 //!   certificate, and the URL's host must be a name in that certificate.
 //! - Events stay "sending": the broker is reachable but no aggregator
@@ -396,6 +397,13 @@ impl Outbox {
         if let Some(driver) = self.driver.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
         }
+        if !self.status.borrow().connected {
+            // Nobody to say goodbye to (the last will already said it).
+            if let Some(link) = self.link.take() {
+                link.abort();
+            }
+            return;
+        }
         let online = self.online_topic.clone();
         let bye = async {
             let _ = self
@@ -505,8 +513,9 @@ impl Link {
             ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => format!(
                 "broker {url} refused the user name or password (mqtt.username, mqtt.password in {file})"
             ),
+            // Mosquitto answers a wrong password with "not authorised" too.
             ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => format!(
-                "broker {url} says this client is not authorised (mqtt.username in {file}, or the broker's ACL)"
+                "broker {url} refused this client as not authorised (mqtt.username, mqtt.password in {file}, or the broker's ACL)"
             ),
             ConnectionError::ConnectionRefused(code) => {
                 format!("broker {url} refused the connection: {code:?}")

@@ -7,6 +7,12 @@
 //! builds a [`BoardView`] and hands it to the event loop with
 //! `upgrade_in_event_loop`, so the screen never waits for the disk and
 //! shows only what has been committed.
+//!
+//! [`run`] also starts a tokio runtime (thread `mqtt`) with the
+//! [`Outbox`] publisher: the store's commit hook wakes it, and its
+//! [`crate::outbox::LinkStatus`] and the aggregator's rosters come back to
+//! the core as [`Intent::Link`] and [`Intent::ApplyRoster`]. If it cannot
+//! start, the kiosk runs as before and queues.
 
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};

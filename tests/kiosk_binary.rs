@@ -354,14 +354,24 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
     let events = support::Sub::start(broker.port, &format!("{base}/event/#"), dir.path());
 
     let kiosk = board.start();
-    wait_until("online = true", || retained(broker.port, &format!("{base}/online")) == "true");
+    wait_until("online = true", || {
+        retained(broker.port, &format!("{base}/online")) == "true"
+    });
     board.tap("1001"); // the team leader starts the huddle: two events
     board.wait_for(2);
     wait_until("both events on the broker", || {
-        events.text().lines().filter(|l| l.starts_with(base)).count() >= 2
+        events
+            .text()
+            .lines()
+            .filter(|l| l.starts_with(base))
+            .count()
+            >= 2
     });
     let text = events.text();
-    assert!(text.contains(&format!("{base}/event/huddle.started {{")), "{text}");
+    assert!(
+        text.contains(&format!("{base}/event/huddle.started {{")),
+        "{text}"
+    );
     assert!(text.contains("\"seq\":2"), "{text}");
 
     // The aggregator's retained ack marks them delivered, durably.
@@ -370,7 +380,15 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
         chrono::Utc::now().to_rfc3339()
     );
     let ok = Command::new(support::require("mosquitto_pub", "mosquitto-clients"))
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-r"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-r",
+        ])
         .args(["-t", &format!("{base}/ack"), "-m", &ack])
         .status()
         .unwrap();
@@ -382,5 +400,7 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
     });
 
     kill(kiosk);
-    wait_until("the last will", || retained(broker.port, &format!("{base}/online")) == "false");
+    wait_until("the last will", || {
+        retained(broker.port, &format!("{base}/online")) == "false"
+    });
 }

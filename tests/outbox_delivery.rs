@@ -424,3 +424,46 @@ async fn the_retained_roster_reaches_the_callback() {
     assert_eq!(got, roster);
     outbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_reported_with_the_keys_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let ok = Command::new(require("mosquitto_passwd", "mosquitto"))
+        .args(["-b", "-c", passwd.to_str().unwrap(), "board-demo", "right"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let broker = Mosquitto::start_with(&format!(
+        "allow_anonymous false\npassword_file {}",
+        passwd.display()
+    ));
+    let mut c = config(dir.path(), &broker.url(), 2);
+    c.mqtt.username = Some("board-demo".into());
+    c.mqtt.password = Some("wrong".into());
+    let mut store = Store::open(&c.database_path(), &c.board.id).unwrap();
+    commit(&mut store, 1);
+    let outbox = start(&c, &mut store);
+    let mut status = outbox.status();
+    let s = wait_status(&mut status, Duration::from_secs(5), "refused", |s| {
+        s.error.is_some()
+    })
+    .await;
+    let e = s.error.clone().unwrap();
+    assert!(
+        e.contains("refused") && e.contains("mqtt.username") && e.contains("config/kiosk.toml"),
+        "{e}"
+    );
+    assert_eq!(s.describe(1).0, "offline · 1 queued");
+    outbox.shutdown().await;
+
+    // The right password connects.
+    c.mqtt.password = Some("right".into());
+    let outbox = start(&c, &mut store);
+    let mut status = outbox.status();
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
+    })
+    .await;
+    outbox.shutdown().await;
+}
