@@ -24,6 +24,8 @@ use crate::domain::{
     Schedule, Step, Summary, TapKind,
 };
 use crate::event::*;
+use crate::outbox::LinkStatus;
+use crate::payload::RosterMessage;
 use crate::store::{parse_date, parse_ts, ts, Store, StoreError};
 
 /// Errors that stop the kiosk (a refusal is not one: it is shown).
@@ -126,6 +128,11 @@ pub enum Intent {
     EnrolChoose(String),
     /// Time passes.
     Tick,
+    /// The outbox publisher's link changed (shown in the header).
+    Link(LinkStatus),
+    /// A roster published for this board by the aggregator: applied if it
+    /// is newer than the one in use.
+    ApplyRoster(RosterMessage),
 }
 
 /// Which screen the board shows.
@@ -305,6 +312,8 @@ pub struct BoardView {
     pub enrol_people: Vec<Person>,
     /// Delivery state text.
     pub link: String,
+    /// Connected and nothing waits for the aggregator's ack.
+    pub link_ok: bool,
 }
 
 /// The board: config, store, roster, schedule and the open huddle.
@@ -325,6 +334,10 @@ pub struct Board {
     wedge: KeyboardWedge,
     last_activity: DateTime<Utc>,
     screen_since: DateTime<Utc>,
+    /// The publisher's link, when one runs (none in tests and snapshots).
+    link: Option<LinkStatus>,
+    /// `issued_at` of the aggregator's roster in use, if any.
+    roster_issued: Option<DateTime<Utc>>,
 }
 
 fn new_id() -> String {
@@ -344,28 +357,7 @@ impl Board {
         store: Store,
         now: DateTime<Utc>,
     ) -> Result<Board, AppError> {
-        let key = config.badge.site_key.as_bytes();
-        let people: Vec<Person> = config
-            .people
-            .iter()
-            .map(|p| Person {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                role: p.role,
-            })
-            .collect();
-        let mut badges: Vec<(BadgeHash, String)> = Vec::new();
-        for p in &config.people {
-            badges.extend(p.badges.iter().map(|n| (hash_badge(key, n), p.id.clone())));
-            badges.extend(
-                p.badge_hashes
-                    .iter()
-                    .filter_map(|h| BadgeHash::parse(h))
-                    .map(|h| (h, p.id.clone())),
-            );
-        }
-        badges.extend(store.read(load_enrolled)?);
-        let roster = Roster::new(people, badges);
+        let (roster, roster_issued) = build_roster(&config, &store)?;
         let schedule = Schedule::new(
             config.schedule_times(),
             config.timezone(),
@@ -397,6 +389,8 @@ impl Board {
             wedge,
             last_activity: now,
             screen_since: now,
+            link: None,
+            roster_issued,
         };
         board.screen = board.huddle_screen();
         Ok(board)
@@ -405,6 +399,17 @@ impl Board {
     /// The store (for `events` and benchmarks).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Calls `hook` with the last seq after each commit that wrote events
+    /// (the kiosk wakes its outbox publisher with it; it must not block).
+    pub fn set_commit_hook(&mut self, hook: crate::store::CommitHook) {
+        self.store.set_commit_hook(hook);
+    }
+
+    /// `issued_at` of the aggregator's roster in use (`None`: the config's).
+    pub fn roster_issued(&self) -> Option<DateTime<Utc>> {
+        self.roster_issued
     }
 
     /// The configuration.
@@ -460,7 +465,10 @@ impl Board {
 
     /// Handles one intent at `now`. Returns whether the view changed.
     pub fn handle(&mut self, intent: Intent, now: DateTime<Utc>) -> Result<bool, AppError> {
-        if !matches!(intent, Intent::Tick) {
+        if !matches!(
+            intent,
+            Intent::Tick | Intent::Link(_) | Intent::ApplyRoster(_)
+        ) {
             self.last_activity = now;
         }
         match intent {
@@ -613,7 +621,77 @@ impl Board {
                 }
             }
             Intent::Tick => return Ok(self.tick(now)),
+            Intent::Link(status) => {
+                let changed = self.link.as_ref() != Some(&status);
+                self.link = Some(status);
+                return Ok(changed);
+            }
+            Intent::ApplyRoster(message) => return self.apply_roster(message, now),
         }
+        Ok(true)
+    }
+
+    /// Applies the aggregator's roster if it is for this board and newer
+    /// than the one in use: the people and their badge hashes replace the
+    /// config's (enrolled badges still apply on top), stored with the
+    /// `roster.applied` event in one transaction. Returns whether it did.
+    fn apply_roster(
+        &mut self,
+        message: RosterMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
+        if message.board != self.config.board.id {
+            tracing::warn!(board = %message.board, "roster for another board ignored");
+            return Ok(false);
+        }
+        if self.roster_issued.is_some_and(|t| message.issued_at <= t) {
+            tracing::debug!(issued_at = %message.issued_at, "roster not newer than the one in use");
+            return Ok(false);
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(bad) = message
+            .people
+            .iter()
+            .find(|p| p.id.trim().is_empty() || !ids.insert(p.id.as_str()))
+        {
+            tracing::warn!(person = %bad.id, "roster refused: empty or repeated person id");
+            return Ok(false);
+        }
+        let badges: usize = message.people.iter().map(|p| p.badge_hashes.len()).sum();
+        let event = Event::RosterApplied(RosterApplied {
+            issued_at: message.issued_at,
+            people: message.people.len(),
+            badges,
+        });
+        self.store.transact(now, |tx| {
+            let c = tx.conn();
+            c.execute_batch("DELETE FROM roster_people; DELETE FROM roster_badges;")
+                .map_err(|e| tx.err(e))?;
+            for (i, p) in message.people.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO roster_people (position, id, name, role, coach) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![i as i64, p.id, p.name, role_key(p.role), p.coach],
+                )
+                .map_err(|e| tx.err(e))?;
+                for h in &p.badge_hashes {
+                    c.execute(
+                        "INSERT OR REPLACE INTO roster_badges (hash, person_id) VALUES (?1, ?2)",
+                        params![h.as_str(), p.id],
+                    )
+                    .map_err(|e| tx.err(e))?;
+                }
+            }
+            c.execute(
+                "INSERT OR REPLACE INTO roster (id, issued_at, applied_at) VALUES (1, ?1, ?2)",
+                params![ts(message.issued_at), ts(now)],
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.emit(&event).map(|_| ())
+        })?;
+        let (roster, issued) = build_roster(&self.config, &self.store)?;
+        self.roster = roster;
+        self.roster_issued = issued;
+        tracing::info!(issued_at = %message.issued_at, people = message.people.len(), badges, "roster applied");
         Ok(true)
     }
 
@@ -1346,7 +1424,13 @@ impl Board {
                 name_of(person_id)
             ),
         });
-        let undelivered = self.store.undelivered()?;
+        let (link, link_ok) = match &self.link {
+            Some(status) => status.describe(self.store.last_seq()?),
+            None => match self.store.undelivered()? {
+                0 => ("local only".to_owned(), false),
+                n => (format!("offline · {n} queued"), false),
+            },
+        };
         Ok(BoardView {
             screen: self.screen,
             board_name: self.config.board.name.clone(),
@@ -1373,11 +1457,8 @@ impl Board {
             experiment,
             summary,
             enrol_people: self.roster.people().to_vec(),
-            link: if undelivered == 0 {
-                "local only".to_owned()
-            } else {
-                format!("offline · {undelivered} queued")
-            },
+            link,
+            link_ok,
         })
     }
 }
@@ -1426,6 +1507,91 @@ fn insert_action(
         [huddle_id],
     )?;
     Ok(())
+}
+
+/// The roster in use: the aggregator's latest (stored), else the config's;
+/// badges enrolled at this board apply on top of either.
+fn build_roster(
+    config: &KioskConfig,
+    store: &Store,
+) -> Result<(Roster, Option<DateTime<Utc>>), StoreError> {
+    let (people, mut badges, issued) = match store.read(load_applied_roster)? {
+        Some((issued, people, badges)) => (people, badges, Some(issued)),
+        None => {
+            let key = config.badge.site_key.as_bytes();
+            let people: Vec<Person> = config
+                .people
+                .iter()
+                .map(|p| Person {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    role: p.role,
+                })
+                .collect();
+            let mut badges: Vec<(BadgeHash, String)> = Vec::new();
+            for p in &config.people {
+                badges.extend(p.badges.iter().map(|n| (hash_badge(key, n), p.id.clone())));
+                badges.extend(
+                    p.badge_hashes
+                        .iter()
+                        .filter_map(|h| BadgeHash::parse(h))
+                        .map(|h| (h, p.id.clone())),
+                );
+            }
+            (people, badges, None)
+        }
+    };
+    badges.extend(store.read(load_enrolled)?);
+    Ok((Roster::new(people, badges), issued))
+}
+
+fn role_key(role: Role) -> String {
+    // Design: the serde name (`team_leader`), the same word as in the config.
+    serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+type AppliedRoster = (DateTime<Utc>, Vec<Person>, Vec<(BadgeHash, String)>);
+
+fn load_applied_roster(c: &Connection) -> rusqlite::Result<Option<AppliedRoster>> {
+    let issued: Option<String> = crate::store::optional(c.query_row(
+        "SELECT issued_at FROM roster WHERE id = 1",
+        [],
+        |r| r.get(0),
+    ))?;
+    let Some(issued) = issued.as_deref().and_then(parse_ts) else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare("SELECT id, name, role FROM roster_people ORDER BY position")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut people = Vec::new();
+    for row in rows {
+        let (id, name, role) = row?;
+        match serde_json::from_value::<Role>(serde_json::Value::String(role.clone())) {
+            Ok(role) => people.push(Person { id, name, role }),
+            Err(_) => {
+                tracing::warn!(person = %id, %role, "stored roster person with an unknown role skipped")
+            }
+        }
+    }
+    let mut stmt = c.prepare("SELECT hash, person_id FROM roster_badges")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut badges = Vec::new();
+    for row in rows {
+        let (hash, person) = row?;
+        if let Some(h) = BadgeHash::parse(&hash) {
+            badges.push((h, person));
+        }
+    }
+    Ok(Some((issued, people, badges)))
 }
 
 fn load_enrolled(c: &Connection) -> rusqlite::Result<Vec<(BadgeHash, String)>> {

@@ -102,6 +102,27 @@ pub const MIGRATIONS: &[&str] = &[
          check_date TEXT NOT NULL,
          updated_at TEXT NOT NULL
      );",
+    // 2: delivery (the aggregator's ack, remembered) and the roster the
+    // aggregator publishes for this board (newest `issued_at` wins).
+    "INSERT INTO counters (name, value) VALUES
+         ('acked', COALESCE((SELECT MAX(seq) FROM outbox WHERE delivered_at IS NOT NULL), 0));
+     CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+     CREATE TABLE roster (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         issued_at TEXT NOT NULL,
+         applied_at TEXT NOT NULL
+     );
+     CREATE TABLE roster_people (
+         position INTEGER PRIMARY KEY,
+         id TEXT NOT NULL UNIQUE,
+         name TEXT NOT NULL,
+         role TEXT NOT NULL,
+         coach TEXT
+     );
+     CREATE TABLE roster_badges (
+         hash TEXT PRIMARY KEY,
+         person_id TEXT NOT NULL
+     );",
 ];
 
 /// Errors of the store.
@@ -139,12 +160,39 @@ pub enum StoreError {
     },
 }
 
+/// Called after a commit that emitted events, with the last `seq`.
+pub type CommitHook = Box<dyn Fn(u64) + Send>;
+
 /// An open kiosk database.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     board: String,
     clock_synced: fn() -> bool,
+    /// Wakes the outbox publisher after a commit (never waits for it).
+    on_commit: Option<CommitHook>,
+}
+
+/// One undelivered outbox row, for the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The board's sequence number.
+    pub seq: u64,
+    /// The event kind (a topic level).
+    pub kind: String,
+    /// The exact JSON envelope, the MQTT payload.
+    pub body: String,
+}
+
+/// What [`Store::mark_delivered`] did with an ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The remembered ack after this one (never lower than before).
+    pub acked: u64,
+    /// The board's last `seq` at the time.
+    pub last_seq: u64,
+    /// The ack was beyond `last_seq` and was capped to it.
+    pub capped: bool,
 }
 
 /// Formats a UTC time the way the store keeps it (sortable text).
@@ -188,7 +236,14 @@ impl Store {
             path: path.to_owned(),
             board: board.to_owned(),
             clock_synced: crate::event::clock_synced,
+            on_commit: None,
         })
+    }
+
+    /// Sets the hook called after each commit that emitted events (the
+    /// kiosk wakes its outbox publisher with it). It must not block.
+    pub fn set_commit_hook(&mut self, hook: CommitHook) {
+        self.on_commit = Some(hook);
     }
 
     /// Replaces the clock-synchronisation probe (tests).
@@ -242,6 +297,9 @@ impl Store {
         let Tx { tx, emitted, .. } = t;
         tx.commit()
             .map_err(|source| StoreError::Sqlite { path, source })?;
+        if let (Some(hook), Some(last)) = (&self.on_commit, emitted.last()) {
+            hook(last.seq);
+        }
         Ok((value, emitted))
     }
 
@@ -278,6 +336,97 @@ impl Store {
                 |r| r.get::<_, i64>(0),
             )
             .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The aggregator's last ack that this board remembers (0 before any).
+    pub fn acked(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM counters WHERE name = 'acked'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Outbox rows with `from <= seq <= through`, in seq order.
+    pub fn outbox_rows(&self, from: u64, through: u64) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, kind, body FROM outbox WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([from as i64, through as i64], |r| {
+                Ok(OutboxRow {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>();
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// Applies the aggregator's ack in one short transaction: rows up to it
+    /// get `delivered_at = now` and the ack is remembered (counter
+    /// `acked`, never lowered). An ack beyond the board's last `seq` (a
+    /// database replaced under a running aggregator) is capped to it, so
+    /// that events not yet written can never count as delivered.
+    pub fn mark_delivered(
+        &mut self,
+        ack: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let counter = |name: &str| {
+            tx.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+        };
+        let last_seq = counter("seq").map_err(sql)?;
+        let before = counter("acked").map_err(sql)?;
+        let capped = ack > last_seq;
+        let acked = ack.min(last_seq).max(before);
+        if acked > before {
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?2 WHERE seq <= ?1 AND delivered_at IS NULL",
+                params![acked as i64, ts(now)],
+            )
+            .map_err(sql)?;
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'acked'",
+                [acked as i64],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(Delivered {
+            acked,
+            last_seq,
+            capped,
+        })
+    }
+
+    /// Deletes events delivered before `before`; returns how many. `seq`
+    /// lives in the counter, so a pruned number is never reused.
+    pub fn prune_delivered(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
+                [ts(before)],
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -359,7 +508,18 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction().map_err(sql)?;
+        // Design: IMMEDIATE, and the version read again inside, so that two
+        // connections opening the file at once (the core and the outbox
+        // publisher) never run the same migration twice.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let now: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        if now > i as i64 {
+            continue;
+        }
         tx.execute_batch(migration).map_err(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(sql)?;
@@ -467,6 +627,43 @@ mod tests {
             })
             .unwrap();
         assert_eq!(envs[0].seq, 1);
+    }
+
+    #[test]
+    fn acks_mark_delivered_durably_capped_and_pruning_keeps_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let mut s = Store::open(&path, "demo").unwrap();
+        for i in 0..4 {
+            s.transact(t0(), |tx| tx.emit(&closed(&i.to_string())))
+                .map_err(|e: StoreError| e)
+                .unwrap();
+        }
+        let d = s.mark_delivered(2, t0()).unwrap();
+        assert_eq!((d.acked, d.last_seq, d.capped), (2, 4, false));
+        assert_eq!(s.undelivered().unwrap(), 2);
+        // Lower acks never lower it; one beyond the last seq is capped.
+        assert_eq!(s.mark_delivered(1, t0()).unwrap().acked, 2);
+        let d = s.mark_delivered(99, t0()).unwrap();
+        assert_eq!((d.acked, d.capped), (4, true));
+        assert_eq!(s.undelivered().unwrap(), 0);
+        assert_eq!(s.outbox_rows(3, 4).unwrap().len(), 2);
+        // Pruned rows leave the counter alone.
+        assert_eq!(s.prune_delivered(t0()).unwrap(), 0);
+        assert_eq!(
+            s.prune_delivered(t0() + chrono::Duration::seconds(1))
+                .unwrap(),
+            4
+        );
+        drop(s);
+        let mut s = Store::open(&path, "demo").unwrap();
+        assert_eq!(s.acked().unwrap(), 4);
+        let (_, envs) = s
+            .transact(t0(), |tx| {
+                tx.emit(&closed("x")).map_err(anyhow::Error::from)
+            })
+            .unwrap();
+        assert_eq!(envs[0].seq, 5);
     }
 
     #[test]

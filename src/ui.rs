@@ -7,6 +7,12 @@
 //! builds a [`BoardView`] and hands it to the event loop with
 //! `upgrade_in_event_loop`, so the screen never waits for the disk and
 //! shows only what has been committed.
+//!
+//! [`run`] also starts a tokio runtime (thread `mqtt`) with the
+//! [`Outbox`] publisher: the store's commit hook wakes it, and its
+//! [`crate::outbox::LinkStatus`] and the aggregator's rosters come back to
+//! the core as [`Intent::Link`] and [`Intent::ApplyRoster`]. If it cannot
+//! start, the kiosk runs as before and queues.
 
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -18,6 +24,7 @@ use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 use crate::app::{self, Board, BoardView, Intent};
 use crate::badge::{BadgeInput, BadgeSource};
 use crate::domain::Step;
+use crate::outbox::Outbox;
 
 /// The code generated from `ui/main.slint`.
 #[allow(missing_docs, clippy::all)]
@@ -302,7 +309,7 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
     k.set_screen(screen_of(view.screen));
     k.set_board_name(s(&view.board_name));
     k.set_link_text(s(&view.link));
-    k.set_link_ok(false);
+    k.set_link_ok(view.link_ok);
     match &view.notice {
         Some(n) => {
             k.set_toast_text(s(&n.text));
@@ -451,10 +458,12 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
 }
 
 /// Runs the kiosk: the window on this thread, the core on another, the
-/// badge source on a third. Returns when the window closes.
-pub fn run(board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result<()> {
+/// badge source on a third, the outbox publisher on a tokio runtime of its
+/// own. Returns when the window closes.
+pub fn run(mut board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result<()> {
     let ui = KioskWindow::new()?;
     let (tx, rx) = mpsc::channel::<Intent>();
+    let (runtime, outbox) = start_outbox(&mut board, &tx);
     let ui_tx = tx.clone();
     connect(&ui, move |intent| {
         let _ = ui_tx.send(intent);
@@ -484,8 +493,65 @@ pub fn run(board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result
         .spawn(move || core_loop(board, rx, weak))?;
     ui.run()?;
     drop(tx);
+    // The publisher's tasks hold senders of the core's channel: stop them
+    // first, so that the core sees the channel close.
+    if let Some(runtime) = runtime {
+        if let Some(outbox) = outbox {
+            runtime.block_on(outbox.shutdown());
+        }
+        runtime.shutdown_timeout(StdDuration::from_secs(1));
+    }
     let _ = core.join();
     Ok(())
+}
+
+/// Starts the tokio runtime (its own worker thread) and the outbox
+/// publisher: commits wake it, its link status and the aggregator's roster
+/// come back to the core as intents. Without a runtime or a publisher the
+/// kiosk runs as before and queues; the reason is logged.
+fn start_outbox(
+    board: &mut Board,
+    tx: &mpsc::Sender<Intent>,
+) -> (Option<tokio::runtime::Runtime>, Option<Outbox>) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mqtt")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "no tokio runtime: events stay queued");
+            return (None, None);
+        }
+    };
+    let roster_tx = tx.clone();
+    let on_roster = Box::new(move |roster| {
+        let _ = roster_tx.send(Intent::ApplyRoster(roster));
+    });
+    let outbox = match Outbox::start(board.config(), runtime.handle(), on_roster) {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            tracing::error!(error = %e, "outbox publisher not started: events stay queued");
+            return (Some(runtime), None);
+        }
+    };
+    let wake = outbox.notifier();
+    board.set_commit_hook(Box::new(move |_| wake.notify()));
+    let mut status = outbox.status();
+    let link_tx = tx.clone();
+    runtime.spawn(async move {
+        loop {
+            let now = status.borrow_and_update().clone();
+            if link_tx.send(Intent::Link(now)).is_err() {
+                return;
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    (Some(runtime), Some(outbox))
 }
 
 /// The core thread: handles intents and ticks, pushes views.

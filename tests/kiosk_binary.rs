@@ -2,7 +2,15 @@
 //! - fed badge numbers through its simulated source (a FIFO), killed with
 //!   SIGKILL and restarted: the huddle comes back as it was and the events
 //!   printed by `huddle-kiosk events` stay gap-free, nobody counted twice;
-//! - typed into by xdotool exactly as a USB keyboard-wedge reader types.
+//! - typed into by xdotool exactly as a USB keyboard-wedge reader types;
+//! - delivering through a real Mosquitto: events published, the retained
+//!   ack marks them delivered in its database, and after SIGKILL the last
+//!   will sets `online` to `false`.
+//!
+//! Without a broker of their own, the kiosks here point at a closed port:
+//! they must work exactly as with one (and never touch a developer's).
+
+mod support;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -24,6 +32,8 @@ struct Board {
     config: PathBuf,
     fifo: PathBuf,
     display: String,
+    /// `HUDDLE_MQTT_URL` for the kiosk.
+    mqtt_url: String,
 }
 
 impl Board {
@@ -56,6 +66,8 @@ impl Board {
             config,
             fifo,
             display: display.to_owned(),
+            // Nothing listens there: the broker is unreachable.
+            mqtt_url: format!("mqtt://127.0.0.1:{}", support::free_port()),
         }
     }
 
@@ -64,6 +76,7 @@ impl Board {
             .args(["--config", self.config.to_str().unwrap()])
             .env("DISPLAY", &self.display)
             .env("HUDDLE_DATA_DIR", self.dir.join("data"))
+            .env("HUDDLE_MQTT_URL", &self.mqtt_url)
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .spawn()
@@ -251,4 +264,85 @@ fn a_keyboard_wedge_reader_types_badges_into_the_window() {
     assert_eq!(events[2].kind, "attendance.tapped", "{:?}", events[2]);
     assert_eq!(events[2].data["person_id"], "p02");
     kill(kiosk);
+}
+
+/// The retained payload on `topic`, read by a fresh `mosquitto_sub`.
+fn retained(port: u16, topic: &str) -> String {
+    let bin = support::require("mosquitto_sub", "mosquitto-clients");
+    let out = Command::new(bin)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["-C", "1", "-W", "3", "--retained-only"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill() {
+    let broker = support::Mosquitto::start();
+    let x = Xvfb::start(300);
+    let dir = tempfile::tempdir().unwrap();
+    let mut board = Board::new(dir.path(), &x.display);
+    board.mqtt_url = broker.url();
+    let base = "huddle/v1/plant1/assembly/demo";
+    let events = support::Sub::start(broker.port, &format!("{base}/event/#"), dir.path());
+
+    let kiosk = board.start();
+    wait_until("online = true", || {
+        retained(broker.port, &format!("{base}/online")) == "true"
+    });
+    board.tap("1001"); // the team leader starts the huddle: two events
+    board.wait_for(2);
+    wait_until("both events on the broker", || {
+        events
+            .text()
+            .lines()
+            .filter(|l| l.starts_with(base))
+            .count()
+            >= 2
+    });
+    let text = events.text();
+    assert!(
+        text.contains(&format!("{base}/event/huddle.started {{")),
+        "{text}"
+    );
+    assert!(text.contains("\"seq\":2"), "{text}");
+
+    // The aggregator's retained ack marks them delivered, durably.
+    let ack = format!(
+        "{{\"board\":\"demo\",\"seq\":2,\"at\":\"{}\"}}",
+        chrono::Utc::now().to_rfc3339()
+    );
+    let ok = Command::new(support::require("mosquitto_pub", "mosquitto-clients"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-r",
+        ])
+        .args(["-t", &format!("{base}/ack"), "-m", &ack])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let db = dir.path().join("data").join("kiosk-demo.db");
+    wait_until("the ack remembered", || {
+        let store = huddle_board::store::Store::open(&db, "demo").unwrap();
+        store.acked().unwrap() == 2 && store.undelivered().unwrap() == 0
+    });
+
+    kill(kiosk);
+    wait_until("the last will", || {
+        retained(broker.port, &format!("{base}/online")) == "false"
+    });
 }
