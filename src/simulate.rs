@@ -324,9 +324,79 @@ pub fn run_offline(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<
     Ok(out)
 }
 
-/// Runs the simulation and waits for the acks (see the module doc).
-/// Delivery arrives with the outbox publisher; until then boards are
-/// written and reported with ack 0.
+/// Runs the simulation, delivering through each board's real outbox, and
+/// waits for the acks (see the module doc).
 pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResult>> {
-    run_offline(base, opts)
+    if !opts.publish {
+        return run_offline(base, opts);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut boards = Vec::new();
+    for i in 0..opts.boards {
+        let config = board_config(base, i, &opts.data_dir);
+        // Create and migrate the file before the publisher opens its own connection.
+        drop(crate::store::Store::open(
+            &config.database_path(),
+            &config.board.id,
+        )?);
+        let outbox = crate::outbox::Outbox::start(&config, rt.handle(), Box::new(|_| {}))?;
+        let notifier = outbox.notifier();
+        let huddles = opts.huddles;
+        let pause = (opts.rate > 0.0).then(|| StdDuration::from_secs_f64(1.0 / opts.rate));
+        let id = config.board.id.clone();
+        let thread = std::thread::Builder::new().name(id.clone()).spawn(
+            move || -> anyhow::Result<u64> {
+                let board = run_board(config, i as u64 + 1, huddles, |_| {
+                    notifier.notify();
+                    if let Some(p) = pause {
+                        std::thread::sleep(p);
+                    }
+                })?;
+                Ok(board.store().last_seq()?)
+            },
+        )?;
+        boards.push((id, outbox, thread));
+    }
+    let mut running = Vec::new();
+    for (id, outbox, thread) in boards {
+        let last_seq = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("board {id}'s thread panicked"))??;
+        running.push((id, outbox, last_seq));
+    }
+    let deadline = tokio::time::Instant::now() + opts.ack_timeout;
+    let results = rt.block_on(async {
+        let mut results = Vec::new();
+        for (id, outbox, last_seq) in &running {
+            let mut status = outbox.status();
+            while status.borrow().acked < *last_seq {
+                if tokio::time::timeout_at(deadline, status.changed())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let acked = status.borrow().acked;
+            results.push(SimResult {
+                board: id.clone(),
+                last_seq: *last_seq,
+                acked,
+            });
+        }
+        results
+    });
+    rt.block_on(async {
+        let stops: Vec<_> = running
+            .into_iter()
+            .map(|(_, outbox, _)| tokio::spawn(outbox.shutdown()))
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+    });
+    Ok(results)
 }

@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 use huddle_board::event::Envelope;
 use support::{require, Xvfb};
 
-mod support;
-
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
 
 struct Board {
