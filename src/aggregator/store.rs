@@ -286,16 +286,13 @@ fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
 }
 
 fn ensure_board(tx: &Transaction<'_>, board: &str, area: &str) -> rusqlite::Result<u64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO boards (board, area) VALUES (?1, ?2)
          ON CONFLICT (board) DO UPDATE SET area = excluded.area",
-        params![board, area],
-    )?;
-    tx.query_row(
-        "SELECT acked FROM boards WHERE board = ?1",
-        params![board],
-        |r| r.get::<_, i64>(0).map(|v| v as u64),
-    )
+    )?
+    .execute(params![board, area])?;
+    tx.prepare_cached("SELECT acked FROM boards WHERE board = ?1")?
+        .query_row(params![board], |r| r.get::<_, i64>(0).map(|v| v as u64))
 }
 
 /// Walks from `from + 1` while the next seq is stored; returns the last one.
@@ -315,23 +312,22 @@ fn contiguous_from(tx: &Transaction<'_>, board: &str, from: u64) -> rusqlite::Re
 }
 
 fn status_of(conn: &Connection, board: &str) -> rusqlite::Result<(String, BoardStatus)> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT area, acked, online, last_event_at, huddle FROM boards WHERE board = ?1",
-        params![board],
-        |r| {
-            let at: Option<String> = r.get(3)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                BoardStatus {
-                    board: board.to_owned(),
-                    online: r.get::<_, i64>(2)? != 0,
-                    last_seq: r.get::<_, i64>(1)? as u64,
-                    last_event_at: at.as_deref().and_then(parse_ts),
-                    huddle: huddle_from_key(&r.get::<_, String>(4)?),
-                },
-            ))
-        },
-    )
+    )?
+    .query_row(params![board], |r| {
+        let at: Option<String> = r.get(3)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            BoardStatus {
+                board: board.to_owned(),
+                online: r.get::<_, i64>(2)? != 0,
+                last_seq: r.get::<_, i64>(1)? as u64,
+                last_event_at: at.as_deref().and_then(parse_ts),
+                huddle: huddle_from_key(&r.get::<_, String>(4)?),
+            },
+        ))
+    })
 }
 
 fn read_stats(conn: &Connection) -> rusqlite::Result<Stats> {
@@ -547,15 +543,24 @@ fn apply_in(
                 touched.entry(board.clone()).or_insert((acked, None));
             }
             Input::Event { area, envelope: e } => {
-                let acked = ensure_board(tx, &e.board, area)?;
-                let entry = touched.entry(e.board.clone()).or_insert((acked, None));
+                // Design: once per board and batch; a burst is mostly many
+                // events of the same boards.
+                if !touched.contains_key(&e.board) {
+                    let acked = ensure_board(tx, &e.board, area)?;
+                    touched.insert(e.board.clone(), (acked, None));
+                }
+                let Some(entry) = touched.get_mut(&e.board) else {
+                    continue;
+                };
                 let data = serde_json::to_string(&e.data).unwrap_or_default();
                 let id = e.id.to_string();
-                let inserted = tx.execute(
-                    "INSERT INTO events (board, seq, id, at, clock_synced, kind, data, received_at)
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO events (board, seq, id, at, clock_synced, kind, data, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (board, seq) DO NOTHING",
-                    params![
+                    )?
+                    .execute(params![
                         e.board,
                         e.seq as i64,
                         id,
@@ -564,8 +569,7 @@ fn apply_in(
                         e.kind,
                         data,
                         received_at
-                    ],
-                )?;
+                    ])?;
                 if inserted == 1 {
                     stored += 1;
                     note_event(tx, e)?;
@@ -611,19 +615,19 @@ fn apply_in(
 /// Keeps the board's newest event time and huddle state (by seq, so
 /// events that fill a gap late do not roll them back).
 fn note_event(tx: &Transaction<'_>, e: &Envelope) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE boards SET last_seq = ?2, last_event_at = ?3 WHERE board = ?1 AND last_seq < ?2",
-        params![e.board, e.seq as i64, ts(e.at)],
-    )?;
+    )?
+    .execute(params![e.board, e.seq as i64, ts(e.at)])?;
     let huddle = match e.kind.as_str() {
         "huddle.started" => HuddleState::InProgress,
         "huddle.closed" => HuddleState::Closed,
         _ => return Ok(()),
     };
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE boards SET huddle = ?2, huddle_seq = ?3 WHERE board = ?1 AND huddle_seq < ?3",
-        params![e.board, huddle_key(huddle), e.seq as i64],
-    )?;
+    )?
+    .execute(params![e.board, huddle_key(huddle), e.seq as i64])?;
     Ok(())
 }
 
