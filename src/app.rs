@@ -27,6 +27,7 @@ use crate::event::*;
 use crate::outbox::LinkStatus;
 use crate::payload::RosterMessage;
 use crate::store::{parse_date, parse_ts, ts, Store, StoreError};
+use crate::text::{Text, TextKey};
 
 /// Errors that stop the kiosk (a refusal is not one: it is shown).
 #[derive(Debug, thiserror::Error)]
@@ -166,8 +167,8 @@ pub enum Tone {
 /// A short message for a few seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// The words.
-    pub text: String,
+    /// What to say (the view words it).
+    pub text: Text,
     /// The tone.
     pub tone: Tone,
     /// When it goes away.
@@ -229,8 +230,10 @@ pub struct KpiRow {
     pub reason: String,
     /// Note.
     pub note: String,
-    /// The action's text or "None needed".
+    /// The action's text; empty when none.
     pub action: String,
+    /// Missed with "None needed" chosen (the view says so).
+    pub none_needed: bool,
 }
 
 /// The experiment as shown.
@@ -269,9 +272,9 @@ pub struct BoardView {
     /// Now.
     pub now: DateTime<Utc>,
     /// Badge prompt, if waiting for one.
-    pub prompt: Option<String>,
+    pub prompt: Option<Text>,
     /// Refusal on the current form.
-    pub error: Option<String>,
+    pub error: Option<Text>,
     /// The toast.
     pub notice: Option<Notice>,
     /// Dimmed.
@@ -310,8 +313,8 @@ pub struct BoardView {
     pub summary: Option<Summary>,
     /// People to enrol a badge to.
     pub enrol_people: Vec<Person>,
-    /// Delivery state text.
-    pub link: String,
+    /// Delivery state.
+    pub link: Text,
     /// Connected and nothing waits for the aggregator's ack.
     pub link_ok: bool,
 }
@@ -330,7 +333,7 @@ pub struct Board {
     unknown_badge: Option<BadgeHash>,
     last_taps: HashMap<String, DateTime<Utc>>,
     notice: Option<Notice>,
-    error: Option<String>,
+    error: Option<Text>,
     wedge: KeyboardWedge,
     last_activity: DateTime<Utc>,
     screen_since: DateTime<Utc>,
@@ -445,7 +448,7 @@ impl Board {
         self.error = None;
     }
 
-    fn notify(&mut self, text: impl Into<String>, tone: Tone, now: DateTime<Utc>) {
+    fn notify(&mut self, text: impl Into<Text>, tone: Tone, now: DateTime<Utc>) {
         let ms = self.config.ui.toast_ms as i64;
         self.notice = Some(Notice {
             text: text.into(),
@@ -455,8 +458,9 @@ impl Board {
     }
 
     fn refuse(&mut self, refusal: Refusal, now: DateTime<Utc>) {
-        self.error = Some(refusal.0.clone());
-        self.notify(refusal.0, Tone::Error, now);
+        let text = Text::from(refusal);
+        self.error = Some(text.clone());
+        self.notify(text, Tone::Error, now);
     }
 
     fn today(&self, now: DateTime<Utc>) -> NaiveDate {
@@ -478,11 +482,7 @@ impl Board {
             }
             Intent::Badge(BadgeInput::Unreadable(reason)) => {
                 tracing::warn!(%reason, "badge frame refused");
-                self.notify(
-                    "Could not read the badge, please tap again.",
-                    Tone::Warn,
-                    now,
-                );
+                self.notify(TextKey::CouldNotRead, Tone::Warn, now);
             }
             Intent::Key(text) => {
                 if let Some(read) = self.wedge.key(&text, Instant::now()) {
@@ -745,11 +745,7 @@ impl Board {
     fn badge(&mut self, hash: BadgeHash, now: DateTime<Utc>) -> Result<(), AppError> {
         let Some(person) = self.roster.by_badge(&hash).cloned() else {
             if self.pending.is_some() {
-                self.notify(
-                    "This badge is not enrolled, so it cannot confirm.",
-                    Tone::Error,
-                    now,
-                );
+                self.notify(TextKey::NotEnrolledCannotConfirm, Tone::Error, now);
                 return Ok(());
             }
             let huddle_id = self.huddle.as_ref().map(|h| h.id.clone());
@@ -774,7 +770,7 @@ impl Board {
             .is_some_and(|t| now - *t <= self.duplicate_window());
         if recent {
             self.notify(
-                format!("{}, you are already here.", person.name),
+                Text::with(TextKey::AlreadyHere, &person.name),
                 Tone::Info,
                 now,
             );
@@ -790,11 +786,14 @@ impl Board {
             }
             _ => {
                 let text = match self.schedule.next_slot(now) {
-                    Some(next) => format!(
-                        "No huddle right now. The next one is at {}.",
-                        next.at.with_timezone(&self.schedule.tz()).format("%H:%M")
+                    Some(next) => Text::with(
+                        TextKey::NoHuddleNowNext,
+                        next.at
+                            .with_timezone(&self.schedule.tz())
+                            .format("%H:%M")
+                            .to_string(),
                     ),
-                    None => "No huddle right now.".to_owned(),
+                    None => Text::new(TextKey::NoHuddleNow),
                 };
                 self.notify(text, Tone::Info, now);
                 Ok(())
@@ -872,11 +871,7 @@ impl Board {
         self.huddle = Some(huddle);
         self.last_taps.insert(by.id.clone(), now);
         self.go(Screen::Step(self.agenda[0]), now);
-        self.notify(
-            format!("Huddle started. Welcome, {}.", by.name),
-            Tone::Ok,
-            now,
-        );
+        self.notify(Text::with(TextKey::HuddleStarted, &by.name), Tone::Ok, now);
         Ok(())
     }
 
@@ -885,11 +880,7 @@ impl Board {
             return Ok(());
         };
         if self.huddle.is_none() {
-            self.notify(
-                "Start the huddle first: the team leader taps their badge.",
-                Tone::Info,
-                now,
-            );
+            self.notify(TextKey::StartFirst, Tone::Info, now);
             return Ok(());
         }
         self.attend(&person, TapVia::Name, now)
@@ -911,7 +902,7 @@ impl Board {
         ) {
             TapKind::AlreadyHere => {
                 self.notify(
-                    format!("{}, you are already here.", person.name),
+                    Text::with(TextKey::AlreadyHere, &person.name),
                     Tone::Info,
                     now,
                 );
@@ -934,11 +925,12 @@ impl Board {
                         .insert(person.id.clone(), Arrival { at: now, late });
                 }
                 self.last_taps.insert(person.id.clone(), now);
-                let text = if late {
-                    format!("Welcome, {} (late).", person.name)
+                let key = if late {
+                    TextKey::WelcomeLate
                 } else {
-                    format!("Welcome, {}.", person.name)
+                    TextKey::Welcome
                 };
+                let text = Text::with(key, &person.name);
                 self.notify(text, if late { Tone::Warn } else { Tone::Ok }, now);
             }
         }
@@ -1067,11 +1059,12 @@ impl Board {
         }
         self.error = None;
         let name = self.kpi_name(&review.kpi);
-        self.notify(
-            format!("{name}: {}.", if hit { "hit" } else { "missed, saved" }),
-            Tone::Ok,
-            now,
-        );
+        let key = if hit {
+            TextKey::KpiHit
+        } else {
+            TextKey::KpiMissedSaved
+        };
+        self.notify(Text::with(key, name), Tone::Ok, now);
         Ok(())
     }
 
@@ -1108,7 +1101,11 @@ impl Board {
             h.actions_created += 1;
         }
         self.error = None;
-        self.notify(format!("Action added: {}.", action.what), Tone::Ok, now);
+        self.notify(
+            Text::with(TextKey::ActionAdded, &action.what),
+            Tone::Ok,
+            now,
+        );
         Ok(())
     }
 
@@ -1123,7 +1120,7 @@ impl Board {
             return Ok(());
         };
         if status == "rescheduled" && due.is_none() {
-            self.refuse(Refusal("Pick the new date.".into()), now);
+            self.refuse(Refusal::PickNewDate, now);
             return Ok(());
         }
         let huddle_id = huddle.id.clone();
@@ -1208,9 +1205,9 @@ impl Board {
         }
         self.error = None;
         let text = if need.escalated {
-            "Need raised and escalated."
+            TextKey::NeedRaisedEscalated
         } else {
-            "Need raised."
+            TextKey::NeedRaised
         };
         self.notify(text, Tone::Ok, now);
         Ok(())
@@ -1240,7 +1237,7 @@ impl Board {
             tx.emit(&event).map(|_| ())
         })?;
         self.error = None;
-        self.notify("Experiment saved.", Tone::Ok, now);
+        self.notify(TextKey::ExperimentSaved, Tone::Ok, now);
         Ok(())
     }
 
@@ -1268,7 +1265,7 @@ impl Board {
         self.huddle = None;
         self.closed = Some(closed);
         self.go(Screen::Summary, now);
-        self.notify("Huddle closed. Thank you!", Tone::Ok, now);
+        self.notify(TextKey::HuddleClosed, Tone::Ok, now);
         Ok(())
     }
 
@@ -1297,7 +1294,11 @@ impl Board {
         self.unknown_badge = None;
         let screen = self.huddle_screen();
         self.go(screen, now);
-        self.notify(format!("Badge enrolled to {}.", person.name), Tone::Ok, now);
+        self.notify(
+            Text::with(TextKey::BadgeEnrolled, &person.name),
+            Tone::Ok,
+            now,
+        );
         // The enrolled person was tapping in: count them, as a second action.
         if self.huddle.is_some() {
             self.attend(&person, TapVia::Badge, now)?;
@@ -1367,6 +1368,7 @@ impl Board {
                     reason: String::new(),
                     note: String::new(),
                     action: String::new(),
+                    none_needed: false,
                 };
                 if let Some(r) = reviews.get(&k.key) {
                     row.status = if r.hit { "hit" } else { "missed" }.into();
@@ -1379,9 +1381,9 @@ impl Board {
                             .find(|a| &a.id == id)
                             .map(|a| a.what.clone())
                             .unwrap_or_default(),
-                        None if !r.hit => "None needed".into(),
                         None => String::new(),
                     };
+                    row.none_needed = !r.hit && r.action_id.is_none();
                 }
                 row
             })
@@ -1417,18 +1419,15 @@ impl Board {
             _ => None,
         };
         let prompt = self.pending.as_ref().map(|(p, _)| match p {
-            Pending::Start => "Team leader: tap your badge to start the huddle.".to_owned(),
-            Pending::Close => "Team leader: tap your badge to close the huddle.".to_owned(),
-            Pending::Enrol { person_id } => format!(
-                "Team leader or supervisor: tap your badge to enrol this badge to {}.",
-                name_of(person_id)
-            ),
+            Pending::Start => Text::new(TextKey::PromptStart),
+            Pending::Close => Text::new(TextKey::PromptClose),
+            Pending::Enrol { person_id } => Text::with(TextKey::PromptEnrol, name_of(person_id)),
         });
         let (link, link_ok) = match &self.link {
             Some(status) => status.describe(self.store.last_seq()?),
             None => match self.store.undelivered()? {
-                0 => ("local only".to_owned(), false),
-                n => (format!("offline · {n} queued"), false),
+                0 => (Text::new(TextKey::LinkLocalOnly), false),
+                n => (Text::with(TextKey::LinkOfflineQueued, n.to_string()), false),
             },
         };
         Ok(BoardView {

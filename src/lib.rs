@@ -8,7 +8,8 @@
 //! - `huddle-aggregator`: the site service, built without Slint.
 //!
 //! [`domain`] holds the pure rules, [`event`] the contract both sides share,
-//! [`config`] the validated configuration.
+//! [`config`] the validated configuration, [`text`] the message keys that
+//! the views word (and translate).
 #![warn(missing_docs)]
 
 pub mod aggregator;
@@ -23,6 +24,7 @@ pub mod outbox;
 pub mod payload;
 pub mod simulate;
 pub mod store;
+pub mod text;
 pub mod topic;
 
 #[cfg(feature = "kiosk")]

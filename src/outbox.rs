@@ -88,6 +88,7 @@ use crate::config::KioskConfig;
 use crate::mqtt::{Backoff, MqttError};
 use crate::payload::{Ack, RosterMessage};
 use crate::store::{Store, StoreError};
+use crate::text::{Text, TextKey};
 use crate::topic::BoardTopics;
 
 /// Errors that stop the publisher from starting (a broker that is down is
@@ -122,18 +123,20 @@ impl LinkStatus {
         self.last_seq.saturating_sub(self.acked)
     }
 
-    /// The header's words and whether all is well, with `last_seq` from
-    /// the board (the core knows its newest commit before the publisher):
-    /// "online", "online · 3 sending", "offline · 12 queued", "connecting…".
-    pub fn describe(&self, last_seq: u64) -> (String, bool) {
+    /// The header's message (a key and the count; the view words it:
+    /// "online", "online · 3 sending", "offline · 12 queued",
+    /// "connecting…") and whether all is well, with `last_seq` from the
+    /// board (the core knows its newest commit before the publisher).
+    pub fn describe(&self, last_seq: u64) -> (Text, bool) {
         let queued = last_seq.max(self.last_seq).saturating_sub(self.acked);
+        let n = queued.to_string();
         match (self.connected, &self.error, queued) {
-            (true, _, 0) => ("online".into(), true),
-            (true, _, n) => (format!("online · {n} sending"), false),
-            (false, None, 0) => ("connecting…".into(), false),
-            (false, None, n) => (format!("connecting… · {n} queued"), false),
-            (false, Some(_), 0) => ("offline".into(), false),
-            (false, Some(_), n) => (format!("offline · {n} queued"), false),
+            (true, _, 0) => (Text::new(TextKey::LinkOnline), true),
+            (true, _, _) => (Text::with(TextKey::LinkSending, n), false),
+            (false, None, 0) => (Text::new(TextKey::LinkConnecting), false),
+            (false, None, _) => (Text::with(TextKey::LinkConnectingQueued, n), false),
+            (false, Some(_), 0) => (Text::new(TextKey::LinkOffline), false),
+            (false, Some(_), _) => (Text::with(TextKey::LinkOfflineQueued, n), false),
         }
     }
 }
@@ -789,15 +792,21 @@ mod tests {
     #[test]
     fn the_link_text_says_what_the_screen_needs() {
         let mut s = LinkStatus::default();
-        assert_eq!(s.describe(0), ("connecting…".into(), false));
+        assert_eq!(s.describe(0), (Text::new(TextKey::LinkConnecting), false));
         s.error = Some("down".into());
-        assert_eq!(s.describe(12), ("offline · 12 queued".into(), false));
+        assert_eq!(
+            s.describe(12),
+            (Text::with(TextKey::LinkOfflineQueued, "12"), false)
+        );
         s.error = None;
         s.connected = true;
         s.acked = 9;
-        assert_eq!(s.describe(12), ("online · 3 sending".into(), false));
+        assert_eq!(
+            s.describe(12),
+            (Text::with(TextKey::LinkSending, "3"), false)
+        );
         s.acked = 12;
-        assert_eq!(s.describe(12), ("online".into(), true));
+        assert_eq!(s.describe(12), (Text::new(TextKey::LinkOnline), true));
         assert_eq!(s.queued(), 0);
     }
 }

@@ -23,8 +23,9 @@ use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 
 use crate::app::{self, Board, BoardView, Intent};
 use crate::badge::{BadgeInput, BadgeSource};
-use crate::domain::Step;
+use crate::domain::{Role, Step};
 use crate::outbox::Outbox;
+use crate::text;
 
 /// The code generated from `ui/main.slint`.
 #[allow(missing_docs, clippy::all)]
@@ -162,6 +163,102 @@ fn screen_of(screen: app::Screen) -> Screen {
     }
 }
 
+/// The Slint twin of a core message key (one to one; the match is
+/// exhaustive, so a key added on one side only does not compile).
+fn key_of(key: text::TextKey) -> TextKey {
+    match key {
+        text::TextKey::Welcome => TextKey::Welcome,
+        text::TextKey::WelcomeLate => TextKey::WelcomeLate,
+        text::TextKey::AlreadyHere => TextKey::AlreadyHere,
+        text::TextKey::NoHuddleNow => TextKey::NoHuddleNow,
+        text::TextKey::NoHuddleNowNext => TextKey::NoHuddleNowNext,
+        text::TextKey::StartFirst => TextKey::StartFirst,
+        text::TextKey::HuddleStarted => TextKey::HuddleStarted,
+        text::TextKey::KpiHit => TextKey::KpiHit,
+        text::TextKey::KpiMissedSaved => TextKey::KpiMissedSaved,
+        text::TextKey::ActionAdded => TextKey::ActionAdded,
+        text::TextKey::NeedRaised => TextKey::NeedRaised,
+        text::TextKey::NeedRaisedEscalated => TextKey::NeedRaisedEscalated,
+        text::TextKey::ExperimentSaved => TextKey::ExperimentSaved,
+        text::TextKey::HuddleClosed => TextKey::HuddleClosed,
+        text::TextKey::BadgeEnrolled => TextKey::BadgeEnrolled,
+        text::TextKey::NotEnrolledCannotConfirm => TextKey::NotEnrolledCannotConfirm,
+        text::TextKey::CouldNotRead => TextKey::CouldNotRead,
+        text::TextKey::PromptStart => TextKey::PromptStart,
+        text::TextKey::PromptClose => TextKey::PromptClose,
+        text::TextKey::PromptEnrol => TextKey::PromptEnrol,
+        text::TextKey::EnterWhat => TextKey::EnterWhat,
+        text::TextKey::EnterNeedText => TextKey::EnterNeedText,
+        text::TextKey::EnterObstacle => TextKey::EnterObstacle,
+        text::TextKey::EnterExpectation => TextKey::EnterExpectation,
+        text::TextKey::EnterNextStep => TextKey::EnterNextStep,
+        text::TextKey::EnterActual => TextKey::EnterActual,
+        text::TextKey::EnterNote => TextKey::EnterNote,
+        text::TextKey::TooLongWhat => TextKey::TooLongWhat,
+        text::TextKey::TooLongActual => TextKey::TooLongActual,
+        text::TextKey::TooLongNote => TextKey::TooLongNote,
+        text::TextKey::TooLongNeedText => TextKey::TooLongNeedText,
+        text::TextKey::TooLongObstacle => TextKey::TooLongObstacle,
+        text::TextKey::TooLongExpectation => TextKey::TooLongExpectation,
+        text::TextKey::TooLongNextStep => TextKey::TooLongNextStep,
+        text::TextKey::PickReason => TextKey::PickReason,
+        text::TextKey::ActionOrNoneNeeded => TextKey::ActionOrNoneNeeded,
+        text::TextKey::PickOwner => TextKey::PickOwner,
+        text::TextKey::PickDueDate => TextKey::PickDueDate,
+        text::TextKey::DueInPast => TextKey::DueInPast,
+        text::TextKey::PickCategory => TextKey::PickCategory,
+        text::TextKey::PickExperimentOwner => TextKey::PickExperimentOwner,
+        text::TextKey::PickCheckDate => TextKey::PickCheckDate,
+        text::TextKey::PickNewDate => TextKey::PickNewDate,
+        text::TextKey::CannotStart => TextKey::CannotStart,
+        text::TextKey::CannotClose => TextKey::CannotClose,
+        text::TextKey::CannotEnrol => TextKey::CannotEnrol,
+        text::TextKey::LinkOnline => TextKey::LinkOnline,
+        text::TextKey::LinkSending => TextKey::LinkSending,
+        text::TextKey::LinkConnecting => TextKey::LinkConnecting,
+        text::TextKey::LinkConnectingQueued => TextKey::LinkConnectingQueued,
+        text::TextKey::LinkOffline => TextKey::LinkOffline,
+        text::TextKey::LinkOfflineQueued => TextKey::LinkOfflineQueued,
+        text::TextKey::LinkLocalOnly => TextKey::LinkLocalOnly,
+    }
+}
+
+fn text_view(t: Option<&text::Text>) -> TextView {
+    match t {
+        Some(t) => TextView {
+            key: key_of(t.key),
+            arg: s(&t.arg),
+            arg2: s(&t.arg2),
+        },
+        None => TextView {
+            key: TextKey::None,
+            arg: SharedString::new(),
+            arg2: SharedString::new(),
+        },
+    }
+}
+
+fn role_of(role: Role) -> RoleKey {
+    match role {
+        Role::Member => RoleKey::Member,
+        Role::TeamLeader => RoleKey::TeamLeader,
+        Role::Supervisor => RoleKey::Supervisor,
+        Role::Manager => RoleKey::Manager,
+    }
+}
+
+fn step_of(step: Step) -> StepKey {
+    match step {
+        Step::Attendance => StepKey::Attendance,
+        Step::Kpis => StepKey::Kpis,
+        Step::OpenActions => StepKey::OpenActions,
+        Step::Needs => StepKey::Needs,
+        Step::Experiment => StepKey::Experiment,
+        Step::NewActions => StepKey::NewActions,
+        Step::Close => StepKey::Close,
+    }
+}
+
 fn tone_of(tone: app::Tone) -> Tone {
     match tone {
         app::Tone::Info => Tone::Info,
@@ -171,6 +268,8 @@ fn tone_of(tone: app::Tone) -> Tone {
     }
 }
 
+/// A local date as the screen shows it, "Mon 30 Nov". Known limit: chrono
+/// formats day and month names in English only.
 fn day(date: NaiveDate) -> String {
     date.format("%a %-d %b").to_string()
 }
@@ -180,14 +279,16 @@ fn mmss(d: Duration) -> String {
     format!("{:02}:{:02}", secs / 60, secs % 60)
 }
 
-fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+/// How long since `since`, in the largest whole unit (the view words it).
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> (i32, AgeUnit) {
     let d = now - since;
+    let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
     if d.num_days() >= 1 {
-        format!("{} d", d.num_days())
+        (n(d.num_days()), AgeUnit::Days)
     } else if d.num_hours() >= 1 {
-        format!("{} h", d.num_hours())
+        (n(d.num_hours()), AgeUnit::Hours)
     } else {
-        format!("{} min", d.num_minutes().max(0))
+        (n(d.num_minutes().max(0)), AgeUnit::Minutes)
     }
 }
 
@@ -255,7 +356,7 @@ fn person_view(row: &app::PersonRow, tz: chrono_tz::Tz) -> PersonView {
     PersonView {
         id: s(&row.person.id),
         name: s(&row.person.name),
-        role: s(row.person.role.to_string()),
+        role: role_of(row.person.role),
         initials: s(row.person.initials()),
         present: row.arrival.is_some(),
         late: row.arrival.as_ref().is_some_and(|a| a.late),
@@ -271,7 +372,7 @@ fn plain_person(p: &crate::domain::Person) -> PersonView {
     PersonView {
         id: s(&p.id),
         name: s(&p.name),
-        role: s(p.role.to_string()),
+        role: role_of(p.role),
         initials: s(p.initials()),
         present: false,
         late: false,
@@ -291,12 +392,14 @@ fn action_view(a: &app::ActionRow, today: NaiveDate) -> ActionView {
 }
 
 fn need_view(n: &app::NeedRow, now: DateTime<Utc>) -> NeedView {
+    let (age, age_unit) = age(n.raised_at, now);
     NeedView {
         id: s(&n.id),
         category: s(&n.category),
         text: s(&n.text),
         escalated: n.escalated,
-        age: s(age(n.raised_at, now)),
+        age,
+        age_unit,
     }
 }
 
@@ -308,17 +411,14 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
     let k = ui.global::<Kiosk>();
     k.set_screen(screen_of(view.screen));
     k.set_board_name(s(&view.board_name));
-    k.set_link_text(s(&view.link));
+    k.set_link(text_view(Some(&view.link)));
     k.set_link_ok(view.link_ok);
-    match &view.notice {
-        Some(n) => {
-            k.set_toast_text(s(&n.text));
-            k.set_toast_tone(tone_of(n.tone));
-        }
-        None => k.set_toast_text(SharedString::new()),
+    k.set_toast(text_view(view.notice.as_ref().map(|n| &n.text)));
+    if let Some(n) = &view.notice {
+        k.set_toast_tone(tone_of(n.tone));
     }
-    k.set_prompt_text(s(view.prompt.clone().unwrap_or_default()));
-    k.set_error_text(s(view.error.clone().unwrap_or_default()));
+    k.set_prompt(text_view(view.prompt.as_ref()));
+    k.set_error(text_view(view.error.as_ref()));
     let current = view.step.unwrap_or(usize::MAX);
     let steps: Vec<StepView> = view
         .agenda
@@ -327,7 +427,7 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
         .chain([Step::Close])
         .enumerate()
         .map(|(i, step)| StepView {
-            title: s(step.title()),
+            key: step_of(step),
             done: i < current,
             current: i == current,
         })
@@ -336,32 +436,29 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
     ClockView::of(view).apply(ui);
 
     let idle = ui.global::<Idle>();
-    idle.set_next_huddle(s(match view.next_slot {
+    // The view words it: "Next huddle today at 06:45".
+    match view.next_slot {
         Some(at) => {
             let local = at.with_timezone(&tz);
-            let when = if local.date_naive() == today {
-                "today".to_owned()
-            } else if local.date_naive() == today.succ_opt().unwrap_or(today) {
-                "tomorrow".to_owned()
+            let date = local.date_naive();
+            let next_day = if date == today {
+                NextDay::Today
+            } else if date == today.succ_opt().unwrap_or(today) {
+                NextDay::Tomorrow
             } else {
-                day(local.date_naive())
+                NextDay::Date
             };
-            format!("Next huddle {when} at {}", local.format("%H:%M"))
+            idle.set_next_day(next_day);
+            idle.set_next_date(s(day(date)));
+            idle.set_next_time(s(local.format("%H:%M").to_string()));
         }
-        None => "No huddle scheduled".to_owned(),
-    }));
+        None => {
+            idle.set_next_day(NextDay::None);
+            idle.set_next_date(SharedString::new());
+            idle.set_next_time(SharedString::new());
+        }
+    }
     let e = &view.experiment;
-    idle.set_experiment(s(if e.obstacle.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "Obstacle: {}. Next step: {} ({}, check {})",
-            e.obstacle,
-            e.next_step,
-            e.owner,
-            e.check_date.map(day).unwrap_or_default()
-        )
-    }));
     idle.set_escalations(model(
         view.escalations.iter().map(|n| need_view(n, now)).collect(),
     ));
@@ -393,6 +490,7 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
                 reason: s(&r.reason),
                 note: s(&r.note),
                 action: s(&r.action),
+                none_needed: r.none_needed,
             })
             .collect(),
     ));
@@ -400,15 +498,10 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
 
     let choices = ui.global::<Choices>();
     choices.set_owners(model(view.owners.iter().map(plain_person).collect()));
-    let labels = ["Today", "Tomorrow", "In 3 days", "In a week"];
-    choices.set_due_choices(model(
-        labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let d = crate::domain::due_date(i, today).unwrap_or(today);
-                s(format!("{l} ({})", day(d)))
-            })
+    // Today, tomorrow, in 3 days, in a week: the view words the choices.
+    choices.set_due_dates(model(
+        (0..4)
+            .map(|i| s(day(crate::domain::due_date(i, today).unwrap_or(today))))
             .collect(),
     ));
 

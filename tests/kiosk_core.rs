@@ -9,6 +9,7 @@ use huddle_board::badge::{BadgeInput, BadgeRead};
 use huddle_board::config::KioskConfig;
 use huddle_board::domain::Step;
 use huddle_board::event::Envelope;
+use huddle_board::text::{Text, TextKey};
 
 const SHIPPED: &str = include_str!("../config/kiosk.toml");
 const LEADER: &str = "1001";
@@ -57,7 +58,16 @@ fn a_whole_huddle_from_first_tap_to_summary() {
     b.handle(badge("1003"), at(6, 50)).unwrap(); // grace is 5 min: on time
     b.handle(badge("1004"), at(6, 51)).unwrap(); // late
     b.handle(Intent::TapName("p05".into()), at(6, 52)).unwrap(); // late, by name
+    let notice = |b: &Board, t| b.view(t).unwrap().notice.unwrap().text;
+    assert_eq!(
+        notice(&b, at(6, 52)),
+        Text::with(TextKey::WelcomeLate, "Dmitri Ivanov")
+    );
     b.handle(badge("1003"), at(6, 53)).unwrap(); // already here
+    assert_eq!(
+        notice(&b, at(6, 53)),
+        Text::with(TextKey::AlreadyHere, "Ben Okafor")
+    );
     let h = b.huddle().unwrap();
     assert_eq!(h.attendance.len(), 5);
     assert_eq!(h.attendance.values().filter(|a| a.late).count(), 2);
@@ -158,12 +168,10 @@ fn a_whole_huddle_from_first_tap_to_summary() {
     b.handle(Intent::CloseHuddle, at(6, 58)).unwrap();
     b.handle(badge("1002"), at(6, 58)).unwrap();
     assert!(b.huddle().is_some(), "a member's badge closed the huddle");
-    assert!(b
-        .view(at(6, 58))
-        .unwrap()
-        .error
-        .unwrap()
-        .contains("team leader"));
+    assert_eq!(
+        b.view(at(6, 58)).unwrap().error,
+        Some(Text::with(TextKey::CannotClose, "Ana Silva"))
+    );
     b.handle(badge(SUPERVISOR), at(6, 58)).unwrap();
     assert!(
         b.huddle().is_some(),
@@ -244,7 +252,7 @@ fn outside_the_window_a_member_tap_starts_nothing() {
     assert!(b.huddle().is_none());
     assert!(kinds(&b).is_empty());
     let notice = b.view(at(10, 0)).unwrap().notice.unwrap();
-    assert!(notice.text.contains("14:45"), "{}", notice.text);
+    assert_eq!(notice.text, Text::with(TextKey::NoHuddleNowNext, "14:45"));
     // The team leader may hold an unscheduled huddle.
     b.handle(badge(LEADER), at(10, 1)).unwrap();
     assert!(b.huddle().is_some());
@@ -279,15 +287,21 @@ fn an_unknown_badge_is_enrolled_by_a_team_leader() {
     assert_eq!(b.screen(), Screen::Enrol);
     b.handle(Intent::EnrolChoose("p06".into()), at(6, 41))
         .unwrap();
-    assert!(b
-        .view(at(6, 41))
-        .unwrap()
-        .prompt
-        .unwrap()
-        .contains("Fatima Haddad"));
+    assert_eq!(
+        b.view(at(6, 41)).unwrap().prompt,
+        Some(Text::with(TextKey::PromptEnrol, "Fatima Haddad"))
+    );
     // A member cannot authorise; an unknown badge cannot either.
     b.handle(badge("1002"), at(6, 42)).unwrap();
+    assert_eq!(
+        b.view(at(6, 42)).unwrap().error,
+        Some(Text::with(TextKey::CannotEnrol, "Ana Silva"))
+    );
     b.handle(badge("77777"), at(6, 42)).unwrap();
+    assert_eq!(
+        b.view(at(6, 42)).unwrap().notice.unwrap().text,
+        Text::new(TextKey::NotEnrolledCannotConfirm)
+    );
     assert_eq!(b.screen(), Screen::Enrol);
     b.handle(badge(LEADER), at(6, 42)).unwrap();
     assert_eq!(b.screen(), Screen::Step(Step::Attendance));
@@ -346,8 +360,10 @@ fn refused_inputs_store_nothing() {
         due: None,
     };
     b.handle(miss(None, true), at(6, 41)).unwrap();
-    assert!(b.view(at(6, 41)).unwrap().error.unwrap().contains("reason"));
+    let error = |b: &Board| b.view(at(6, 41)).unwrap().error.map(|t| t.key);
+    assert_eq!(error(&b), Some(TextKey::PickReason));
     b.handle(miss(Some(0), false), at(6, 41)).unwrap();
+    assert_eq!(error(&b), Some(TextKey::ActionOrNoneNeeded));
     b.handle(
         Intent::AddAction {
             what: "x".into(),
@@ -357,6 +373,7 @@ fn refused_inputs_store_nothing() {
         at(6, 41),
     )
     .unwrap();
+    assert_eq!(error(&b), Some(TextKey::PickOwner));
     b.handle(
         Intent::RaiseNeed {
             category: None,
@@ -366,6 +383,7 @@ fn refused_inputs_store_nothing() {
         at(6, 41),
     )
     .unwrap();
+    assert_eq!(error(&b), Some(TextKey::PickCategory));
     assert_eq!(b.store().last_seq().unwrap(), before);
     // Starting is the team leader's: a member's badge at the prompt is refused.
     drop(b);

@@ -19,6 +19,7 @@ use huddle_board::event::{Envelope, Event, NeedRef};
 use huddle_board::outbox::{LinkStatus, Outbox};
 use huddle_board::payload::{Ack, RosterMessage};
 use huddle_board::store::Store;
+use huddle_board::text::{Text, TextKey};
 use huddle_board::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use support::{require, Mosquitto};
@@ -220,8 +221,8 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_starts(
     .await;
     assert!(!s.connected);
     assert_eq!(
-        (s.queued(), s.describe(20).0.as_str()),
-        (20, "offline · 20 queued")
+        (s.queued(), s.describe(20).0),
+        (20, Text::with(TextKey::LinkOfflineQueued, "20"))
     );
     assert_eq!(store.undelivered().unwrap(), 20);
 
@@ -232,7 +233,7 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_starts(
         s.connected && s.acked == 20
     })
     .await;
-    assert_eq!(s.describe(20), ("online".to_owned(), true));
+    assert_eq!(s.describe(20), (Text::new(TextKey::LinkOnline), true));
     assert_eq!(peer.distinct(), (1..=20).collect());
     assert_eq!(store.undelivered().unwrap(), 0);
     assert_eq!(store.acked().unwrap(), 20);
@@ -454,7 +455,7 @@ async fn refused_credentials_are_reported_with_the_keys_to_fix() {
         e.contains("refused") && e.contains("mqtt.username") && e.contains("config/kiosk.toml"),
         "{e}"
     );
-    assert_eq!(s.describe(1).0, "offline · 1 queued");
+    assert_eq!(s.describe(1).0, Text::with(TextKey::LinkOfflineQueued, "1"));
     outbox.shutdown().await;
 
     // The right password connects.

@@ -2,8 +2,9 @@
 //! summary at close.
 //!
 //! Inputs arrive from the screen as plain values; each `validate` function
-//! says whether they may be stored, and why not in words a team leader
-//! understands. The kiosk stores only what passed.
+//! says whether they may be stored, and why not as a [`Refusal`] (a reason,
+//! not words: the views word it, in the board's language). The kiosk stores
+//! only what passed.
 
 use std::collections::BTreeMap;
 
@@ -66,40 +67,78 @@ impl Step {
             .chain([Step::Close])
             .find(|s| s.key() == key)
     }
+}
 
-    /// The title on screen.
-    pub fn title(self) -> &'static str {
-        match self {
-            Step::Attendance => "Attendance",
-            Step::Kpis => "KPIs",
-            Step::OpenActions => "Open actions",
-            Step::Needs => "Needs",
-            Step::Experiment => "Experiment",
-            Step::NewActions => "New actions",
-            Step::Close => "Close",
-        }
+/// A text field of a form, for [`Refusal::Empty`] and [`Refusal::TooLong`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// What an action is.
+    ActionWhat,
+    /// A KPI's actual figure.
+    Actual,
+    /// A KPI miss's note.
+    Note,
+    /// What a need is.
+    NeedText,
+    /// The experiment's obstacle.
+    Obstacle,
+    /// What the experiment is expected to give.
+    Expectation,
+    /// The experiment's next step.
+    NextStep,
+}
+
+/// Why an input cannot be stored: a reason the screen words (and
+/// translates); names are the people concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A required text is empty.
+    Empty(Field),
+    /// A text is longer than [`MAX_TEXT`] characters.
+    TooLong(Field),
+    /// A missed KPI has no reason picked.
+    PickReason,
+    /// A missed KPI has neither an action nor "None needed".
+    ActionOrNoneNeeded,
+    /// The action's owner is not on the roster.
+    PickOwner,
+    /// No due date picked.
+    PickDueDate,
+    /// The due date is before today.
+    DueInPast,
+    /// No need category picked.
+    PickCategory,
+    /// The experiment's owner is not on the roster.
+    PickExperimentOwner,
+    /// The experiment has no check date.
+    PickCheckDate,
+    /// A reschedule without a new date.
+    PickNewDate,
+    /// This person may not start the huddle (their name).
+    CannotStart(String),
+    /// This person may not close the huddle (their name).
+    CannotClose(String),
+    /// This person may not enrol badges (their name).
+    CannotEnrol(String),
+}
+
+/// For logs: the reason's name, not words for the screen.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
     }
 }
 
-/// Why an input cannot be stored, in words for the screen.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
-
-fn refuse<T>(message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal(message.into()))
-}
+impl std::error::Error for Refusal {}
 
 /// Trims and checks a short text.
-pub fn clean_text(value: &str, what: &str, required: bool) -> Result<String, Refusal> {
+pub fn clean_text(value: &str, field: Field, required: bool) -> Result<String, Refusal> {
     let text = value.trim();
     if required && text.is_empty() {
-        return refuse(format!("Please enter {what}."));
+        return Err(Refusal::Empty(field));
     }
     if text.chars().count() > MAX_TEXT {
-        return refuse(format!(
-            "{what} is too long (at most {MAX_TEXT} characters)."
-        ));
+        return Err(Refusal::TooLong(field));
     }
     Ok(text.to_owned())
 }
@@ -130,15 +169,15 @@ impl NewAction {
         roster: &Roster,
         today: NaiveDate,
     ) -> Result<Self, Refusal> {
-        let what = clean_text(what, "what the action is", true)?;
+        let what = clean_text(what, Field::ActionWhat, true)?;
         if roster.person(owner).is_none() {
-            return refuse("Pick the action's owner.");
+            return Err(Refusal::PickOwner);
         }
         let Some(due) = due else {
-            return refuse("Pick a due date.");
+            return Err(Refusal::PickDueDate);
         };
         if due < today {
-            return refuse("The due date is in the past.");
+            return Err(Refusal::DueInPast);
         }
         Ok(NewAction {
             what,
@@ -198,7 +237,7 @@ impl KpiReview {
     pub fn hit(kpi: &str, actual: &str) -> Result<Self, Refusal> {
         Ok(KpiReview {
             kpi: kpi.to_owned(),
-            actual: clean_text(actual, "the actual figure", false)?,
+            actual: clean_text(actual, Field::Actual, false)?,
             outcome: KpiOutcome::Hit,
         })
     }
@@ -213,13 +252,13 @@ impl KpiReview {
         today: NaiveDate,
     ) -> Result<Self, Refusal> {
         let Some(reason) = input.reason.and_then(|i| reasons.get(i)) else {
-            return refuse("A missed KPI needs a reason: pick one.");
+            return Err(Refusal::PickReason);
         };
-        let note = clean_text(input.note, "the note", false)?;
+        let note = clean_text(input.note, Field::Note, false)?;
         let action = if input.none_needed {
             None
         } else if input.action_what.trim().is_empty() {
-            return refuse("Add an action for the miss, or choose \"None needed\".");
+            return Err(Refusal::ActionOrNoneNeeded);
         } else {
             Some(NewAction::validate(
                 input.action_what,
@@ -231,7 +270,7 @@ impl KpiReview {
         };
         Ok(KpiReview {
             kpi: kpi.to_owned(),
-            actual: clean_text(actual, "the actual figure", false)?,
+            actual: clean_text(actual, Field::Actual, false)?,
             outcome: KpiOutcome::Missed {
                 reason: reason.clone(),
                 note,
@@ -261,11 +300,11 @@ impl NeedInput {
         categories: &[String],
     ) -> Result<Self, Refusal> {
         let Some(category) = category.and_then(|i| categories.get(i)) else {
-            return refuse("Pick the need's category.");
+            return Err(Refusal::PickCategory);
         };
         Ok(NeedInput {
             category: category.clone(),
-            text: clean_text(text, "what is needed", true)?,
+            text: clean_text(text, Field::NeedText, true)?,
             escalated,
         })
     }
@@ -296,14 +335,14 @@ impl ExperimentInput {
         check_date: Option<NaiveDate>,
         roster: &Roster,
     ) -> Result<Self, Refusal> {
-        let obstacle = clean_text(obstacle, "the obstacle", true)?;
-        let expectation = clean_text(expectation, "what you expect", true)?;
-        let next_step = clean_text(next_step, "the next step", true)?;
+        let obstacle = clean_text(obstacle, Field::Obstacle, true)?;
+        let expectation = clean_text(expectation, Field::Expectation, true)?;
+        let next_step = clean_text(next_step, Field::NextStep, true)?;
         if roster.person(owner).is_none() {
-            return refuse("Pick the experiment's owner.");
+            return Err(Refusal::PickExperimentOwner);
         }
         let Some(check_date) = check_date else {
-            return refuse("Pick the date to check the result.");
+            return Err(Refusal::PickCheckDate);
         };
         Ok(ExperimentInput {
             obstacle,
@@ -320,10 +359,7 @@ pub fn may_start(person: &Person) -> Result<(), Refusal> {
     if person.role.may_run_huddle() {
         Ok(())
     } else {
-        refuse(format!(
-            "{} cannot start the huddle: the team leader's badge starts it.",
-            person.name
-        ))
+        Err(Refusal::CannotStart(person.name.clone()))
     }
 }
 
@@ -332,10 +368,7 @@ pub fn may_close(person: &Person) -> Result<(), Refusal> {
     if person.role.may_run_huddle() {
         Ok(())
     } else {
-        refuse(format!(
-            "{} cannot close the huddle: the team leader's badge closes it.",
-            person.name
-        ))
+        Err(Refusal::CannotClose(person.name.clone()))
     }
 }
 
@@ -344,10 +377,7 @@ pub fn may_enrol(person: &Person) -> Result<(), Refusal> {
     if person.role.may_enrol() {
         Ok(())
     } else {
-        refuse(format!(
-            "{} cannot enrol badges: a team leader or supervisor must confirm.",
-            person.name
-        ))
+        Err(Refusal::CannotEnrol(person.name.clone()))
     }
 }
 
@@ -516,7 +546,7 @@ mod tests {
         };
         let e =
             KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
-        assert!(e.0.contains("reason"), "{e}");
+        assert_eq!(e, Refusal::PickReason);
         let input = MissInput {
             reason: Some(7),
             none_needed: true,
@@ -533,7 +563,7 @@ mod tests {
         };
         let e =
             KpiReview::missed("quality", "", &input, &reasons(), &roster(), today()).unwrap_err();
-        assert!(e.0.contains("None needed"), "{e}");
+        assert_eq!(e, Refusal::ActionOrNoneNeeded);
 
         let none = MissInput {
             reason: Some(0),
@@ -572,19 +602,33 @@ mod tests {
     #[test]
     fn an_action_needs_owner_on_roster_and_a_date() {
         let r = roster();
-        assert!(NewAction::validate("x", "nobody", due_date(0, today()), &r, today()).is_err());
-        assert!(NewAction::validate("x", "p1", None, &r, today()).is_err());
-        assert!(NewAction::validate("  ", "p1", due_date(0, today()), &r, today()).is_err());
+        assert_eq!(
+            NewAction::validate("x", "nobody", due_date(0, today()), &r, today()),
+            Err(Refusal::PickOwner)
+        );
+        assert_eq!(
+            NewAction::validate("x", "p1", None, &r, today()),
+            Err(Refusal::PickDueDate)
+        );
+        assert_eq!(
+            NewAction::validate("  ", "p1", due_date(0, today()), &r, today()),
+            Err(Refusal::Empty(Field::ActionWhat))
+        );
         let yesterday = today().pred_opt();
-        assert!(NewAction::validate("x", "p1", yesterday, &r, today()).is_err());
-        assert!(NewAction::validate(
-            &"x".repeat(MAX_TEXT + 1),
-            "p1",
-            due_date(0, today()),
-            &r,
-            today()
-        )
-        .is_err());
+        assert_eq!(
+            NewAction::validate("x", "p1", yesterday, &r, today()),
+            Err(Refusal::DueInPast)
+        );
+        assert_eq!(
+            NewAction::validate(
+                &"x".repeat(MAX_TEXT + 1),
+                "p1",
+                due_date(0, today()),
+                &r,
+                today()
+            ),
+            Err(Refusal::TooLong(Field::ActionWhat))
+        );
         assert!(NewAction::validate("x", "p1", due_date(3, today()), &r, today()).is_ok());
         assert_eq!(due_date(4, today()), None);
     }
@@ -595,10 +639,14 @@ mod tests {
         assert!(may_start(r.person("p2").unwrap()).is_ok());
         assert!(may_close(r.person("p2").unwrap()).is_ok());
         for id in ["p1", "p3"] {
-            assert!(may_start(r.person(id).unwrap()).is_err());
-            assert!(may_close(r.person(id).unwrap()).is_err());
+            let p = r.person(id).unwrap();
+            assert_eq!(may_start(p), Err(Refusal::CannotStart(p.name.clone())));
+            assert_eq!(may_close(p), Err(Refusal::CannotClose(p.name.clone())));
         }
-        assert!(may_enrol(r.person("p1").unwrap()).is_err());
+        assert_eq!(
+            may_enrol(r.person("p1").unwrap()),
+            Err(Refusal::CannotEnrol("Ana Silva".into()))
+        );
         assert!(may_enrol(r.person("p2").unwrap()).is_ok());
         assert!(may_enrol(r.person("p3").unwrap()).is_ok());
     }
@@ -606,8 +654,14 @@ mod tests {
     #[test]
     fn needs_and_experiments_are_checked() {
         let cats = vec!["People".to_string()];
-        assert!(NeedInput::validate(None, "x", false, &cats).is_err());
-        assert!(NeedInput::validate(Some(0), " ", false, &cats).is_err());
+        assert_eq!(
+            NeedInput::validate(None, "x", false, &cats),
+            Err(Refusal::PickCategory)
+        );
+        assert_eq!(
+            NeedInput::validate(Some(0), " ", false, &cats),
+            Err(Refusal::Empty(Field::NeedText))
+        );
         assert!(
             NeedInput::validate(Some(0), "Cover Monday", true, &cats)
                 .unwrap()
@@ -615,8 +669,18 @@ mod tests {
         );
         let r = roster();
         assert!(ExperimentInput::validate("o", "e", "n", "p1", due_date(3, today()), &r).is_ok());
-        assert!(ExperimentInput::validate("o", "", "n", "p1", due_date(3, today()), &r).is_err());
-        assert!(ExperimentInput::validate("o", "e", "n", "px", due_date(3, today()), &r).is_err());
+        assert_eq!(
+            ExperimentInput::validate("o", "", "n", "p1", due_date(3, today()), &r),
+            Err(Refusal::Empty(Field::Expectation))
+        );
+        assert_eq!(
+            ExperimentInput::validate("o", "e", "n", "px", due_date(3, today()), &r),
+            Err(Refusal::PickExperimentOwner)
+        );
+        assert_eq!(
+            ExperimentInput::validate("o", "e", "n", "p1", None, &r),
+            Err(Refusal::PickCheckDate)
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! People, roles and badges: who may do what at the board.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,17 +52,6 @@ impl Role {
     /// a team leader, or anyone above (supervisor, manager).
     pub fn may_enrol(self) -> bool {
         self >= Role::TeamLeader
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Member => "Member",
-            Role::TeamLeader => "Team leader",
-            Role::Supervisor => "Supervisor",
-            Role::Manager => "Manager",
-        })
     }
 }
 
@@ -151,7 +139,7 @@ mod tests {
     fn only_team_leaders_run_the_huddle() {
         assert!(Role::TeamLeader.may_run_huddle());
         for r in [Role::Member, Role::Supervisor, Role::Manager] {
-            assert!(!r.may_run_huddle(), "{r}");
+            assert!(!r.may_run_huddle(), "{r:?}");
         }
     }
 
@@ -159,7 +147,7 @@ mod tests {
     fn team_leaders_and_above_enrol() {
         assert!(!Role::Member.may_enrol());
         for r in [Role::TeamLeader, Role::Supervisor, Role::Manager] {
-            assert!(r.may_enrol(), "{r}");
+            assert!(r.may_enrol(), "{r:?}");
         }
     }
 
