@@ -149,13 +149,23 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("payloads serialise")
 }
 
-/// What to publish after a commit, given what was last published. Pure:
-/// updates `published` and returns the publications.
+/// How often, at most, a board's status (or the stats) is published when
+/// only its counters moved. A change of huddle state or of `online` is
+/// published at once.
+pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// What to publish after a commit, given what was last published. Pure
+/// (`tick` is the caller's clock): updates `published` and returns the
+/// publications. Acks go out at once; a status whose only change is its
+/// counters waits until [`STATUS_EVERY`] has passed since the board's last
+/// status, so that a burst over hundreds of boards does not double the
+/// broker's traffic ([`due_publications`] sends what waited).
 pub fn publications(
     site: &str,
     outcome: &BatchOutcome,
     published: &mut Published,
     now: chrono::DateTime<Utc>,
+    tick: Instant,
 ) -> Vec<Publication> {
     let mut out = Vec::new();
     for (board, b) in &outcome.boards {
@@ -170,29 +180,88 @@ pub fn publications(
                 }),
             });
         }
-        if published.status.get(board) != Some(&b.status) {
+        let last = published.status.get(board);
+        if last == Some(&b.status) {
+            published.pending.remove(board);
+            continue;
+        }
+        let urgent =
+            last.is_none_or(|l| l.huddle != b.status.huddle || l.online != b.status.online);
+        let recent = published
+            .status_at
+            .get(board)
+            .is_some_and(|t| tick.duration_since(*t) < STATUS_EVERY);
+        if urgent || !recent {
             out.push(Publication {
                 topic: topics.status(),
                 payload: json(&b.status),
             });
             published.status.insert(board.clone(), b.status.clone());
+            published.status_at.insert(board.clone(), tick);
+            published.pending.remove(board);
+        } else {
+            published
+                .pending
+                .insert(board.clone(), (b.area.clone(), b.status.clone()));
         }
     }
     if published.stats.as_ref() != Some(&outcome.stats) {
-        out.push(Publication {
-            topic: SiteTopics::new(site).aggregator_stats(),
-            payload: json(&outcome.stats),
-        });
-        published.stats = Some(outcome.stats.clone());
+        published.pending_stats = Some(outcome.stats.clone());
+    }
+    out.extend(due_publications(site, published, tick));
+    out
+}
+
+/// The statuses and stats that waited and are now due.
+pub fn due_publications(site: &str, published: &mut Published, tick: Instant) -> Vec<Publication> {
+    let mut out = Vec::new();
+    let due: Vec<String> = published
+        .pending
+        .keys()
+        .filter(|b| {
+            published
+                .status_at
+                .get(*b)
+                .is_none_or(|t| tick.duration_since(*t) >= STATUS_EVERY)
+        })
+        .cloned()
+        .collect();
+    for board in due {
+        if let Some((area, status)) = published.pending.remove(&board) {
+            out.push(Publication {
+                topic: BoardTopics::new(site, &area, &board).status(),
+                payload: json(&status),
+            });
+            published.status.insert(board.clone(), status);
+            published.status_at.insert(board, tick);
+        }
+    }
+    let stats_due = published
+        .stats_at
+        .is_none_or(|t| tick.duration_since(t) >= STATUS_EVERY);
+    if stats_due {
+        if let Some(stats) = published.pending_stats.take() {
+            out.push(Publication {
+                topic: SiteTopics::new(site).aggregator_stats(),
+                payload: json(&stats),
+            });
+            published.stats = Some(stats);
+            published.stats_at = Some(tick);
+        }
     }
     out
 }
 
-/// What was last published, so that unchanged states are not sent again.
+/// What was last published, so that unchanged states are not sent again,
+/// and what waits for its turn.
 #[derive(Debug, Default)]
 pub struct Published {
     status: HashMap<String, BoardStatus>,
+    status_at: HashMap<String, Instant>,
+    pending: HashMap<String, (String, BoardStatus)>,
     stats: Option<Stats>,
+    stats_at: Option<Instant>,
+    pending_stats: Option<Stats>,
 }
 
 /// Everything retained, published again after a (re)connection.
@@ -266,7 +335,25 @@ fn writer(
 ) {
     let mut limiter = LogLimiter::new(REJECT_LOG_EVERY);
     let mut published = Published::default();
-    while let Ok(first) = items.recv() {
+    loop {
+        let first = match items.recv_timeout(STATUS_EVERY / 4) {
+            Ok(item) => item,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let publications = due_publications(&site, &mut published, Instant::now());
+                if !publications.is_empty()
+                    && out
+                        .send(Output {
+                            acks: Vec::new(),
+                            publications,
+                        })
+                        .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match items.try_recv() {
@@ -316,7 +403,8 @@ fn writer(
             tracing::error!(board = %a.board, seq = a.seq, stored_id = %a.stored_id, received_id = %a.received_id,
                 "integrity alert: a second event with the same (board, seq) and other content; the first is kept");
         }
-        let mut publications = publications(&site, &outcome, &mut published, Utc::now());
+        let mut publications =
+            publications(&site, &outcome, &mut published, Utc::now(), Instant::now());
         if republish {
             match (store.boards(), store.stats()) {
                 (Ok(boards), Ok(stats)) => publications.extend(republish_all(
@@ -558,8 +646,9 @@ mod tests {
     #[test]
     fn publishes_the_ack_when_it_moves_or_a_duplicate_arrives_and_states_when_they_change() {
         let now = Utc::now();
+        let t0 = Instant::now();
         let mut p = Published::default();
-        let first = publications("plant1", &outcome(0, 2, false), &mut p, now);
+        let first = publications("plant1", &outcome(0, 2, false), &mut p, now, t0);
         let topics: Vec<&str> = first.iter().map(|p| p.topic.as_str()).collect();
         assert_eq!(
             topics,
@@ -572,9 +661,47 @@ mod tests {
         let ack: Ack = serde_json::from_slice(&first[0].payload).unwrap();
         assert_eq!(ack.seq, 2);
 
-        assert!(publications("plant1", &outcome(2, 2, false), &mut p, now).is_empty());
-        let again = publications("plant1", &outcome(2, 2, true), &mut p, now);
+        assert!(publications("plant1", &outcome(2, 2, false), &mut p, now, t0).is_empty());
+        let again = publications("plant1", &outcome(2, 2, true), &mut p, now, t0);
         assert_eq!(again.len(), 1);
         assert!(again[0].topic.ends_with("/ack"));
+    }
+
+    #[test]
+    fn a_status_whose_counters_moved_waits_its_turn_but_a_state_change_does_not() {
+        let now = Utc::now();
+        let t0 = Instant::now();
+        let mut p = Published::default();
+        publications("plant1", &outcome(0, 2, false), &mut p, now, t0);
+        // Only last_seq moved, 100 ms later: the ack goes, the status waits.
+        let t1 = t0 + Duration::from_millis(100);
+        let soon = publications("plant1", &outcome(2, 3, false), &mut p, now, t1);
+        assert_eq!(
+            soon.len(),
+            1,
+            "{:?}",
+            soon.iter().map(|p| &p.topic).collect::<Vec<_>>()
+        );
+        assert!(soon[0].topic.ends_with("/ack"));
+        assert!(due_publications("plant1", &mut p, t1 + Duration::from_millis(500)).is_empty());
+        let due = due_publications("plant1", &mut p, t0 + STATUS_EVERY);
+        let status: BoardStatus = serde_json::from_slice(&due[0].payload).unwrap();
+        assert_eq!(status.last_seq, 3, "the newest status is the one sent");
+        assert!(
+            due.iter().any(|p| p.topic.ends_with("/aggregator/stats")) || p.pending_stats.is_none()
+        );
+        // A huddle starting is published at once.
+        let mut started = outcome(3, 4, false);
+        if let Some(b) = started.boards.get_mut("b1") {
+            b.status.huddle = HuddleState::InProgress;
+        }
+        let at_once = publications(
+            "plant1",
+            &started,
+            &mut p,
+            now,
+            t0 + STATUS_EVERY + Duration::from_millis(10),
+        );
+        assert!(at_once.iter().any(|p| p.topic.ends_with("/status")));
     }
 }
