@@ -41,6 +41,8 @@ pub struct SimOptions {
     pub ack_timeout: StdDuration,
     /// Publish through the outbox (off: only the files are written).
     pub publish: bool,
+    /// Measure commit -> ack latency of every event and print p50/p99.
+    pub latency: bool,
 }
 
 /// One board's result.
@@ -324,6 +326,9 @@ pub fn run_offline(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<
     Ok(out)
 }
 
+/// Commit instants by seq, matched against the acks as they arrive.
+type Commits = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Instant)>>>;
+
 /// Runs the simulation, delivering through each board's real outbox, and
 /// waits for the acks (see the module doc).
 pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResult>> {
@@ -334,6 +339,7 @@ pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResul
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let latencies: Arc<std::sync::Mutex<Vec<StdDuration>>> = Arc::default();
     let mut boards = Vec::new();
     for i in 0..opts.boards {
         let config = board_config(base, i, &opts.data_dir);
@@ -347,9 +353,42 @@ pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResul
         let huddles = opts.huddles;
         let pause = (opts.rate > 0.0).then(|| StdDuration::from_secs_f64(1.0 / opts.rate));
         let id = config.board.id.clone();
+        let commits: Commits = Arc::default();
+        if opts.latency {
+            let (commits, latencies, mut status) =
+                (commits.clone(), latencies.clone(), outbox.status());
+            rt.spawn(async move {
+                while status.changed().await.is_ok() {
+                    let acked = status.borrow().acked;
+                    let now = Instant::now();
+                    let (Ok(mut c), Ok(mut l)) = (commits.lock(), latencies.lock()) else {
+                        return;
+                    };
+                    while let Some((_, at)) = c.front().copied().filter(|(seq, _)| *seq <= acked) {
+                        c.pop_front();
+                        l.push(now - at);
+                    }
+                }
+            });
+        }
+        let measure = opts.latency;
+        // Spread the boards over one pause so that they do not act in step.
+        let offset = pause.map(|p| p.mul_f64(i as f64 / opts.boards as f64));
         let thread = std::thread::Builder::new().name(id.clone()).spawn(
             move || -> anyhow::Result<u64> {
-                let board = run_board(config, i as u64 + 1, huddles, |_| {
+                if let Some(o) = offset {
+                    std::thread::sleep(o);
+                }
+                let mut seen = 0u64;
+                let board = run_board(config, i as u64 + 1, huddles, |board| {
+                    if measure {
+                        let now = Instant::now();
+                        let last = board.store().last_seq().unwrap_or(seen);
+                        if let Ok(mut c) = commits.lock() {
+                            c.extend((seen + 1..=last).map(|seq| (seq, now)));
+                        }
+                        seen = last;
+                    }
                     notifier.notify();
                     if let Some(p) = pause {
                         std::thread::sleep(p);
@@ -389,6 +428,21 @@ pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResul
         }
         results
     });
+    if opts.latency {
+        let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        l.sort();
+        if !l.is_empty() {
+            let pct =
+                |p: f64| l[((l.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+            eprintln!(
+                "commit -> ack latency over {} events: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.len(),
+                pct(0.5),
+                pct(0.99),
+                pct(1.0)
+            );
+        }
+    }
     rt.block_on(async {
         let stops: Vec<_> = running
             .into_iter()

@@ -67,6 +67,9 @@ enum Command {
         /// Seconds to wait for every board's ack at the end.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Measure each event's commit -> ack latency; print p50/p99 to stderr.
+        #[arg(long)]
+        latency: bool,
     },
     /// Print the keyed hash of a badge number, for roster files.
     HashBadge {
@@ -153,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             data_dir,
             timeout,
+            latency,
         } => {
             let opts = huddle_board::simulate::SimOptions {
                 boards,
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: data_dir.unwrap_or_else(|| config.storage.data_dir.clone()),
                 ack_timeout: std::time::Duration::from_secs(timeout),
                 publish: true,
+                latency,
             };
             let results = huddle_board::simulate::run(&config, &opts)?;
             let mut behind = 0;
