@@ -839,7 +839,8 @@ pub fn check_topic_level(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_id(value: &str) -> Result<(), String> {
+/// A person, KPI or other id: letters, digits, `_`, `-` and `.`.
+pub fn check_id(value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > 64 {
         return Err("must be 1 to 64 characters".into());
     }

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::badge::BadgeHash;
-use crate::config::check_topic_level;
+use crate::config::{check_id, check_topic_level};
 use crate::domain::Role;
 use crate::payload::{RosterMessage, RosterPerson};
 
@@ -270,21 +270,6 @@ pub fn load(file: &Path) -> Result<Vec<BoardRoster>, RosterError> {
 pub fn modified(file: &Path) -> std::io::Result<DateTime<Utc>> {
     let t: DateTime<Utc> = std::fs::metadata(file)?.modified()?.into();
     Ok(DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t))
-}
-
-fn check_id(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 64 {
-        return Err("must be 1 to 64 characters".into());
-    }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
-        return Err(format!(
-            "`{value}` may only hold letters, digits, `_`, `-` and `.`"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
