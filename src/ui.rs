@@ -306,27 +306,30 @@ pub struct ClockView {
 impl ClockView {
     /// From a view.
     pub fn of(view: &BoardView) -> ClockView {
-        let local = view.now.with_timezone(&view.tz);
-        let elapsed = view.started_at.map(|s| view.now - s).unwrap_or_default();
-        ClockView {
-            clock: local.format("%H:%M").to_string(),
-            date: day(local.date_naive()),
-            timer: if view.started_at.is_some() {
-                format!("{} / {}", mmss(elapsed), mmss(view.target))
-            } else {
-                String::new()
-            },
-            timer_over: elapsed > view.target,
-            dimmed: view.dimmed,
-        }
+        ClockView::new(view.tz, view.now, view.started_at, view.target, view.dimmed)
     }
 
     /// From the board, without reading the store.
     pub fn of_board(board: &Board, now: DateTime<Utc>) -> ClockView {
-        let tz = board.config().timezone();
-        let local = now.with_timezone(&tz);
         let target = Duration::minutes(board.config().huddle.target_minutes.into());
         let started = board.huddle().map(|h| h.started_at);
+        ClockView::new(
+            board.config().timezone(),
+            now,
+            started,
+            target,
+            board.dimmed(now),
+        )
+    }
+
+    fn new(
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+        started: Option<DateTime<Utc>>,
+        target: Duration,
+        dimmed: bool,
+    ) -> ClockView {
+        let local = now.with_timezone(&tz);
         let elapsed = started.map(|s| now - s).unwrap_or_default();
         ClockView {
             clock: local.format("%H:%M").to_string(),
@@ -337,7 +340,7 @@ impl ClockView {
                 String::new()
             },
             timer_over: elapsed > target,
-            dimmed: board.dimmed(now),
+            dimmed,
         }
     }
 
