@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::badge::BadgeHash;
-use crate::domain::Summary;
+use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, Summary};
 
 /// The envelope's schema version. A consumer refuses versions it does not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -110,11 +110,17 @@ pub enum Event {
     /// The board applied a roster received from the aggregator.
     #[serde(rename = "roster.applied")]
     RosterApplied(RosterApplied),
+    /// A coaching observation (level 3 or 4) was recorded.
+    #[serde(rename = "observation.recorded")]
+    ObservationRecorded(ObservationRecorded),
+    /// The learner confirmed an observation with their badge and rated it.
+    #[serde(rename = "observation.acknowledged")]
+    ObservationAcknowledged(ObservationAcknowledged),
 }
 
 impl Event {
     /// The kinds this schema version knows.
-    pub const KINDS: [&'static str; 14] = [
+    pub const KINDS: [&'static str; 16] = [
         "huddle.started",
         "attendance.tapped",
         "attendance.unknown_badge",
@@ -129,6 +135,8 @@ impl Event {
         "huddle.closed",
         "badge.enrolled",
         "roster.applied",
+        "observation.recorded",
+        "observation.acknowledged",
     ];
 
     /// Splits into the kind and its JSON payload.
@@ -331,6 +339,46 @@ pub struct BadgeEnrolled {
     pub enrolled_by: String,
 }
 
+/// `observation.recorded`: written in the same transaction as the
+/// learner's `observation.acknowledged`, so no half observation is ever sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservationRecorded {
+    /// The observation's id (UUID v7), shared with its acknowledgement.
+    pub observation_id: String,
+    /// Facilitation (level 3) or coaching (level 4).
+    pub level: ObservationLevel,
+    /// The coach: a supervisor (level 3) or a manager (level 4).
+    pub observer: String,
+    /// The learner: a team leader (level 3) or a supervisor (level 4).
+    pub learner: String,
+    /// The huddle observed (level 3, when one was running or just closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub huddle_id: Option<String>,
+    /// The learner's own view, asked first.
+    pub self_view: SelfView,
+    /// One score per behaviour of the level's rubric, in rubric order.
+    pub scores: Vec<BehaviourScore>,
+    /// One strength.
+    pub strength: Pick,
+    /// One focus point.
+    pub focus: Pick,
+    /// When to apply the focus point.
+    pub trigger: String,
+    /// When the coach will observe again.
+    pub reobserve_on: NaiveDate,
+}
+
+/// `observation.acknowledged`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservationAcknowledged {
+    /// The observation confirmed.
+    pub observation_id: String,
+    /// The learner, who confirmed with their own badge.
+    pub learner: String,
+    /// How helpful the coaching was, 1 to 5.
+    pub helpfulness: u8,
+}
+
 /// `roster.applied`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RosterApplied {
@@ -424,5 +472,48 @@ mod tests {
         });
         assert!(Event::KINDS.contains(&e.to_parts().0.as_str()));
         assert!(Event::from_parts("no.such_kind", &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn observation_round_trips_by_keys() {
+        let e = Event::ObservationRecorded(ObservationRecorded {
+            observation_id: "o1".into(),
+            level: ObservationLevel::Facilitation,
+            observer: "sam".into(),
+            learner: "eva".into(),
+            huddle_id: Some("h1".into()),
+            self_view: SelfView::SoSo,
+            scores: crate::domain::FACILITATION
+                .iter()
+                .map(|b| BehaviourScore {
+                    behaviour: (*b).into(),
+                    score: 3,
+                })
+                .collect(),
+            strength: Pick {
+                behaviour: "story_from_data".into(),
+                note: String::new(),
+            },
+            focus: Pick {
+                behaviour: "parked_discussions".into(),
+                note: "park at 2 minutes".into(),
+            },
+            trigger: "a discussion passes two minutes".into(),
+            reobserve_on: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+        });
+        let (kind, data) = e.to_parts();
+        assert_eq!(kind, "observation.recorded");
+        assert!(Event::KINDS.contains(&kind.as_str()));
+        assert_eq!(data["level"], "facilitation");
+        assert_eq!(data["self_view"], "so_so");
+        assert_eq!(data["reobserve_on"], "2026-12-03");
+        assert!(data["strength"].get("note").is_none());
+        assert_eq!(Event::from_parts(&kind, &data).unwrap(), e);
+        let ack = Event::ObservationAcknowledged(ObservationAcknowledged {
+            observation_id: "o1".into(),
+            learner: "eva".into(),
+            helpfulness: 4,
+        });
+        assert!(Event::KINDS.contains(&ack.to_parts().0.as_str()));
     }
 }

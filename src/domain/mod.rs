@@ -4,10 +4,12 @@
 //! `now` and return decisions. The kiosk's [`crate::app`] composes them with
 //! the store; the aggregator will fold the same types from events.
 
+mod coaching;
 mod huddle;
 mod roster;
 mod schedule;
 
+pub use coaching::*;
 pub use huddle::*;
 pub use roster::*;
 pub use schedule::*;
