@@ -25,8 +25,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::validate::Reason;
-use crate::event::Envelope;
+use super::validate::{Incoming, Reason};
 use crate::payload::{BoardStatus, HuddleState};
 use crate::store::{parse_ts, ts};
 
@@ -112,8 +111,8 @@ pub enum Input {
     Event {
         /// The topic's area.
         area: String,
-        /// The envelope.
-        envelope: Envelope,
+        /// The checked event.
+        envelope: Incoming,
     },
     /// A rejected message: only counted.
     Rejected(Reason),
@@ -429,7 +428,15 @@ impl Store {
             alerts,
             ..BatchOutcome::default()
         };
-        for (board, (ack_before, dup_seq)) in boards {
+        for (
+            board,
+            Touch {
+                acked: ack_before,
+                duplicate: dup_seq,
+                ..
+            },
+        ) in boards
+        {
             let ack = contiguous_from(&tx, &board, ack_before).map_err(sql)?;
             if ack != ack_before {
                 tx.execute(
@@ -524,9 +531,21 @@ impl Store {
     }
 }
 
-/// Per touched board: its ack before the batch and the highest duplicate
-/// seq seen (if any).
-type Touched = BTreeMap<String, (u64, Option<u64>)>;
+/// What one batch did to one board.
+#[derive(Debug, Default)]
+struct Touch {
+    /// Its ack before the batch.
+    acked: u64,
+    /// The highest duplicate seq seen, if any.
+    duplicate: Option<u64>,
+    /// The newest stored event's (seq, time).
+    newest: Option<(u64, DateTime<Utc>)>,
+    /// The newest stored huddle start or close: (seq, state).
+    huddle: Option<(u64, HuddleState)>,
+}
+
+/// Per touched board.
+type Touched = BTreeMap<String, Touch>;
 
 fn apply_in(
     tx: &Transaction<'_>,
@@ -551,19 +570,27 @@ fn apply_in(
                     "UPDATE boards SET online = ?2 WHERE board = ?1",
                     params![board, *online as i64],
                 )?;
-                touched.entry(board.clone()).or_insert((acked, None));
+                touched.entry(board.clone()).or_insert(Touch {
+                    acked,
+                    ..Touch::default()
+                });
             }
             Input::Event { area, envelope: e } => {
                 // Design: once per board and batch; a burst is mostly many
                 // events of the same boards.
                 if !touched.contains_key(&e.board) {
                     let acked = ensure_board(tx, &e.board, area)?;
-                    touched.insert(e.board.clone(), (acked, None));
+                    touched.insert(
+                        e.board.clone(),
+                        Touch {
+                            acked,
+                            ..Touch::default()
+                        },
+                    );
                 }
                 let Some(entry) = touched.get_mut(&e.board) else {
                     continue;
                 };
-                let data = serde_json::to_string(&e.data).unwrap_or_default();
                 let id = e.id.to_string();
                 let inserted = tx
                     .prepare_cached(
@@ -578,12 +605,12 @@ fn apply_in(
                         ts(e.at),
                         e.clock_synced as i64,
                         e.kind,
-                        data,
+                        e.data,
                         received_at
                     ])?;
                 if inserted == 1 {
                     stored += 1;
-                    note_event(tx, e)?;
+                    entry.note(e);
                     continue;
                 }
                 let (stored_id, stored_data): (String, String) = tx.query_row(
@@ -591,18 +618,15 @@ fn apply_in(
                     params![e.board, e.seq as i64],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                let same_data = serde_json::from_str::<serde_json::Value>(&stored_data)
-                    .map(|v| v == e.data)
-                    .unwrap_or(false);
-                if stored_id == id && same_data {
+                if stored_id == id && same_json(&stored_data, &e.data) {
                     duplicates += 1;
-                    entry.1 = Some(entry.1.map_or(e.seq, |s| s.max(e.seq)));
+                    entry.duplicate = Some(entry.duplicate.map_or(e.seq, |s| s.max(e.seq)));
                 } else {
                     tx.execute(
                         "INSERT INTO integrity_alerts
                          (board, seq, stored_id, received_id, received_data, detected_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![e.board, e.seq as i64, stored_id, id, data, received_at],
+                        params![e.board, e.seq as i64, stored_id, id, e.data, received_at],
                     )?;
                     alerts.push(IntegrityAlert {
                         board: e.board.clone(),
@@ -614,6 +638,9 @@ fn apply_in(
             }
         }
     }
+    for (board, t) in &touched {
+        note_board(tx, board, t)?;
+    }
     bump(tx, "stored", stored)?;
     bump(tx, "duplicates", duplicates)?;
     bump(tx, "integrity_alerts", alerts.len() as u64)?;
@@ -623,22 +650,51 @@ fn apply_in(
     Ok((touched, alerts))
 }
 
+/// Whether two JSON texts hold the same value (a board that re-sends may
+/// serialise the same payload with other spacing or key order).
+fn same_json(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+impl Touch {
+    /// Remembers a newly stored event of this board.
+    fn note(&mut self, e: &Incoming) {
+        if self.newest.is_none_or(|(seq, _)| seq < e.seq) {
+            self.newest = Some((e.seq, e.at));
+        }
+        let huddle = match e.kind.as_str() {
+            "huddle.started" => HuddleState::InProgress,
+            "huddle.closed" => HuddleState::Closed,
+            _ => return,
+        };
+        if self.huddle.is_none_or(|(seq, _)| seq < e.seq) {
+            self.huddle = Some((e.seq, huddle));
+        }
+    }
+}
+
 /// Keeps the board's newest event time and huddle state (by seq, so
-/// events that fill a gap late do not roll them back).
-fn note_event(tx: &Transaction<'_>, e: &Envelope) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE boards SET last_seq = ?2, last_event_at = ?3 WHERE board = ?1 AND last_seq < ?2",
-    )?
-    .execute(params![e.board, e.seq as i64, ts(e.at)])?;
-    let huddle = match e.kind.as_str() {
-        "huddle.started" => HuddleState::InProgress,
-        "huddle.closed" => HuddleState::Closed,
-        _ => return Ok(()),
-    };
-    tx.prepare_cached(
-        "UPDATE boards SET huddle = ?2, huddle_seq = ?3 WHERE board = ?1 AND huddle_seq < ?3",
-    )?
-    .execute(params![e.board, huddle_key(huddle), e.seq as i64])?;
+/// events that fill a gap late do not roll them back): one update per
+/// board and batch, not per event.
+fn note_board(tx: &Transaction<'_>, board: &str, t: &Touch) -> rusqlite::Result<()> {
+    if let Some((seq, at)) = t.newest {
+        tx.prepare_cached(
+            "UPDATE boards SET last_seq = ?2, last_event_at = ?3 WHERE board = ?1 AND last_seq < ?2",
+        )?
+        .execute(params![board, seq as i64, ts(at)])?;
+    }
+    if let Some((seq, huddle)) = t.huddle {
+        tx.prepare_cached(
+            "UPDATE boards SET huddle = ?2, huddle_seq = ?3 WHERE board = ?1 AND huddle_seq < ?3",
+        )?
+        .execute(params![board, huddle_key(huddle), seq as i64])?;
+    }
     Ok(())
 }
 
@@ -657,7 +713,7 @@ pub fn schema_version(path: &Path) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, HuddleClosed, HuddleStarted, NeedRef, StartTrigger};
+    use crate::event::{Envelope, Event, HuddleClosed, HuddleStarted, NeedRef, StartTrigger};
     use chrono::TimeZone;
 
     fn at(min: u32) -> DateTime<Utc> {
@@ -680,7 +736,7 @@ mod tests {
     fn ev(e: Envelope) -> Input {
         Input::Event {
             area: "assembly".into(),
-            envelope: e,
+            envelope: Incoming::from_envelope(&e),
         }
     }
 
