@@ -109,10 +109,7 @@ fn fill(b: &mut Board, level: ObservationLevel, t: DateTime<Utc>) {
     );
     h(b, Intent::ObserveNext);
     assert_eq!(b.screen(), Screen::Observe(FlowStep::Trigger));
-    h(
-        b,
-        Intent::ObserveTrigger("When someone has not spoken yet".into()),
-    );
+    h(b, Intent::ObserveTrigger("When someone is silent".into()));
     h(b, Intent::ObserveReobserve(1));
     h(b, Intent::ObserveNext);
     assert_eq!(b.screen(), Screen::Observe(FlowStep::Confirm));
@@ -175,7 +172,7 @@ fn level_3_after_the_huddle_commits_exactly_the_two_events() {
     assert_eq!(rec.strength.note, "");
     assert_eq!(rec.focus.behaviour, "everyone_contributed");
     assert_eq!(rec.focus.note, "Ask the quiet ones first");
-    assert_eq!(rec.trigger, "When someone has not spoken yet");
+    assert_eq!(rec.trigger, "When someone is silent");
     assert_eq!(rec.reobserve_on, monday() + Duration::days(7));
     assert_eq!(ack.observation_id, rec.observation_id);
     assert_eq!(ack.learner, "p01");
@@ -189,7 +186,7 @@ fn level_3_after_the_huddle_commits_exactly_the_two_events() {
     assert_eq!(focus.learner, "Eva Novak");
     assert_eq!(FACILITATION[focus.behaviour], "everyone_contributed");
     assert_eq!(focus.note, "Ask the quiet ones first");
-    assert_eq!(focus.trigger, "When someone has not spoken yet");
+    assert_eq!(focus.trigger, "When someone is silent");
     assert_eq!(focus.reobserve_on, monday() + Duration::days(7));
 }
 
