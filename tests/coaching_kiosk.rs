@@ -440,3 +440,89 @@ fn several_team_leaders_are_picked_on_screen_and_nobody_observes_themselves() {
     b.handle(Intent::ObserveBack, at(10, 0)).unwrap();
     assert_eq!(b.screen(), Screen::Observe(FlowStep::Learner));
 }
+
+#[test]
+fn the_simulator_observes_at_a_realistic_cadence_some_boards_late() {
+    use huddle_board::simulate::{board_config, run_offline, SimOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(dir.path());
+    let opts = SimOptions {
+        boards: 4,
+        huddles: 35,
+        rate: 0.0,
+        data_dir: dir.path().join("sim"),
+        ack_timeout: std::time::Duration::from_secs(1),
+        publish: false,
+        latency: false,
+    };
+    let results = run_offline(&base, &opts).unwrap();
+    assert_eq!(results.len(), 4);
+    let mut level3 = Vec::new();
+    let mut level4 = Vec::new();
+    let mut overdue = Vec::new();
+    for i in 0..4 {
+        let c = board_config(&base, i, &opts.data_dir);
+        let store = huddle_board::store::Store::open(&c.database_path(), &c.board.id).unwrap();
+        let all: Vec<Envelope> = store
+            .events_since(0)
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let huddles = all.iter().filter(|e| e.kind == "huddle.closed").count();
+        assert_eq!(huddles, 35);
+        // Every record is followed at once by its acknowledgement.
+        let mut reobserve: Vec<(DateTime<Utc>, NaiveDate)> = Vec::new();
+        let (mut l3, mut l4) = (0, 0);
+        for (k, e) in all.iter().enumerate() {
+            let Ok(Event::ObservationRecorded(rec)) = Event::from_parts(&e.kind, &e.data) else {
+                continue;
+            };
+            let Ok(Event::ObservationAcknowledged(ack)) =
+                Event::from_parts(&all[k + 1].kind, &all[k + 1].data)
+            else {
+                panic!("no acknowledgement right after {}", rec.observation_id);
+            };
+            assert_eq!(ack.observation_id, rec.observation_id);
+            assert_eq!(ack.learner, rec.learner);
+            match rec.level {
+                ObservationLevel::Facilitation => {
+                    l3 += 1;
+                    assert_eq!(
+                        (rec.observer.as_str(), rec.learner.as_str()),
+                        ("p07", "p01")
+                    );
+                    reobserve.push((e.at, rec.reobserve_on));
+                }
+                ObservationLevel::Coaching => {
+                    l4 += 1;
+                    assert_eq!(
+                        (rec.observer.as_str(), rec.learner.as_str()),
+                        ("p08", "p07")
+                    );
+                }
+            }
+        }
+        // Overdue: the next observation came after the agreed date.
+        let tz = chrono_tz::Europe::Berlin;
+        let late = reobserve
+            .windows(2)
+            .filter(|w| w[1].0.with_timezone(&tz).date_naive() > w[0].1)
+            .count();
+        level3.push(l3);
+        level4.push(l4);
+        overdue.push(late);
+    }
+    eprintln!("level 3 {level3:?}, level 4 {level4:?}, overdue {overdue:?} (35 huddles each)");
+    // About 2 in 7 huddles on the diligent boards (1-3), fewer on board 4.
+    for &n in &level3[..3] {
+        assert!((5..=18).contains(&n), "level 3 cadence {level3:?}");
+    }
+    assert!(level3[3] < level3[..3].iter().min().copied().unwrap());
+    assert!(level4.iter().sum::<usize>() < level3.iter().sum::<usize>() / 2);
+    assert!(level4.iter().sum::<usize>() > 0, "{level4:?}");
+    assert!(
+        overdue[3] > 0,
+        "the late board shows overdue coaching: {overdue:?}"
+    );
+}
