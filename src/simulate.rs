@@ -127,7 +127,7 @@ pub fn run_board(
     let supervisor = badge_of(Role::Supervisor);
     let manager = badge_of(Role::Manager);
     // One board in four has coaches who fall behind: overdue coaching to show.
-    let behind = seed % 4 == 0;
+    let behind = seed.is_multiple_of(4);
     let first: DateTime<Utc> = tz
         .with_ymd_and_hms(2026, 1, 5, 6, 40, 0)
         .earliest()

@@ -291,10 +291,10 @@ impl Draft {
             },
             FlowStep::Picks => {
                 let n = self.level.behaviours().len();
-                if !self.strength.is_some_and(|i| i < n) {
+                if self.strength.is_none_or(|i| i >= n) {
                     return Err(ObservationRefusal::PickStrength);
                 }
-                if !self.focus.is_some_and(|i| i < n) {
+                if self.focus.is_none_or(|i| i >= n) {
                     return Err(ObservationRefusal::PickFocus);
                 }
                 check_note(&self.strength_note)?;
