@@ -19,15 +19,19 @@ use rusqlite::{params, Connection};
 use crate::badge::{hash_badge, BadgeHash, BadgeInput, KeyboardWedge};
 use crate::config::KioskConfig;
 use crate::domain::{
-    classify_tap, due_date, may_close, may_enrol, may_start, Arrival, ExperimentInput, Huddle,
-    KpiOutcome, KpiReview, MissInput, NeedInput, NewAction, Person, Refusal, Role, Roster,
-    Schedule, Step, Summary, TapKind,
+    classify_tap, due_date, may_close, may_enrol, may_start, Arrival, ExperimentInput, FlowStep,
+    Huddle, KpiOutcome, KpiReview, MissInput, NeedInput, NewAction, ObservationLevel, Person,
+    Refusal, Role, Roster, Schedule, SelfView, Step, Summary, TapKind,
 };
 use crate::event::*;
 use crate::outbox::LinkStatus;
 use crate::payload::RosterMessage;
 use crate::store::{parse_date, parse_ts, ts, Store, StoreError};
 use crate::text::{Text, TextKey};
+
+mod observe;
+
+pub use observe::{FocusRow, ObservationView};
 
 /// Errors that stop the kiosk (a refusal is not one: it is shown).
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,42 @@ pub enum Intent {
     /// A roster published for this board by the aggregator: applied if it
     /// is newer than the one in use.
     ApplyRoster(RosterMessage),
+    /// Coaching menu: open the observation of this level.
+    ObserveBegin(ObservationLevel),
+    /// The learner, when there are several to pick from (person id).
+    ObserveLearner(String),
+    /// The learner's own view (the flow moves on by itself).
+    ObserveSelfView(SelfView),
+    /// One behaviour's score.
+    ObserveScore {
+        /// Index into the level's rubric.
+        behaviour: usize,
+        /// 1 to 4.
+        score: u8,
+    },
+    /// The strength (index into the rubric).
+    ObserveStrength(usize),
+    /// The focus point (index into the rubric).
+    ObserveFocus(usize),
+    /// A note on the strength (`focus: false`) or the focus point.
+    ObserveNote {
+        /// Which note.
+        focus: bool,
+        /// The words.
+        text: String,
+    },
+    /// When to apply the focus point (a preset or free text).
+    ObserveTrigger(String),
+    /// The re-observation choice (index into `REOBSERVE_DAYS`).
+    ObserveReobserve(usize),
+    /// On to the next step of the observation (checks this one).
+    ObserveNext,
+    /// Back one step.
+    ObserveBack,
+    /// Drop the observation; nothing is stored.
+    ObserveCancel,
+    /// The learner's helpfulness rating (1-5): stores the observation.
+    ObserveRate(u8),
 }
 
 /// Which screen the board shows.
@@ -149,6 +189,8 @@ pub enum Screen {
     UnknownBadge,
     /// Enrolment of that badge.
     Enrol,
+    /// A step of a coaching observation (from the coaching menu on).
+    Observe(FlowStep),
 }
 
 /// A toast's tone.
@@ -317,6 +359,11 @@ pub struct BoardView {
     pub link: Text,
     /// Connected and nothing waits for the aggregator's ack.
     pub link_ok: bool,
+    /// The coaching observation under way, if any.
+    pub observation: Option<ObservationView>,
+    /// The team leader's current focus point (idle screen), from the
+    /// latest acknowledged level 3 observation of this board's team leader.
+    pub focus: Option<FocusRow>,
 }
 
 /// The board: config, store, roster, schedule and the open huddle.
@@ -341,6 +388,9 @@ pub struct Board {
     link: Option<LinkStatus>,
     /// `issued_at` of the aggregator's roster in use, if any.
     roster_issued: Option<DateTime<Utc>>,
+    /// The coaching observation under way: in memory only until the
+    /// learner confirms and rates it.
+    flow: Option<observe::Flow>,
 }
 
 fn new_id() -> String {
@@ -394,6 +444,7 @@ impl Board {
             screen_since: now,
             link: None,
             roster_issued,
+            flow: None,
         };
         board.screen = board.huddle_screen();
         Ok(board)
@@ -457,8 +508,8 @@ impl Board {
         });
     }
 
-    fn refuse(&mut self, refusal: Refusal, now: DateTime<Utc>) {
-        let text = Text::from(refusal);
+    fn refuse(&mut self, refusal: impl Into<Text>, now: DateTime<Utc>) {
+        let text = refusal.into();
         self.error = Some(text.clone());
         self.notify(text, Tone::Error, now);
     }
@@ -627,6 +678,19 @@ impl Board {
                 return Ok(changed);
             }
             Intent::ApplyRoster(message) => return self.apply_roster(message, now),
+            Intent::ObserveBegin(_)
+            | Intent::ObserveLearner(_)
+            | Intent::ObserveSelfView(_)
+            | Intent::ObserveScore { .. }
+            | Intent::ObserveStrength(_)
+            | Intent::ObserveFocus(_)
+            | Intent::ObserveNote { .. }
+            | Intent::ObserveTrigger(_)
+            | Intent::ObserveReobserve(_)
+            | Intent::ObserveNext
+            | Intent::ObserveBack
+            | Intent::ObserveCancel
+            | Intent::ObserveRate(_) => return self.observe(intent, now),
         }
         Ok(true)
     }
@@ -711,6 +775,7 @@ impl Board {
             self.pending = None;
             changed = true;
         }
+        changed |= self.expire_flow(now);
         let transient = matches!(
             self.screen,
             Screen::Summary | Screen::UnknownBadge | Screen::Enrol
@@ -744,6 +809,10 @@ impl Board {
 
     fn badge(&mut self, hash: BadgeHash, now: DateTime<Utc>) -> Result<(), AppError> {
         let Some(person) = self.roster.by_badge(&hash).cloned() else {
+            if self.flow.is_some() {
+                self.flow_unknown_badge(now);
+                return Ok(());
+            }
             if self.pending.is_some() {
                 self.notify(TextKey::NotEnrolledCannotConfirm, Tone::Error, now);
                 return Ok(());
@@ -758,16 +827,27 @@ impl Board {
             self.go(Screen::UnknownBadge, now);
             return Ok(());
         };
+        if self.flow.is_some() {
+            return self.flow_badge(&person, now);
+        }
         if let Some((pending, _)) = self.pending.clone() {
             return self.authorise(pending, &person, now);
         }
+        // A coach's tap does what it always did, then opens the coaching menu.
         if self.huddle.is_some() {
-            return self.attend(&person, TapVia::Badge, now);
+            self.attend(&person, TapVia::Badge, now)?;
+            self.open_menu(&person, now);
+            return Ok(());
         }
+        let coach = !crate::domain::levels_for(&person).is_empty();
         let recent = self
             .last_taps
             .get(&person.id)
             .is_some_and(|t| now - *t <= self.duplicate_window());
+        if recent && coach {
+            self.open_menu(&person, now);
+            return Ok(());
+        }
         if recent {
             self.notify(
                 Text::with(TextKey::AlreadyHere, &person.name),
@@ -782,7 +862,13 @@ impl Board {
         }
         match slot {
             Some(slot) if !self.store.read(|c| slot_held(c, slot.at))? => {
-                self.start(&person, StartTrigger::FirstTap, now)
+                self.start(&person, StartTrigger::FirstTap, now)?;
+                self.open_menu(&person, now);
+                Ok(())
+            }
+            _ if coach => {
+                self.open_menu(&person, now);
+                Ok(())
             }
             _ => {
                 let text = match self.schedule.next_slot(now) {
@@ -1458,6 +1544,8 @@ impl Board {
             enrol_people: self.roster.people().to_vec(),
             link,
             link_ok,
+            observation: self.observation_view(now),
+            focus: self.store.read(|c| observe::load_focus(c, &self.roster))?,
         })
     }
 }

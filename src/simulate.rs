@@ -7,7 +7,11 @@
 //! leader starts, members tap in (one late, one tapping twice), KPIs are
 //! reviewed with misses (reasons, actions or "none needed"), open actions
 //! are reviewed, needs are raised and some escalated, the experiment moves,
-//! actions are created, and the team leader closes. A restarted simulator
+//! actions are created, and the team leader closes. After some huddles the
+//! supervisor records a coaching observation with the team leader (level
+//! 3, about 2 huddles in 7), and now and then the manager one with the
+//! supervisor (level 4); on some boards the coaches are deliberately
+//! behind, so that demos show overdue coaching. A restarted simulator
 //! resumes: huddles already closed in a board's file count, and an open
 //! huddle is carried on to its close.
 //!
@@ -24,7 +28,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::app::{Board, Intent, Screen};
 use crate::badge::{BadgeInput, BadgeRead};
 use crate::config::KioskConfig;
-use crate::domain::{Role, Step};
+use crate::domain::{ObservationLevel, Role, SelfView, Step};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -113,6 +117,17 @@ pub fn run_board(
         .filter(|p| p.role == Role::Member)
         .filter_map(|p| p.badges.first().map(|b| (p.id.clone(), b.clone())))
         .collect();
+    let badge_of = |role: Role| {
+        config
+            .people
+            .iter()
+            .find(|p| p.role == role)
+            .and_then(|p| p.badges.first().cloned())
+    };
+    let supervisor = badge_of(Role::Supervisor);
+    let manager = badge_of(Role::Manager);
+    // One board in four has coaches who fall behind: overdue coaching to show.
+    let behind = seed.is_multiple_of(4);
     let first: DateTime<Utc> = tz
         .with_ymd_and_hms(2026, 1, 5, 6, 40, 0)
         .earliest()
@@ -273,8 +288,92 @@ pub fn run_board(
         }
         act(&mut board, now, Intent::Dismiss)?;
         held += 1;
+        let (l3, l4) = if behind { (10, 25) } else { (29, 35) };
+        if let (Some(sup), Some(tl)) = (&supervisor, leader_badge(&leader)) {
+            if rng.chance(l3) {
+                now += Duration::minutes(5);
+                let base = 1 + (held / 8).min(2) as u8;
+                observe(
+                    &mut board,
+                    &mut act,
+                    &mut rng,
+                    now,
+                    ObservationLevel::Facilitation,
+                    sup,
+                    tl,
+                    base,
+                )?;
+                // The manager watched that coaching talk (level 4), now and then.
+                if let Some(mgr) = manager.as_ref().filter(|_| rng.chance(l4)) {
+                    now += Duration::minutes(10);
+                    observe(
+                        &mut board,
+                        &mut act,
+                        &mut rng,
+                        now,
+                        ObservationLevel::Coaching,
+                        mgr,
+                        sup,
+                        2,
+                    )?;
+                }
+            }
+        }
     }
     Ok(board)
+}
+
+fn leader_badge(badge: &str) -> Option<&str> {
+    (!badge.is_empty()).then_some(badge)
+}
+
+/// One coaching observation through the board's real flow: the coach's
+/// badge, the menu, the learner's view, the rubric (around `base`, 1-4),
+/// strength and focus, trigger and date, the learner's badge and rating.
+#[allow(clippy::too_many_arguments)]
+fn observe(
+    board: &mut Board,
+    act: &mut impl FnMut(&mut Board, DateTime<Utc>, Intent) -> Result<(), crate::app::AppError>,
+    rng: &mut Rng,
+    now: DateTime<Utc>,
+    level: ObservationLevel,
+    coach: &str,
+    learner: &str,
+    base: u8,
+) -> Result<(), crate::app::AppError> {
+    let n = level.behaviours().len();
+    act(board, now, badge(coach))?;
+    act(board, now, Intent::ObserveBegin(level))?;
+    let view = [SelfView::WentWell, SelfView::SoSo, SelfView::Badly][rng.below(3) as usize];
+    act(board, now, Intent::ObserveSelfView(view))?;
+    for behaviour in 0..n {
+        let score = (base + rng.below(3) as u8).clamp(1, 4);
+        act(board, now, Intent::ObserveScore { behaviour, score })?;
+    }
+    act(board, now, Intent::ObserveNext)?;
+    let strength = rng.below(n as u64) as usize;
+    act(board, now, Intent::ObserveStrength(strength))?;
+    act(
+        board,
+        now,
+        Intent::ObserveFocus((strength + 1 + rng.below(n as u64 - 1) as usize) % n),
+    )?;
+    act(board, now, Intent::ObserveNext)?;
+    act(
+        board,
+        now,
+        Intent::ObserveTrigger("At the start of each huddle".into()),
+    )?;
+    act(board, now, Intent::ObserveReobserve(rng.below(2) as usize))?;
+    act(board, now, Intent::ObserveNext)?;
+    act(board, now, badge(learner))?;
+    act(board, now, Intent::ObserveRate(3 + rng.below(3) as u8))?;
+    if board.screen() != Screen::Idle {
+        // Design: the script is the flow's happy path; anything else is a bug in it.
+        tracing::warn!(screen = ?board.screen(), "simulated observation did not complete");
+        act(board, now, Intent::ObserveCancel)?;
+    }
+    Ok(())
 }
 
 trait WeekdayIndex {

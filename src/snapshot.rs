@@ -16,6 +16,7 @@ use slint::ComponentHandle;
 use crate::app::{Board, Intent};
 use crate::badge::{BadgeInput, BadgeRead};
 use crate::config::KioskConfig;
+use crate::domain::{ObservationLevel, SelfView};
 use crate::ui::{Driver, KioskWindow};
 
 /// The sizes rendered by default: the official 7" panel and a 10" one.
@@ -248,6 +249,69 @@ pub fn render_all(
         run(Intent::EnrolChoose(m.clone()))?;
     }
     shot("13-enrol-prompt", &ui)?;
+    run(Intent::CancelPrompt)?;
+
+    // Coaching (issue 5): the supervisor observed the huddle and records it
+    // with the team leader; then the manager opens a level 4 observation.
+    let role_badge = |role: crate::domain::Role| {
+        config
+            .people
+            .iter()
+            .find(|p| p.role == role)
+            .and_then(|p| p.badges.first().cloned())
+            .with_context(|| format!("the demo roster needs a {}", role.key()))
+    };
+    let supervisor = role_badge(crate::domain::Role::Supervisor)?;
+    let manager = role_badge(crate::domain::Role::Manager)?;
+    advance(3);
+    run(badge(&supervisor))?;
+    shot("14-coach-menu", &ui)?;
+    run(Intent::ObserveBegin(ObservationLevel::Facilitation))?;
+    shot("15-observe-self-view", &ui)?;
+    run(Intent::ObserveSelfView(SelfView::SoSo))?;
+    let scores = [3, 4, 3, 2, 3, 4, 2, 3, 4];
+    for (i, score) in scores.iter().enumerate().take(5) {
+        run(Intent::ObserveScore {
+            behaviour: i,
+            score: *score,
+        })?;
+    }
+    shot("16-observe-rubric", &ui)?;
+    for (i, score) in scores.iter().enumerate().skip(5) {
+        run(Intent::ObserveScore {
+            behaviour: i,
+            score: *score,
+        })?;
+    }
+    run(Intent::ObserveNext)?;
+    run(Intent::ObserveStrength(1))?;
+    run(Intent::ObserveFocus(3))?;
+    run(Intent::ObserveNote {
+        focus: true,
+        text: "Ask the quiet ones first".into(),
+    })?;
+    shot("17-observe-picks", &ui)?;
+    run(Intent::ObserveNext)?;
+    run(Intent::ObserveTrigger("When someone is silent".into()))?;
+    run(Intent::ObserveReobserve(1))?;
+    shot("18-observe-trigger", &ui)?;
+    run(Intent::ObserveNext)?;
+    shot("19-observe-confirm", &ui)?;
+    run(badge(&badge_of(&leader)))?;
+    shot("20-observe-rate", &ui)?;
+    run(Intent::ObserveRate(4))?;
+    shot("21-idle-coaching-focus", &ui)?;
+    run(badge(&manager))?;
+    run(Intent::ObserveBegin(ObservationLevel::Coaching))?;
+    run(Intent::ObserveSelfView(SelfView::WentWell))?;
+    for (i, score) in [3, 2, 4].iter().enumerate() {
+        run(Intent::ObserveScore {
+            behaviour: i,
+            score: *score,
+        })?;
+    }
+    shot("22-observe-coaching-rubric", &ui)?;
+    run(Intent::ObserveCancel)?;
 
     let _ = std::fs::remove_dir_all(&dir);
     Ok(written)

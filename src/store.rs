@@ -123,6 +123,27 @@ pub const MIGRATIONS: &[&str] = &[
          hash TEXT PRIMARY KEY,
          person_id TEXT NOT NULL
      );",
+    // 3: coaching observations (levels 3 and 4), written only once the
+    // learner has confirmed and rated them, with both events.
+    "CREATE TABLE observations (
+         id TEXT PRIMARY KEY,
+         level TEXT NOT NULL,
+         observer TEXT NOT NULL,
+         learner TEXT NOT NULL,
+         huddle_id TEXT,
+         self_view TEXT NOT NULL,
+         scores TEXT NOT NULL,
+         strength TEXT NOT NULL,
+         strength_note TEXT NOT NULL,
+         focus TEXT NOT NULL,
+         focus_note TEXT NOT NULL,
+         trigger TEXT NOT NULL,
+         reobserve_on TEXT NOT NULL,
+         helpfulness INTEGER NOT NULL,
+         started_at TEXT NOT NULL,
+         acknowledged_at TEXT NOT NULL
+     );
+     CREATE INDEX observations_learner ON observations (learner, acknowledged_at);",
 ];
 
 /// Errors of the store.

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::domain::{Field, Refusal};
+use crate::domain::{Field, ObservationLevel, ObservationRefusal, Refusal};
 
 /// Every message the core can ask the screen to show. The argument(s) each
 /// key takes are in its doc; the English wording is in `ui/texts.slint`.
@@ -124,6 +124,50 @@ pub enum TextKey {
     LinkOfflineQueued,
     /// Header, no publisher running: "local only".
     LinkLocalOnly,
+    /// "{name} cannot observe a huddle: a supervisor observes the team leader."
+    CannotObserveHuddle,
+    /// "{name} cannot observe coaching: a manager observes the supervisor."
+    CannotObserveCoaching,
+    /// "Nobody to observe: this board has no team leader on its roster."
+    NoTeamLeader,
+    /// "Nobody to observe: this board has no supervisor on its roster."
+    NoSupervisor,
+    /// "{name}, nobody observes themselves."
+    SelfObservation,
+    /// "{name} is not observed at this level."
+    NotALearner,
+    /// "{name}: the learner confirms with their own badge, not the coach."
+    ObserverCannotConfirm,
+    /// "{name} cannot confirm: only {learner} confirms, with their own badge."
+    NotTheLearner,
+    /// "Pick how it went, in the learner's own view."
+    PickSelfView,
+    /// "Score every behaviour: {n} still open."
+    ScoreEveryBehaviour,
+    /// "Scores go from 1 to 4."
+    ScoreOutOfRange,
+    /// "Pick one strength."
+    PickStrength,
+    /// "Pick one focus point."
+    PickFocus,
+    /// "Enter or pick when to apply the focus point."
+    EnterTrigger,
+    /// "The trigger is too long (at most {max} characters)."
+    TriggerTooLong,
+    /// "Pick when to observe again."
+    PickReobserveDate,
+    /// "The next observation must be after today."
+    ReobserveNotAfterToday,
+    /// "Rate how helpful the coaching was, 1 to 5."
+    RateHelpfulness,
+    /// "Finish or cancel the observation first."
+    ObservationInProgress,
+    /// "The observation was left unfinished: nothing was saved."
+    ObservationTimedOut,
+    /// "Observation cancelled: nothing was saved."
+    ObservationCancelled,
+    /// "Observation saved. Thank you, {name}!"
+    ObservationSaved,
 }
 
 /// A message: its key and arguments (empty when the key takes fewer).
@@ -213,6 +257,42 @@ impl From<Refusal> for Text {
             Refusal::CannotStart(name) => Text::with(TextKey::CannotStart, name),
             Refusal::CannotClose(name) => Text::with(TextKey::CannotClose, name),
             Refusal::CannotEnrol(name) => Text::with(TextKey::CannotEnrol, name),
+        }
+    }
+}
+
+impl From<ObservationRefusal> for Text {
+    fn from(refusal: ObservationRefusal) -> Text {
+        use ObservationRefusal as R;
+        let max = crate::domain::NOTE_MAX_CHARS.to_string();
+        match refusal {
+            R::CannotObserve(name, ObservationLevel::Facilitation) => {
+                Text::with(TextKey::CannotObserveHuddle, name)
+            }
+            R::CannotObserve(name, ObservationLevel::Coaching) => {
+                Text::with(TextKey::CannotObserveCoaching, name)
+            }
+            R::NoLearner(ObservationLevel::Facilitation) => TextKey::NoTeamLeader.into(),
+            R::NoLearner(ObservationLevel::Coaching) => TextKey::NoSupervisor.into(),
+            R::SelfObservation(name) => Text::with(TextKey::SelfObservation, name),
+            R::NotALearner(name) => Text::with(TextKey::NotALearner, name),
+            R::ObserverCannotConfirm(name) => Text::with(TextKey::ObserverCannotConfirm, name),
+            R::NotTheLearner(name, learner) => Text {
+                key: TextKey::NotTheLearner,
+                arg: name,
+                arg2: learner,
+            },
+            R::PickSelfView => TextKey::PickSelfView.into(),
+            R::ScoreEveryBehaviour(n) => Text::with(TextKey::ScoreEveryBehaviour, n.to_string()),
+            R::ScoreOutOfRange => TextKey::ScoreOutOfRange.into(),
+            R::PickStrength => TextKey::PickStrength.into(),
+            R::PickFocus => TextKey::PickFocus.into(),
+            R::NoteTooLong => Text::with(TextKey::TooLongNote, max),
+            R::EnterTrigger => TextKey::EnterTrigger.into(),
+            R::TriggerTooLong => Text::with(TextKey::TriggerTooLong, max),
+            R::PickReobserveDate => TextKey::PickReobserveDate.into(),
+            R::ReobserveNotAfterToday => TextKey::ReobserveNotAfterToday.into(),
+            R::RateHelpfulness => TextKey::RateHelpfulness.into(),
         }
     }
 }

@@ -23,7 +23,7 @@ use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 
 use crate::app::{self, Board, BoardView, Intent};
 use crate::badge::{BadgeInput, BadgeSource};
-use crate::domain::{Role, Step};
+use crate::domain::{FlowStep, ObservationLevel, Role, SelfView, Step};
 use crate::outbox::Outbox;
 use crate::text;
 
@@ -141,8 +141,80 @@ pub fn connect(ui: &KioskWindow, sink: impl Fn(Intent) + 'static) {
     let enrol = ui.global::<Enrol>();
     let f = sink.clone();
     enrol.on_begin(move || f(Intent::EnrolBegin));
-    let f = sink;
+    let f = sink.clone();
     enrol.on_choose(move |id| f(Intent::EnrolChoose(id.into())));
+
+    connect_observe(ui, sink);
+}
+
+/// The coaching observation's callbacks.
+fn connect_observe(ui: &KioskWindow, sink: Rc<dyn Fn(Intent)>) {
+    let o = ui.global::<Observe>();
+    let f = sink.clone();
+    o.on_begin(move |level| {
+        let level = match level {
+            4 => ObservationLevel::Coaching,
+            _ => ObservationLevel::Facilitation,
+        };
+        f(Intent::ObserveBegin(level))
+    });
+    let f = sink.clone();
+    o.on_pick_learner(move |id| f(Intent::ObserveLearner(id.into())));
+    let f = sink.clone();
+    o.on_choose_self_view(move |v| {
+        let v = match v {
+            SelfViewKey::WentWell => SelfView::WentWell,
+            SelfViewKey::SoSo => SelfView::SoSo,
+            SelfViewKey::Badly => SelfView::Badly,
+            SelfViewKey::None => return,
+        };
+        f(Intent::ObserveSelfView(v))
+    });
+    let f = sink.clone();
+    o.on_score(move |i, score| {
+        if let (Some(behaviour), Ok(score)) = (opt_index(i), u8::try_from(score)) {
+            f(Intent::ObserveScore { behaviour, score })
+        }
+    });
+    let f = sink.clone();
+    o.on_choose_strength(move |i| {
+        if let Some(i) = opt_index(i) {
+            f(Intent::ObserveStrength(i))
+        }
+    });
+    let f = sink.clone();
+    o.on_choose_focus(move |i| {
+        if let Some(i) = opt_index(i) {
+            f(Intent::ObserveFocus(i))
+        }
+    });
+    let f = sink.clone();
+    o.on_note(move |focus, text| {
+        f(Intent::ObserveNote {
+            focus,
+            text: text.into(),
+        })
+    });
+    let f = sink.clone();
+    o.on_set_trigger(move |t| f(Intent::ObserveTrigger(t.into())));
+    let f = sink.clone();
+    o.on_reobserve(move |i| {
+        if let Some(i) = opt_index(i) {
+            f(Intent::ObserveReobserve(i))
+        }
+    });
+    let f = sink.clone();
+    o.on_next(move || f(Intent::ObserveNext));
+    let f = sink.clone();
+    o.on_back(move || f(Intent::ObserveBack));
+    let f = sink.clone();
+    o.on_cancel(move || f(Intent::ObserveCancel));
+    let f = sink;
+    o.on_rate(move |n| {
+        if let Ok(n) = u8::try_from(n) {
+            f(Intent::ObserveRate(n))
+        }
+    });
 }
 
 fn screen_of(screen: app::Screen) -> Screen {
@@ -151,6 +223,16 @@ fn screen_of(screen: app::Screen) -> Screen {
         app::Screen::Summary => Screen::Summary,
         app::Screen::UnknownBadge => Screen::UnknownBadge,
         app::Screen::Enrol => Screen::Enrol,
+        app::Screen::Observe(step) => match step {
+            FlowStep::Menu => Screen::CoachMenu,
+            FlowStep::Learner => Screen::ObserveLearner,
+            FlowStep::SelfView => Screen::ObserveSelfView,
+            FlowStep::Rubric => Screen::ObserveRubric,
+            FlowStep::Picks => Screen::ObservePicks,
+            FlowStep::Trigger => Screen::ObserveTrigger,
+            FlowStep::Confirm => Screen::ObserveConfirm,
+            FlowStep::Rate => Screen::ObserveRate,
+        },
         app::Screen::Step(step) => match step {
             Step::Attendance => Screen::Attendance,
             Step::Kpis => Screen::Kpis,
@@ -220,6 +302,28 @@ fn key_of(key: text::TextKey) -> TextKey {
         text::TextKey::LinkOffline => TextKey::LinkOffline,
         text::TextKey::LinkOfflineQueued => TextKey::LinkOfflineQueued,
         text::TextKey::LinkLocalOnly => TextKey::LinkLocalOnly,
+        text::TextKey::CannotObserveHuddle => TextKey::CannotObserveHuddle,
+        text::TextKey::CannotObserveCoaching => TextKey::CannotObserveCoaching,
+        text::TextKey::NoTeamLeader => TextKey::NoTeamLeader,
+        text::TextKey::NoSupervisor => TextKey::NoSupervisor,
+        text::TextKey::SelfObservation => TextKey::SelfObservation,
+        text::TextKey::NotALearner => TextKey::NotALearner,
+        text::TextKey::ObserverCannotConfirm => TextKey::ObserverCannotConfirm,
+        text::TextKey::NotTheLearner => TextKey::NotTheLearner,
+        text::TextKey::PickSelfView => TextKey::PickSelfView,
+        text::TextKey::ScoreEveryBehaviour => TextKey::ScoreEveryBehaviour,
+        text::TextKey::ScoreOutOfRange => TextKey::ScoreOutOfRange,
+        text::TextKey::PickStrength => TextKey::PickStrength,
+        text::TextKey::PickFocus => TextKey::PickFocus,
+        text::TextKey::EnterTrigger => TextKey::EnterTrigger,
+        text::TextKey::TriggerTooLong => TextKey::TriggerTooLong,
+        text::TextKey::PickReobserveDate => TextKey::PickReobserveDate,
+        text::TextKey::ReobserveNotAfterToday => TextKey::ReobserveNotAfterToday,
+        text::TextKey::RateHelpfulness => TextKey::RateHelpfulness,
+        text::TextKey::ObservationInProgress => TextKey::ObservationInProgress,
+        text::TextKey::ObservationTimedOut => TextKey::ObservationTimedOut,
+        text::TextKey::ObservationCancelled => TextKey::ObservationCancelled,
+        text::TextKey::ObservationSaved => TextKey::ObservationSaved,
     }
 }
 
@@ -551,6 +655,59 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
 
     ui.global::<Enrol>()
         .set_people(model(view.enrol_people.iter().map(plain_person).collect()));
+
+    apply_focus(view.focus.as_ref(), today, &idle);
+    if let Some(o) = &view.observation {
+        apply_observation(o, today, &ui.global::<Observe>());
+    }
+}
+
+/// The idle screen's coaching card.
+fn apply_focus(focus: Option<&app::FocusRow>, today: NaiveDate, idle: &Idle<'_>) {
+    idle.set_has_focus(focus.is_some());
+    let Some(f) = focus else { return };
+    idle.set_focus_learner(s(&f.learner));
+    idle.set_focus_behaviour(f.behaviour as i32);
+    idle.set_focus_note(s(&f.note));
+    idle.set_focus_trigger(s(&f.trigger));
+    idle.set_reobserve_date(s(day(f.reobserve_on)));
+    idle.set_reobserve_overdue(f.reobserve_on < today);
+}
+
+fn apply_observation(o: &app::ObservationView, today: NaiveDate, g: &Observe<'_>) {
+    g.set_observer(s(&o.observer));
+    g.set_may_observe_huddle(o.levels.contains(&ObservationLevel::Facilitation));
+    g.set_may_observe_coaching(o.levels.contains(&ObservationLevel::Coaching));
+    g.set_in_huddle(o.in_huddle);
+    if let Some(level) = o.level {
+        g.set_level(i32::from(level.number()));
+    }
+    g.set_learner(s(&o.learner));
+    g.set_learners(model(o.learners.iter().map(plain_person).collect()));
+    g.set_self_view(match o.self_view {
+        None => SelfViewKey::None,
+        Some(SelfView::WentWell) => SelfViewKey::WentWell,
+        Some(SelfView::SoSo) => SelfViewKey::SoSo,
+        Some(SelfView::Badly) => SelfViewKey::Badly,
+    });
+    g.set_scores(model(
+        o.scores
+            .iter()
+            .map(|v| v.map(i32::from).unwrap_or(0))
+            .collect(),
+    ));
+    let index = |i: Option<usize>| i.map(|i| i as i32).unwrap_or(-1);
+    g.set_strength(index(o.strength));
+    g.set_strength_note(s(&o.strength_note));
+    g.set_focus(index(o.focus));
+    g.set_focus_note(s(&o.focus_note));
+    g.set_trigger(s(&o.trigger));
+    g.set_reobserve_choice(index(o.reobserve_choice));
+    g.set_reobserve_dates(model(
+        (0..crate::domain::REOBSERVE_DAYS.len())
+            .map(|i| s(day(crate::domain::reobserve_date(i, today).unwrap_or(today))))
+            .collect(),
+    ));
 }
 
 /// Runs the kiosk: the window on this thread, the core on another, the

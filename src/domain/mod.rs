@@ -6,10 +6,12 @@
 
 mod coaching;
 mod huddle;
+mod observation;
 mod roster;
 mod schedule;
 
 pub use coaching::*;
 pub use huddle::*;
+pub use observation::*;
 pub use roster::*;
 pub use schedule::*;

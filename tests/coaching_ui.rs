@@ -1,0 +1,406 @@
+//! The coaching observation's screens driven the way a person (or a screen
+//! reader) does: elements found by their accessible label and pressed with
+//! their default action; badges typed as key events into the window, as a
+//! keyboard-wedge reader types them. Headless (Slint's testing backend,
+//! software renderer), through the real core and a real SQLite file.
+//!
+//! One `#[test]` only: Slint's platform is set once per process.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use huddle_board::app::{Board, Intent};
+use huddle_board::config::KioskConfig;
+use huddle_board::domain::{COACHING, FACILITATION, FLOW_TIMEOUT_S};
+use huddle_board::ui::{Driver, KioskWindow, Texts};
+use i_slint_backend_testing::ElementHandle;
+use slint::platform::{Key, WindowEvent};
+use slint::{ComponentHandle, Model, SharedString};
+
+struct Ui {
+    window: KioskWindow,
+    driver: Rc<RefCell<Driver>>,
+}
+
+impl Ui {
+    fn new(dir: &Path, now: DateTime<Utc>) -> Ui {
+        let mut config = KioskConfig::from_toml(
+            include_str!("../config/kiosk.toml"),
+            Path::new("kiosk.toml"),
+        )
+        .unwrap();
+        config.storage.data_dir = dir.to_owned();
+        let board = Board::open(config, now).unwrap();
+        let window = KioskWindow::new().unwrap();
+        window.window().set_size(slint::PhysicalSize::new(800, 480));
+        let driver = Rc::new(RefCell::new(Driver { board, now }));
+        Driver::connect(driver.clone(), &window);
+        driver.borrow_mut().handle(Intent::Tick, &window).unwrap();
+        window.show().unwrap();
+        Ui { window, driver }
+    }
+
+    fn all(&self, label: &str) -> Vec<ElementHandle> {
+        ElementHandle::find_by_accessible_label(&self.window, label)
+            .filter(|e| e.is_valid())
+            .collect()
+    }
+
+    /// The one element with this label; fails loudly when there is none.
+    fn find(&self, label: &str) -> ElementHandle {
+        let found = self.all(label);
+        assert!(
+            !found.is_empty(),
+            "no element labelled {label:?} on screen (the UI must be compiled with debug info: build.rs sets it); labels: {:?} (screen: {})",
+            self.labels(),
+            self.shot()
+        );
+        found.into_iter().next().unwrap()
+    }
+
+    /// The element whose label starts with `prefix`.
+    fn find_prefix(&self, prefix: &str) -> ElementHandle {
+        let p = prefix.to_owned();
+        i_slint_backend_testing::ElementQuery::from_root(&self.window)
+            .match_descendants()
+            .match_predicate(move |e| {
+                e.accessible_label()
+                    .is_some_and(|l| l.starts_with(p.as_str()))
+            })
+            .find_first()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no element labelled {prefix:?}... among {:?} (screen: {})",
+                    self.labels(),
+                    self.shot()
+                )
+            })
+    }
+
+    /// Saves the screen next to the test binaries, to look at after a failure.
+    fn shot(&self) -> String {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("coaching_ui-failure.png");
+        let _ = huddle_board::snapshot::write_png(&self.window, &path);
+        path.display().to_string()
+    }
+
+    fn labels(&self) -> Vec<String> {
+        i_slint_backend_testing::ElementQuery::from_root(&self.window)
+            .match_descendants()
+            .find_all()
+            .iter()
+            .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
+            .collect()
+    }
+
+    /// Presses an element of a scrolling list, swiping (a scroll wheel
+    /// here) at window point `(x, y)` until it is in view, as a person
+    /// does: the search sees only what is not clipped away.
+    fn press_scrolling(&self, label: &str, x: f32, y: f32) {
+        for _ in 0..40 {
+            if self.has(label) {
+                return self.press(label);
+            }
+            self.window
+                .window()
+                .dispatch_event(WindowEvent::PointerScrolled {
+                    position: slint::LogicalPosition::new(x, y),
+                    delta_x: 0.0,
+                    delta_y: -40.0,
+                });
+        }
+        self.press(label);
+    }
+
+    fn press(&self, label: &str) {
+        self.find(label).invoke_accessible_default_action();
+    }
+
+    fn value(&self, label: &str) -> String {
+        self.find(label)
+            .accessible_value()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn has(&self, label: &str) -> bool {
+        !self.all(label).is_empty()
+    }
+
+    /// Types keys into the window as a keyboard-wedge reader does.
+    fn type_badge(&self, number: &str) {
+        let mut keys: Vec<SharedString> = number
+            .chars()
+            .map(|c| SharedString::from(c.to_string()))
+            .collect();
+        keys.push(Key::Return.into());
+        for text in keys {
+            self.window
+                .window()
+                .dispatch_event(WindowEvent::KeyPressed { text: text.clone() });
+            self.window
+                .window()
+                .dispatch_event(WindowEvent::KeyReleased { text });
+        }
+    }
+
+    /// Types text on the on-screen keyboard, then Done.
+    fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            match c {
+                ' ' => self.press("Key Space"),
+                c => self.press(&format!("Key {}", c.to_ascii_uppercase())),
+            }
+        }
+        self.press("Key Done");
+    }
+
+    fn seq(&self) -> u64 {
+        self.driver.borrow().board.store().last_seq().unwrap()
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.driver
+            .borrow()
+            .board
+            .store()
+            .events_since(0)
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str::<huddle_board::event::Envelope>(l).unwrap())
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    /// The worded rubric of a level, as the screen shows it.
+    fn rubric(&self, level: u8) -> Vec<String> {
+        let texts = self.window.global::<Texts>();
+        let model = if level == 4 {
+            texts.get_coaching()
+        } else {
+            texts.get_facilitation()
+        };
+        model.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Scores every behaviour with `1 + i % 4`, by the buttons' labels.
+    fn score_all(&self, level: u8) {
+        for (i, name) in self.rubric(level).iter().enumerate() {
+            self.press_scrolling(&format!("{name}: {}", 1 + i % 4), 400.0, 300.0);
+            assert_eq!(
+                self.find(&format!("{name}: {}", 1 + i % 4))
+                    .accessible_value()
+                    .unwrap_or_default(),
+                "selected"
+            );
+        }
+    }
+}
+
+fn monday(h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 30, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn coaching_flows_by_accessible_label() {
+    huddle_board::snapshot::init_headless().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    observe_huddle(&dir.path().join("a"));
+    observe_coaching_and_time_out(&dir.path().join("b"));
+}
+
+fn observe_huddle(dir: &Path) {
+    let ui = Ui::new(dir, monday(10, 0));
+    assert!(
+        !ui.has("Focus point"),
+        "no focus point before any observation"
+    );
+    assert_eq!(
+        ui.rubric(3).len(),
+        FACILITATION.len(),
+        "texts.slint vs coaching.rs"
+    );
+    assert_eq!(
+        ui.rubric(4).len(),
+        COACHING.len(),
+        "texts.slint vs coaching.rs"
+    );
+
+    // A member's badge opens no coaching.
+    ui.type_badge("1002");
+    assert!(!ui.has("Observe huddle"));
+    assert!(ui.has("Start huddle"));
+
+    // The supervisor's badge opens the menu: huddle only, not coaching.
+    ui.type_badge("2001");
+    assert!(ui.has("Back to the board"));
+    assert!(!ui.has("Observe coaching"));
+    ui.press("Observe huddle");
+    assert!(ui.value("Question").contains("Eva Novak"));
+    ui.press("So-so");
+
+    // The rubric: Next before every behaviour is scored is refused.
+    ui.press("Next");
+    assert!(
+        ui.value("Error").contains("Score every behaviour"),
+        "{}",
+        ui.value("Error")
+    );
+    ui.score_all(3);
+    ui.press("Next");
+
+    // Strength and focus from the behaviours, a note by on-screen keyboard.
+    let names = ui.rubric(3);
+    ui.press("Next");
+    assert!(
+        ui.value("Error").contains("strength"),
+        "{}",
+        ui.value("Error")
+    );
+    ui.press_scrolling(&format!("Strength {}", names[0]), 200.0, 300.0);
+    ui.press_scrolling(&format!("Focus {}", names[3]), 600.0, 300.0);
+    ui.press("Focus note");
+    ui.type_text("ask first");
+    assert_eq!(ui.value("Focus note"), "Ask first");
+    ui.press("Next");
+
+    // The trigger (a preset) and the date to observe again.
+    ui.press("Next");
+    assert!(
+        ui.value("Error").contains("when to apply"),
+        "{}",
+        ui.value("Error")
+    );
+    ui.find_prefix("Trigger When a KPI")
+        .invoke_accessible_default_action();
+    ui.find_prefix("Observe again In a week")
+        .invoke_accessible_default_action();
+    ui.press("Next");
+
+    // Only the learner's badge confirms; nothing is stored before the rating.
+    assert!(
+        ui.value("Prompt").contains("Eva Novak"),
+        "{}",
+        ui.value("Prompt")
+    );
+    assert!(
+        ui.value("Focus").contains("Ask first"),
+        "{}",
+        ui.value("Focus")
+    );
+    ui.type_badge("2001");
+    assert!(
+        ui.value("Error").contains("not the coach"),
+        "{}",
+        ui.value("Error")
+    );
+    ui.type_badge("1003");
+    assert!(
+        ui.value("Error").contains("only Eva Novak confirms"),
+        "{}",
+        ui.value("Error")
+    );
+    assert!(ui.has("Prompt"), "still waiting for the team leader");
+    ui.type_badge("1001");
+    assert_eq!(ui.seq(), 0, "nothing stored before the rating");
+    ui.press("Helpfulness 4");
+    assert_eq!(
+        ui.kinds(),
+        ["observation.recorded", "observation.acknowledged"]
+    );
+
+    // Back on the board, with the team leader's focus point in sight.
+    assert!(ui.has("Start huddle"));
+    assert!(
+        ui.value("Message").contains("Eva Novak"),
+        "{}",
+        ui.value("Message")
+    );
+    let focus = ui.value("Focus point");
+    assert!(
+        focus.contains(&names[3]) && focus.contains("Ask first"),
+        "{focus}"
+    );
+    assert!(
+        ui.value("Focus trigger").contains("When a KPI is missed"),
+        "{}",
+        ui.value("Focus trigger")
+    );
+    assert!(
+        ui.value("Next observation").contains("Mon 7 Dec"),
+        "{}",
+        ui.value("Next observation")
+    );
+}
+
+fn observe_coaching_and_time_out(dir: &Path) {
+    let ui = Ui::new(dir, monday(10, 0));
+    // The manager observes the supervisor's coaching (level 4) only.
+    ui.type_badge("3001");
+    assert!(!ui.has("Observe huddle"));
+    ui.press("Observe coaching");
+    assert!(ui.value("Question").contains("Sam Reyes"));
+    ui.press("Went well");
+    ui.score_all(4);
+    ui.press("Next");
+    let names = ui.rubric(4);
+    ui.press_scrolling(&format!("Strength {}", names[1]), 200.0, 300.0);
+    ui.press_scrolling(&format!("Focus {}", names[3]), 600.0, 300.0);
+    ui.press("Next");
+    ui.find_prefix("Trigger Before giving")
+        .invoke_accessible_default_action();
+    ui.find_prefix("Observe again In 3 days")
+        .invoke_accessible_default_action();
+    ui.press("Next");
+    // The team leader is not the learner here; the supervisor is.
+    ui.type_badge("1001");
+    assert!(
+        ui.value("Error").contains("only Sam Reyes confirms"),
+        "{}",
+        ui.value("Error")
+    );
+    ui.type_badge("2001");
+    ui.press("Helpfulness 5");
+    assert_eq!(
+        ui.kinds(),
+        ["observation.recorded", "observation.acknowledged"]
+    );
+    assert!(
+        !ui.has("Focus point"),
+        "level 4 does not set the team leader's focus"
+    );
+
+    // Cancel leaves nothing.
+    ui.type_badge("2001");
+    ui.press("Observe huddle");
+    ui.press("Cancel observation");
+    assert!(ui.has("Start huddle"));
+    assert!(
+        ui.value("Message").contains("nothing was saved"),
+        "{}",
+        ui.value("Message")
+    );
+
+    // A flow left half done times out back to the board without a record.
+    ui.type_badge("2001");
+    ui.press("Observe huddle");
+    ui.press("Badly");
+    assert!(ui.has(&format!("{}: 1", ui.rubric(3)[0])));
+    {
+        let mut d = ui.driver.borrow_mut();
+        d.advance(Duration::seconds(FLOW_TIMEOUT_S + 1));
+        d.handle(Intent::Tick, &ui.window).unwrap();
+    }
+    assert!(ui.has("Start huddle"), "back on the idle screen");
+    assert!(
+        ui.value("Message").contains("left unfinished"),
+        "{}",
+        ui.value("Message")
+    );
+    assert_eq!(ui.seq(), 2, "only the level 4 observation's two events");
+}
