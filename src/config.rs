@@ -1056,12 +1056,36 @@ mod tests {
             ("\"06:45\"", "\"6h45\"", "huddle.schedule[0]"),
             ("d0_pin = 17", "d0_pin = 40", "badge.wiegand.d0_pin"),
             ("d1_pin = 27", "d1_pin = 17", "badge.wiegand.d1_pin"),
-            ("\"C1000\", \"H10304\"]", "\"H10304\", \"H10302\"]", "badge.wiegand.formats[3]"),
-            ("\"C1000\", \"H10304\"]", "\"C1000\", \"H10303\"]", "badge.wiegand.formats[3]"),
-            ("keypad = \"none\"", "keypad = \"6bit\"", "badge.wiegand.keypad"),
-            ("silence_ms = 25", "silence_ms = 2", "badge.wiegand.silence_ms"),
-            ("glitch_us = 150", "glitch_us = 250", "badge.wiegand.glitch_us"),
-            ("number = \"card\"", "number = \"pin\"", "badge.wiegand.number"),
+            (
+                "\"C1000\", \"H10304\"]",
+                "\"H10304\", \"H10302\"]",
+                "badge.wiegand.formats[3]",
+            ),
+            (
+                "\"C1000\", \"H10304\"]",
+                "\"C1000\", \"H10303\"]",
+                "badge.wiegand.formats[3]",
+            ),
+            (
+                "keypad = \"none\"",
+                "keypad = \"6bit\"",
+                "badge.wiegand.keypad",
+            ),
+            (
+                "silence_ms = 25",
+                "silence_ms = 2",
+                "badge.wiegand.silence_ms",
+            ),
+            (
+                "glitch_us = 150",
+                "glitch_us = 250",
+                "badge.wiegand.glitch_us",
+            ),
+            (
+                "number = \"card\"",
+                "number = \"pin\"",
+                "badge.wiegand.number",
+            ),
         ] {
             assert!(SHIPPED.contains(from), "fixture lost `{from}`");
             let text = SHIPPED.replacen(from, to, 1);

@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::{BadgeInput, BadgeRead};
+
 /// One of the two data lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Line {
@@ -908,6 +910,19 @@ impl Decoder {
             result,
             ended_at,
         })
+    }
+}
+
+/// What a frame means for the board: a badge (its number under
+/// `number`), a refusal that asks to tap again, or nothing for a keypad key
+/// (kept for PIN entry, which is not wired yet).
+pub fn badge_input(read: &FrameRead, number: Normalise) -> Option<BadgeInput> {
+    match &read.result {
+        Ok(Decoded::Card(card)) => Some(BadgeInput::Read(BadgeRead {
+            number: number.badge_number(card),
+        })),
+        Ok(Decoded::Key(_)) => None,
+        Err(refusal) => Some(BadgeInput::Unreadable(refusal.to_string())),
     }
 }
 
