@@ -17,8 +17,9 @@
 //! - Edges are kept in timestamp order, so that the two lines' callbacks,
 //!   which arrive on separate threads, may come out of order.
 //! - A frame ends at `silence` after its last edge, or as soon as it holds
-//!   as many bits as the longest enabled format (so a badge never waits for
-//!   the silence). Bits beyond that start the next frame, which is refused.
+//!   as many bits as the longest enabled format (so a card of that format
+//!   never waits for the silence). Bits beyond that start the next frame,
+//!   which is refused as overlong.
 //! - A frame is decoded by length with the enabled formats; a length no
 //!   enabled format has, or any failed parity bit, is a [`Refusal`], never a
 //!   badge.
