@@ -171,8 +171,8 @@ fn every_frame_one_bit_short_or_long_is_refused() {
     let mut rng = Rng(0x5EED_0003);
     // H10306 (34) and Corporate 1000 (35) are one bit apart: with both
     // enabled, a 34-bit frame with one bit too many is a 35-bit frame, and
-    // only Corporate 1000's three parity bits tell. Count how often they
-    // let one through: about 1 in 8 for three independent parity bits.
+    // only Corporate 1000's three parity bits tell (about 1 in 8 pass);
+    // a 35-bit frame missing one meets H10306's two (about 1 in 4).
     let (mut cross, mut cross_passed) = (0u32, 0u32);
     for format in Format::ALL {
         for _ in 0..500 {
