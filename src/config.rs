@@ -16,6 +16,7 @@ use chrono::NaiveTime;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::badge::wiegand::{DecoderConfig, Format, Formats, Keypad, Normalise};
 use crate::domain::{Role, Step};
 
 /// Environment variable that overrides `storage.data_dir`.
@@ -319,6 +320,135 @@ pub struct BadgeConfig {
     /// Fewest digits that make a badge number.
     #[serde(default = "default_min_digits")]
     pub min_digits: usize,
+    /// The Wiegand reader on GPIO (`[badge.wiegand]`), for `source = "gpio"`
+    /// and `huddle-kiosk badge decode|watch`.
+    #[serde(default)]
+    pub wiegand: WiegandConfig,
+}
+
+/// A Wiegand reader wired to the Pi's GPIO (`[badge.wiegand]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiegandConfig {
+    /// BCM number of the pin D0 is wired to (through a level shifter).
+    #[serde(default = "default_d0_pin")]
+    pub d0_pin: u8,
+    /// BCM number of the pin D1 is wired to.
+    #[serde(default = "default_d1_pin")]
+    pub d1_pin: u8,
+    /// The card formats the site uses. H10304 and H10302 are both 37 bits:
+    /// list one of them.
+    #[serde(default = "default_wiegand_formats")]
+    pub formats: Vec<Format>,
+    /// Keypad frames the reader sends: `none`, `4bit` or `8bit`.
+    #[serde(default)]
+    pub keypad: Keypad,
+    /// A frame ends after this long without a pulse (milliseconds).
+    #[serde(default = "default_silence_ms")]
+    pub silence_ms: u64,
+    /// Pulses closer than this are ringing or noise (microseconds).
+    #[serde(default = "default_glitch_us")]
+    pub glitch_us: u64,
+    /// The badge number a card becomes: `card`, `facility_card` or
+    /// `data_bits` (see [`Normalise`]).
+    #[serde(default)]
+    pub number: Normalise,
+}
+
+impl Default for WiegandConfig {
+    fn default() -> Self {
+        WiegandConfig {
+            d0_pin: default_d0_pin(),
+            d1_pin: default_d1_pin(),
+            formats: default_wiegand_formats(),
+            keypad: Keypad::default(),
+            silence_ms: default_silence_ms(),
+            glitch_us: default_glitch_us(),
+            number: Normalise::default(),
+        }
+    }
+}
+
+impl WiegandConfig {
+    /// The decoder's settings (valid once [`KioskConfig::validate`] passed).
+    pub fn decoder(&self) -> DecoderConfig {
+        DecoderConfig {
+            formats: Formats::new(&self.formats, self.keypad),
+            silence: std::time::Duration::from_millis(self.silence_ms),
+            glitch: std::time::Duration::from_micros(self.glitch_us),
+        }
+    }
+
+    fn validate(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        for (key, pin) in [
+            ("badge.wiegand.d0_pin", self.d0_pin),
+            ("badge.wiegand.d1_pin", self.d1_pin),
+        ] {
+            if pin > 27 {
+                return Err(err(
+                    key,
+                    format!("{pin} is not a header GPIO: use a BCM number 0-27"),
+                ));
+            }
+        }
+        if self.d0_pin == self.d1_pin {
+            return Err(err(
+                "badge.wiegand.d1_pin",
+                "D0 and D1 need two different pins".into(),
+            ));
+        }
+        if self.formats.is_empty() {
+            return Err(err(
+                "badge.wiegand.formats",
+                "enable at least one format, e.g. [\"H10301\"]".into(),
+            ));
+        }
+        for (i, f) in self.formats.iter().enumerate() {
+            if let Some(other) = self.formats[..i].iter().find(|o| o.bits() == f.bits()) {
+                return Err(err(
+                    &format!("badge.wiegand.formats[{i}]"),
+                    format!(
+                        "{f} and {other} are both {} bits and cannot be told apart: list the one this site uses",
+                        f.bits()
+                    ),
+                ));
+            }
+        }
+        if !(5..=500).contains(&self.silence_ms) {
+            return Err(err(
+                "badge.wiegand.silence_ms",
+                "must be between 5 and 500 (a reader pauses at most 20 ms between pulses)".into(),
+            ));
+        }
+        if self.glitch_us >= 200 {
+            return Err(err(
+                "badge.wiegand.glitch_us",
+                "must be below 200 (pulses may come 200 µs apart)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_d0_pin() -> u8 {
+    17
+}
+fn default_d1_pin() -> u8 {
+    27
+}
+fn default_wiegand_formats() -> Vec<Format> {
+    vec![
+        Format::H10301,
+        Format::H10306,
+        Format::Corporate1000,
+        Format::H10304,
+    ]
+}
+fn default_silence_ms() -> u64 {
+    25
+}
+fn default_glitch_us() -> u64 {
+    150
 }
 
 fn default_simulated_path() -> String {
@@ -587,6 +717,7 @@ impl KioskConfig {
         if !(1..=32).contains(&self.badge.min_digits) {
             return Err(err("badge.min_digits", "must be between 1 and 32".into()));
         }
+        self.badge.wiegand.validate(&err)?;
         let h = &self.huddle;
         if h.schedule.is_empty() {
             return Err(err(
@@ -923,6 +1054,38 @@ mod tests {
             ),
             ("id = \"demo\"", "id = \"Demo Board\"", "board.id"),
             ("\"06:45\"", "\"6h45\"", "huddle.schedule[0]"),
+            ("d0_pin = 17", "d0_pin = 40", "badge.wiegand.d0_pin"),
+            ("d1_pin = 27", "d1_pin = 17", "badge.wiegand.d1_pin"),
+            (
+                "\"C1000\", \"H10304\"]",
+                "\"H10304\", \"H10302\"]",
+                "badge.wiegand.formats[3]",
+            ),
+            (
+                "\"C1000\", \"H10304\"]",
+                "\"C1000\", \"H10303\"]",
+                "badge.wiegand.formats[3]",
+            ),
+            (
+                "keypad = \"none\"",
+                "keypad = \"6bit\"",
+                "badge.wiegand.keypad",
+            ),
+            (
+                "silence_ms = 25",
+                "silence_ms = 2",
+                "badge.wiegand.silence_ms",
+            ),
+            (
+                "glitch_us = 150",
+                "glitch_us = 250",
+                "badge.wiegand.glitch_us",
+            ),
+            (
+                "number = \"card\"",
+                "number = \"pin\"",
+                "badge.wiegand.number",
+            ),
         ] {
             assert!(SHIPPED.contains(from), "fixture lost `{from}`");
             let text = SHIPPED.replacen(from, to, 1);

@@ -5,8 +5,9 @@
 //! hash (HMAC-SHA256 with the site key). Readers sit behind one small
 //! trait, [`BadgeSource`]: the keyboard-wedge reader types into the window
 //! (its digits reach [`KeyboardWedge`] from the UI), the simulated source
-//! reads lines from a FIFO or stdin ([`LineSource`]), and the GPIO Wiegand
-//! reader is its own module.
+//! reads lines from a FIFO or stdin ([`LineSource`]), and a Wiegand reader
+//! on the Pi's GPIO is the pure [`wiegand`] decoder behind the `gpio`
+//! adapter (feature `gpio`, the only code that names rppal).
 
 use std::fmt;
 use std::io::BufRead;
@@ -16,6 +17,10 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+#[cfg(feature = "gpio")]
+pub mod gpio;
+pub mod wiegand;
 
 /// The keyed hash of a badge number: 64 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

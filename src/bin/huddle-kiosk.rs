@@ -76,6 +76,28 @@ enum Command {
         /// The badge number.
         number: String,
     },
+    /// Field tools for a Wiegand badge reader.
+    Badge {
+        #[command(subcommand)]
+        command: BadgeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BadgeCommand {
+    /// Decode a frame given as 0s and 1s (first bit sent first) with the
+    /// configured formats, or every format without --config; print one JSON
+    /// line, or exit 1 naming the failed check.
+    Decode {
+        /// The bits, e.g. 10001001000010000100100100.
+        bits: String,
+        /// Decode as this format only (H10301, H10306, C1000, H10304, H10302).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Print every frame read from the configured pins, live: the raw bits,
+    /// then the decoded badge or why it was refused (needs the `gpio` build).
+    Watch,
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<KioskConfig> {
@@ -94,15 +116,125 @@ fn load(path: Option<&Path>) -> anyhow::Result<KioskConfig> {
 fn badge_source(config: &KioskConfig) -> anyhow::Result<Option<Box<dyn BadgeSource>>> {
     Ok(match config.badge.source {
         BadgeSourceKind::Keyboard => None,
-        BadgeSourceKind::Simulated if config.badge.simulated_path == "-" => {
-            Some(Box::new(LineSource::new(std::io::BufReader::new(std::io::stdin()))))
-        }
+        BadgeSourceKind::Simulated if config.badge.simulated_path == "-" => Some(Box::new(
+            LineSource::new(std::io::BufReader::new(std::io::stdin())),
+        )),
         BadgeSourceKind::Simulated => Some(Box::new(FifoSource::new(&config.badge.simulated_path))),
-        BadgeSourceKind::Gpio => anyhow::bail!(
-            "badge.source is gpio, but this build has no GPIO reader yet; set badge.source to keyboard or simulated in {}",
-            config.source.display()
-        ),
+        #[cfg(feature = "gpio")]
+        BadgeSourceKind::Gpio => Some(Box::new(huddle_board::badge::gpio::GpioWiegand::open(
+            &config.badge.wiegand,
+            &config.source,
+        )?)),
+        #[cfg(not(feature = "gpio"))]
+        BadgeSourceKind::Gpio => anyhow::bail!(without_gpio(config)),
     })
+}
+
+#[cfg(not(feature = "gpio"))]
+fn without_gpio(config: &KioskConfig) -> String {
+    format!(
+        "badge.source is gpio in {}, but this huddle-kiosk was built without the `gpio` feature: build it with `cargo build --release --features gpio`, or set badge.source to keyboard or simulated",
+        config.source.display()
+    )
+}
+
+/// One decoded frame, as `badge decode` prints it (fields in this order).
+#[derive(serde::Serialize)]
+struct DecodedJson {
+    format: &'static str,
+    bits: usize,
+    facility: Option<u64>,
+    card: u64,
+    badge: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+}
+
+/// A keypad key, as `badge decode` prints it.
+#[derive(serde::Serialize)]
+struct KeyJson {
+    key: String,
+    bits: usize,
+}
+
+fn badge_decode(
+    config: &KioskConfig,
+    configured: bool,
+    bits: &str,
+    format: Option<&str>,
+) -> anyhow::Result<String> {
+    use huddle_board::badge::wiegand::{Decoded, Format, Formats, Frame};
+    let frame = Frame::parse(bits).map_err(anyhow::Error::msg)?;
+    let wiegand = &config.badge.wiegand;
+    let formats = match format {
+        Some(name) => Formats::new(
+            &[name.parse::<Format>().map_err(anyhow::Error::msg)?],
+            wiegand.keypad,
+        ),
+        None if configured => Formats::new(&wiegand.formats, wiegand.keypad),
+        None => Formats::all(),
+    };
+    let line = match formats.decode(&frame) {
+        Ok(Decoded::Card(card)) => {
+            let badge = wiegand.number.badge_number(&card);
+            let hash = configured
+                .then(|| hash_badge(config.badge.site_key.as_bytes(), &badge).to_string());
+            serde_json::to_string(&DecodedJson {
+                format: card.format.name(),
+                bits: frame.len(),
+                facility: card.facility,
+                card: card.card,
+                badge,
+                hash,
+            })?
+        }
+        Ok(Decoded::Key(key)) => serde_json::to_string(&KeyJson {
+            key: key.as_char().to_string(),
+            bits: frame.len(),
+        })?,
+        Err(refusal) => anyhow::bail!("{refusal}"),
+    };
+    Ok(line)
+}
+
+#[cfg(feature = "gpio")]
+fn badge_watch(config: &KioskConfig) -> anyhow::Result<()> {
+    use huddle_board::badge::wiegand::Decoded;
+    use std::io::Write;
+    let wiegand = &config.badge.wiegand;
+    let mut reader = huddle_board::badge::gpio::GpioWiegand::open(wiegand, &config.source)?;
+    eprintln!(
+        "watching D0 on GPIO {} and D1 on GPIO {} ({}); tap a badge, Ctrl-C to stop",
+        wiegand.d0_pin,
+        wiegand.d1_pin,
+        config.source.display()
+    );
+    let mut out = std::io::stdout().lock();
+    while let Some(read) = reader.next_frame() {
+        let verdict = match &read.result {
+            Ok(Decoded::Card(card)) => format!(
+                "{} facility {} card {} -> badge {}",
+                card.format,
+                card.facility.map_or("-".to_owned(), |f| f.to_string()),
+                card.card,
+                wiegand.number.badge_number(card)
+            ),
+            Ok(Decoded::Key(key)) => format!("key {}", key.as_char()),
+            Err(refusal) => format!("REFUSED {refusal}"),
+        };
+        let stats = reader.stats();
+        writeln!(
+            out,
+            "{:>2} bits {} -> {verdict} [frames {} refused {} glitches {}]",
+            read.frame.len(),
+            read.frame,
+            stats.frames,
+            stats.refused,
+            stats.glitches
+        )?;
+        out.flush()?;
+    }
+    anyhow::bail!("the GPIO interrupt threads stopped")
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
@@ -188,6 +320,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", hash_badge(config.badge.site_key.as_bytes(), &number));
             Ok(())
         }
+        Command::Badge {
+            command: BadgeCommand::Decode { bits, format },
+        } => {
+            let line = badge_decode(&config, cli.config.is_some(), &bits, format.as_deref())?;
+            println!("{line}");
+            Ok(())
+        }
+        #[cfg(feature = "gpio")]
+        Command::Badge {
+            command: BadgeCommand::Watch,
+        } => badge_watch(&config),
+        #[cfg(not(feature = "gpio"))]
+        Command::Badge {
+            command: BadgeCommand::Watch,
+        } => anyhow::bail!(
+            "badge watch reads the GPIO, but this huddle-kiosk was built without the `gpio` feature: build it with `cargo build --release --features gpio`"
+        ),
     }
 }
 

@@ -1,7 +1,11 @@
 //! Benchmark: badge read -> record committed -> UI model updated, on a real
 //! SQLite file with `synchronous=FULL`, beside this disk's bare fsync.
 //!
-//! `cargo bench --bench tap -- [--dir DIR] [--taps N]`
+//! `cargo bench --bench tap -- [--dir DIR] [--taps N] [--wiegand]`
+//!
+//! With `--wiegand` each tap starts at the last edge of a 26-bit H10301
+//! frame: the Wiegand decoder (H10301 the only format, so the frame ends at
+//! its last bit) turns it into the badge, then the same path as above.
 //!
 //! Each measured tap runs through the real core and the real Slint adapter
 //! (headless window, software renderer): hash, rules, one transaction with
@@ -17,6 +21,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, TimeZone, Utc};
 use huddle_board::app::{Board, Intent};
+use huddle_board::badge::wiegand::{
+    badge_input, edges_of, Decoder, DecoderConfig, Edge, Format, Formats, Keypad, Normalise,
+};
 use huddle_board::badge::{BadgeInput, BadgeRead};
 use huddle_board::config::KioskConfig;
 use huddle_board::ui::{Driver, KioskWindow};
@@ -24,6 +31,24 @@ use slint::ComponentHandle;
 
 fn badge(n: &str) -> Intent {
     Intent::Badge(BadgeInput::Read(BadgeRead { number: n.into() }))
+}
+
+/// A Wiegand decoder with every edge of badge `n`'s frame but the last.
+fn primed_decoder(n: &str, at: StdDuration) -> (Decoder, Edge) {
+    let formats = Formats::new(&[Format::H10301], Keypad::None);
+    let mut decoder = Decoder::new(DecoderConfig {
+        formats,
+        ..DecoderConfig::default()
+    });
+    let frame = Format::H10301
+        .encode(0, n.parse().expect("a demo badge fits H10301"))
+        .expect("a demo badge fits H10301");
+    let mut edges = edges_of(&frame, at, StdDuration::from_millis(1));
+    let last = edges.pop().expect("26 edges");
+    for e in edges {
+        assert!(decoder.edge(e).is_empty());
+    }
+    (decoder, last)
 }
 
 fn percentile(sorted: &[StdDuration], p: f64) -> f64 {
@@ -61,10 +86,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut dir: Option<PathBuf> = None;
     let mut taps = 2000usize;
+    let mut wiegand = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--taps" => taps = args.next().and_then(|v| v.parse().ok()).expect("--taps N"),
+            "--wiegand" => wiegand = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -99,9 +126,24 @@ fn main() {
     let mut samples = Vec::with_capacity(taps);
     let tap = |n: &str, samples: &mut Vec<StdDuration>| {
         let before = driver.borrow().board.store().last_seq().unwrap();
-        let t = Instant::now();
-        driver.borrow_mut().handle(badge(n), &ui).unwrap();
-        samples.push(t.elapsed());
+        if wiegand {
+            let (mut decoder, last) = primed_decoder(n, StdDuration::from_secs(1));
+            let t = Instant::now();
+            let read = decoder
+                .edge(last)
+                .pop()
+                .expect("the last bit ends the frame");
+            let input = badge_input(&read, Normalise::Card).expect("a badge");
+            driver
+                .borrow_mut()
+                .handle(Intent::Badge(input), &ui)
+                .unwrap();
+            samples.push(t.elapsed());
+        } else {
+            let t = Instant::now();
+            driver.borrow_mut().handle(badge(n), &ui).unwrap();
+            samples.push(t.elapsed());
+        }
         assert!(
             driver.borrow().board.store().last_seq().unwrap() > before,
             "tap {n} committed nothing"
@@ -124,7 +166,12 @@ fn main() {
     }
     let fsync = bare_fsync(&dir, taps);
     println!("disk: {}", dir.display());
-    let (_, tap_p99) = report("tap -> commit -> UI model updated", samples);
+    let what = if wiegand {
+        "last Wiegand edge -> decode -> commit -> UI model updated"
+    } else {
+        "tap -> commit -> UI model updated"
+    };
+    let (_, tap_p99) = report(what, samples);
     let (_, fsync_p99) = report("bare write 4 KiB + fdatasync", fsync);
     println!(
         "target p99 <= fsync p99 + 2 ms: {:.3} <= {:.3}: {}",
