@@ -184,11 +184,15 @@ struct Loop {
 
 impl Loop {
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
-        let sent = self.runtime.block_on(tokio::time::timeout(
-            PUBLISH_TIMEOUT,
-            self.client
-                .publish(topic, QoS::AtLeastOnce, retain, payload),
-        ));
+        // The timer must be made inside the runtime: hence the async block.
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload),
+            )
+            .await
+        });
         match sent {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue a coaching publication"),
@@ -211,7 +215,7 @@ impl Loop {
             &self.db,
             &people,
             self.targets,
-            Utc::now(),
+            now_ms(),
         ) {
             Ok(r) => r,
             Err(e) => {
@@ -234,6 +238,12 @@ impl Loop {
         }
         self.previous = Some(report);
     }
+}
+
+/// Now, to the millisecond (the precision of every stored time).
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -274,7 +284,12 @@ pub fn start(
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                state.tick();
+                // Design: a bug in the rules must not end the loop for good
+                // (ingest does not depend on it); it is logged and the next
+                // pulse tries again.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.tick())).is_err() {
+                    tracing::error!("the coaching computation failed (a bug: please report it with the log); trying again at the next pulse");
+                }
                 next = Instant::now() + every;
             }
         })
