@@ -470,22 +470,25 @@ impl FocusOutcome {
     }
 }
 
-/// The outcome of the focus point of `observations[i]`, given every
-/// observation in time order.
-pub fn focus_outcome(observations: &[Observation], i: usize) -> FocusOutcome {
-    let Some(o) = observations.get(i) else {
-        return FocusOutcome::Pending;
-    };
-    let next = observations[i + 1..]
-        .iter()
-        .find(|n| n.recorded.learner == o.recorded.learner && n.level() == o.level());
-    match next {
-        None => FocusOutcome::Pending,
-        Some(n) if n.score_of(&o.recorded.focus.behaviour).unwrap_or(0) >= LANDED_AT => {
-            FocusOutcome::Landed
-        }
-        Some(_) => FocusOutcome::NotLanded,
+/// The outcome of the focus point of every observation (given in time
+/// order), in one pass from the newest: each observation meets the same
+/// learner's next one at its level. Linear, so that years of history stay
+/// cheap to compute every minute.
+pub fn focus_outcomes(observations: &[Observation]) -> Vec<FocusOutcome> {
+    let mut next: HashMap<(&str, ObservationLevel), &Observation> = HashMap::new();
+    let mut out = vec![FocusOutcome::Pending; observations.len()];
+    for (i, o) in observations.iter().enumerate().rev() {
+        let key = (o.recorded.learner.as_str(), o.level());
+        out[i] = match next.get(&key) {
+            None => FocusOutcome::Pending,
+            Some(n) if n.score_of(&o.recorded.focus.behaviour).unwrap_or(0) >= LANDED_AT => {
+                FocusOutcome::Landed
+            }
+            Some(_) => FocusOutcome::NotLanded,
+        };
+        next.insert(key, o);
     }
+    out
 }
 
 /// A coach's figures at one level.
@@ -518,45 +521,106 @@ pub fn coach_figures(
     level: ObservationLevel,
     observations: &[Observation],
 ) -> CoachFigures {
-    let mut f = CoachFigures::default();
-    let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut ratings = Vec::new();
-    for (i, o) in observations.iter().enumerate() {
-        if o.level() != level || o.recorded.observer != coach {
-            continue;
+    History::new(observations).coach(coach, level)
+}
+
+/// Observations in time order, indexed once per computation so that every
+/// figure is found without scanning the whole history again: years of a
+/// plant's observations are computed in milliseconds.
+struct History<'a> {
+    observations: &'a [Observation],
+    /// [`focus_outcomes`].
+    outcomes: Vec<FocusOutcome>,
+    /// Per level ([`slot`]), the indices of each learner, ascending.
+    by_learner: [HashMap<&'a str, Vec<usize>>; 2],
+    /// Per level, the indices of each observer, ascending.
+    by_coach: [HashMap<&'a str, Vec<usize>>; 2],
+}
+
+/// The index of a level in [`History`]'s maps.
+fn slot(level: ObservationLevel) -> usize {
+    match level {
+        ObservationLevel::Facilitation => 0,
+        ObservationLevel::Coaching => 1,
+    }
+}
+
+impl<'a> History<'a> {
+    fn new(observations: &'a [Observation]) -> Self {
+        let mut by_learner: [HashMap<&str, Vec<usize>>; 2] = Default::default();
+        let mut by_coach: [HashMap<&str, Vec<usize>>; 2] = Default::default();
+        for (i, o) in observations.iter().enumerate() {
+            let l = slot(o.level());
+            by_learner[l]
+                .entry(o.recorded.learner.as_str())
+                .or_default()
+                .push(i);
+            by_coach[l]
+                .entry(o.recorded.observer.as_str())
+                .or_default()
+                .push(i);
         }
-        f.observations += 1;
-        first_of.entry(o.recorded.learner.as_str()).or_insert(i);
-        if let Some(h) = o.helpfulness {
-            ratings.push(f64::from(h));
-        }
-        f.focus_set += 1;
-        match focus_outcome(observations, i) {
-            FocusOutcome::Landed => f.focus_landed += 1,
-            FocusOutcome::Pending => f.focus_pending += 1,
-            FocusOutcome::NotLanded => {}
+        History {
+            observations,
+            outcomes: focus_outcomes(observations),
+            by_learner,
+            by_coach,
         }
     }
-    f.learners = first_of.len() as u32;
-    f.ratings = ratings.len() as u32;
-    f.helpfulness = mean(&ratings);
-    let mut changes = Vec::new();
-    for (learner, first) in first_of {
-        let Some(base) = observations[first].score() else {
-            continue;
-        };
-        let after: Vec<f64> = observations[first + 1..]
-            .iter()
-            .filter(|n| n.recorded.learner == learner && n.level() == level)
-            .filter_map(Observation::score)
-            .collect();
-        if let Some(now) = mean(last(&after, ROLLING)) {
-            changes.push(now - base);
-        }
+
+    fn of_learner(&self, id: &str, level: ObservationLevel) -> &[usize] {
+        self.by_learner[slot(level)]
+            .get(id)
+            .map_or(&[], Vec::as_slice)
     }
-    f.learners_measured = changes.len() as u32;
-    f.learner_change = mean(&changes);
-    f
+
+    fn of_coach(&self, id: &str, level: ObservationLevel) -> &[usize] {
+        self.by_coach[slot(level)]
+            .get(id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The figures of `coach` as observer at `level`.
+    fn coach(&self, coach: &str, level: ObservationLevel) -> CoachFigures {
+        let observations = self.observations;
+        let mut f = CoachFigures::default();
+        let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut ratings = Vec::new();
+        for &i in self.of_coach(coach, level) {
+            let o = &observations[i];
+            f.observations += 1;
+            first_of.entry(o.recorded.learner.as_str()).or_insert(i);
+            if let Some(h) = o.helpfulness {
+                ratings.push(f64::from(h));
+            }
+            f.focus_set += 1;
+            match self.outcomes[i] {
+                FocusOutcome::Landed => f.focus_landed += 1,
+                FocusOutcome::Pending => f.focus_pending += 1,
+                FocusOutcome::NotLanded => {}
+            }
+        }
+        f.learners = first_of.len() as u32;
+        f.ratings = ratings.len() as u32;
+        f.helpfulness = mean(&ratings);
+        let mut changes = Vec::new();
+        for (learner, first) in first_of {
+            let Some(base) = observations[first].score() else {
+                continue;
+            };
+            let theirs = self.of_learner(learner, level);
+            let after: Vec<f64> = theirs[theirs.partition_point(|&j| j <= first)..]
+                .iter()
+                .filter_map(|&j| observations[j].score())
+                .collect();
+            if let Some(now) = mean(last(&after, ROLLING)) {
+                changes.push(now - base);
+            }
+        }
+        f.learners_measured = changes.len() as u32;
+        f.learner_change = mean(&changes);
+        f
+    }
 }
 
 /// One person's line on the coaching topic and in the export. Fields that
@@ -663,7 +727,8 @@ fn with_unlisted(people: &[Person], observations: &[Observation]) -> Vec<Person>
             (&o.recorded.learner, learner_role),
             (&o.recorded.observer, observer_role),
         ] {
-            if known.insert(id.clone()) {
+            if !known.contains(id) {
+                known.insert(id.clone());
                 out.push(Person {
                     id: id.clone(),
                     name: id.clone(),
@@ -688,15 +753,13 @@ pub fn report(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Report {
-    let past: Vec<Observation> = observations
-        .iter()
-        .filter(|o| o.at <= now)
-        .cloned()
-        .collect();
-    let mut entries: Vec<Entry> = with_unlisted(people, &past)
+    // In time order, the past is a prefix.
+    let past = &observations[..observations.partition_point(|o| o.at <= now)];
+    let history = History::new(past);
+    let mut entries: Vec<Entry> = with_unlisted(people, past)
         .into_iter()
         .filter(|p| p.role != Role::Member)
-        .map(|p| entry(&p, &past, targets, since, now))
+        .map(|p| entry(&p, &history, targets, since, now))
         .collect();
     entries.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.id.cmp(&b.id)));
     Report {
@@ -714,7 +777,7 @@ pub fn report(
 
 fn entry(
     p: &Person,
-    observations: &[Observation],
+    history: &History<'_>,
     targets: Targets,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -747,9 +810,10 @@ fn entry(
         focus_pending: None,
     };
     if let (Some(level), Some(target)) = (learns_at(p.role), targets.of(p.role)) {
-        let mine: Vec<&Observation> = observations
+        let mine: Vec<&Observation> = history
+            .of_learner(&p.id, level)
             .iter()
-            .filter(|o| o.level() == level && o.recorded.learner == p.id)
+            .map(|&i| &history.observations[i])
             .collect();
         let times: Vec<DateTime<Utc>> = mine.iter().map(|o| o.at).collect();
         let c = cadence(&times, target, targets.window, since, now);
@@ -767,7 +831,7 @@ fn entry(
         e.trend = l.trend;
     }
     if let Some(level) = coaches_at(p.role) {
-        let c = coach_figures(&p.id, level, observations);
+        let c = history.coach(&p.id, level);
         e.coached = Some(c.observations);
         e.learners = Some(c.learners);
         e.learners_measured = Some(c.learners_measured);
@@ -905,6 +969,7 @@ fn pick(p: &Pick) -> (String, String) {
 /// One export row per observation (columns [`OBSERVATION_COLUMNS`]), in
 /// time order.
 pub fn observation_rows(observations: &[Observation]) -> Vec<Vec<String>> {
+    let outcomes = focus_outcomes(observations);
     observations
         .iter()
         .enumerate()
@@ -933,7 +998,7 @@ pub fn observation_rows(observations: &[Observation]) -> Vec<Vec<String>> {
                 o.helpfulness.is_some().to_string(),
                 o.helpfulness.map(|h| h.to_string()).unwrap_or_default(),
                 o.acknowledged_at.map(time).unwrap_or_default(),
-                focus_outcome(observations, i).key().into(),
+                outcomes[i].key().into(),
             ]
         })
         .collect()
@@ -1333,7 +1398,7 @@ mod tests {
         ];
         let folded = fold(events(&history));
         let o = &folded.observations;
-        let outcomes: Vec<FocusOutcome> = (0..o.len()).map(|i| focus_outcome(o, i)).collect();
+        let outcomes = focus_outcomes(o);
         assert_eq!(
             outcomes,
             [
