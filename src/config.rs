@@ -289,6 +289,50 @@ pub struct RosterConfig {
     pub file: Option<PathBuf>,
 }
 
+/// The coaching loop at the aggregator: how often each learner should be
+/// observed, and how often the figures are computed again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoachingConfig {
+    /// Observations each team leader should have within the window (0: no target).
+    #[serde(default = "default_team_leader_per_window")]
+    pub team_leader_per_window: u32,
+    /// Observations each supervisor should have within the window (0: no target).
+    #[serde(default = "default_supervisor_per_window")]
+    pub supervisor_per_window: u32,
+    /// The sliding window, in days of 24 hours.
+    #[serde(default = "default_window_days")]
+    pub window_days: u32,
+    /// The figures are computed again this often (seconds), besides after
+    /// every commit that stored an observation: overdue grows with time alone.
+    #[serde(default = "default_recompute_s")]
+    pub recompute_s: u64,
+}
+
+impl Default for CoachingConfig {
+    fn default() -> Self {
+        Self {
+            team_leader_per_window: default_team_leader_per_window(),
+            supervisor_per_window: default_supervisor_per_window(),
+            window_days: default_window_days(),
+            recompute_s: default_recompute_s(),
+        }
+    }
+}
+
+fn default_team_leader_per_window() -> u32 {
+    2
+}
+fn default_supervisor_per_window() -> u32 {
+    1
+}
+fn default_window_days() -> u32 {
+    7
+}
+fn default_recompute_s() -> u64 {
+    60
+}
+
 /// Which badge source feeds the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -615,9 +659,44 @@ pub struct AggregatorConfig {
     /// The site roster.
     #[serde(default)]
     pub roster: RosterConfig,
+    /// Coaching cadence targets (issue 5).
+    #[serde(default)]
+    pub coaching: CoachingConfig,
     /// The file this was read from, for messages. Not a key.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+impl CoachingConfig {
+    fn validate(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        for (key, value) in [
+            (
+                "coaching.team_leader_per_window",
+                self.team_leader_per_window,
+            ),
+            ("coaching.supervisor_per_window", self.supervisor_per_window),
+        ] {
+            if value > 100 {
+                return Err(err(
+                    key,
+                    format!("{value} observations per window is not a target people can meet: give 0 (no target) to 100"),
+                ));
+            }
+        }
+        if !(1..=365).contains(&self.window_days) {
+            return Err(err(
+                "coaching.window_days",
+                "must be between 1 and 365".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.recompute_s) {
+            return Err(err(
+                "coaching.recompute_s",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The site served by an aggregator.
@@ -916,7 +995,15 @@ impl AggregatorConfig {
                 ));
             }
         }
-        Ok(())
+        self.coaching.validate(&err)
+    }
+
+    /// Parses TOML text as if read from `path`, without the environment (tests).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: AggregatorConfig = parse_str(text, path)?;
+        config.source = path.to_owned();
+        config.validate()?;
+        Ok(config)
     }
 
     /// The aggregator's SQLite file.
@@ -1099,6 +1186,53 @@ mod tests {
         let text = SHIPPED.replace("target_minutes = 15", "target_minutes = \"fifteen\"");
         let e = KioskConfig::from_toml(&text, Path::new("k.toml")).unwrap_err();
         assert_eq!(e.key, "huddle.target_minutes", "{e}");
+    }
+
+    const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");
+
+    #[test]
+    fn coaching_keys_default_and_are_checked() {
+        // The shipped file names a roster relative to the repository.
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
+        let text = shipped
+            .split("\n[coaching]")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let d = AggregatorConfig::from_toml(&text, Path::new("a.toml")).unwrap();
+        assert_eq!(
+            d.coaching.window_days, c.coaching.window_days,
+            "shipped = defaults"
+        );
+        assert_eq!(
+            (
+                c.coaching.team_leader_per_window,
+                c.coaching.supervisor_per_window,
+                c.coaching.window_days,
+                c.coaching.recompute_s
+            ),
+            (2, 1, 7, 60)
+        );
+        for (line, key) in [
+            ("window_days = 0", "coaching.window_days"),
+            (
+                "team_leader_per_window = 500",
+                "coaching.team_leader_per_window",
+            ),
+            (
+                "supervisor_per_window = -1",
+                "coaching.supervisor_per_window",
+            ),
+            ("recompute_s = 0", "coaching.recompute_s"),
+            ("per_week = 2", "coaching.per_week"),
+        ] {
+            let bad = format!("{text}\n[coaching]\n{line}\n");
+            let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
+                .unwrap_err();
+            assert_eq!(e.key, key, "{line}: {e}");
+            assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
+        }
     }
 
     #[test]

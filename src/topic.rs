@@ -13,13 +13,16 @@
 //! | `huddle/v1/{site}/{area}/{board}/status` | aggregator | 1 / yes | [`crate::payload::BoardStatus`] |
 //! | `huddle/v1/{site}/status` | aggregator | 1 / yes | site summary (issue 6) |
 //! | `huddle/v1/{site}/coaching` | aggregator | 1 / yes | coaching (issue 5) |
-//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | alerts (issue 6) |
+//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | alerts (issue 6); `coaching_overdue` (issue 5) |
 //!
 //! The event kind is one topic level as it is (`attendance.tapped`): `.` is
 //! a legal topic character.
 
 /// The root of every topic, with the contract's version.
 pub const ROOT: &str = "huddle/v1";
+
+/// The alert kind (topic level) of overdue coaching.
+pub const ALERT_COACHING_OVERDUE: &str = "coaching_overdue";
 
 /// The topics of one board.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,11 @@ impl SiteTopics {
         format!("{ROOT}/{}/coaching", self.site)
     }
 
+    /// The alert that someone became overdue for coaching.
+    pub fn coaching_overdue_alert(&self) -> String {
+        self.alert(ALERT_COACHING_OVERDUE)
+    }
+
     /// An alert of one kind.
     pub fn alert(&self, kind: &str) -> String {
         format!("{ROOT}/{}/alert/{kind}", self.site)
@@ -167,6 +175,10 @@ mod tests {
         assert_eq!(
             SiteTopics::new("plant1").all_events(),
             "huddle/v1/plant1/+/+/event/+"
+        );
+        assert_eq!(
+            SiteTopics::new("plant1").coaching_overdue_alert(),
+            "huddle/v1/plant1/alert/coaching_overdue"
         );
         assert!(parse_board_topic("huddle/v1/plant1/assembly").is_none());
         assert!(parse_board_topic("huddle/v2/plant1/a/b/ack").is_none());

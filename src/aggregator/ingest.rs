@@ -40,6 +40,7 @@ use chrono::Utc;
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, Publish, QoS};
 use serde::Serialize;
 
+use super::coaching_shell::{self, CoachingError};
 use super::roster::{self, BoardRoster, RosterError};
 use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
 use super::validate::{validate, Reason, Reject};
@@ -73,6 +74,9 @@ pub enum IngestError {
     /// The writer thread could not be started.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
+    /// The coaching loop could not be started.
+    #[error(transparent)]
+    Coaching(#[from] CoachingError),
 }
 
 /// The client id of a site's aggregator (fixed: the persistent session
@@ -332,6 +336,7 @@ fn writer(
     max_batch: usize,
     items: mpsc::Receiver<Item>,
     out: tokio::sync::mpsc::UnboundedSender<Output>,
+    coaching: coaching_shell::Trigger,
 ) {
     let mut limiter = LogLimiter::new(REJECT_LOG_EVERY);
     let mut published = Published::default();
@@ -392,6 +397,10 @@ fn writer(
                 }
             }
         };
+        // Coaching hook (issue 5): a pulse, never a wait.
+        if coaching_shell::touches(&inputs) {
+            coaching.pulse();
+        }
         let now = Instant::now();
         for r in &rejects {
             let board = r.board.as_deref().unwrap_or("-");
@@ -518,15 +527,22 @@ pub async fn run(
     options.set_manual_acks(true);
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let (coaching, coaching_thread) =
+        coaching_shell::start(&config, client.clone(), tokio::runtime::Handle::current())?;
 
     let (items_tx, items_rx) = mpsc::channel::<Item>();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let writer_thread = {
         let site = site.clone();
         let (max_bytes, max_batch) = (config.ingest.max_message_bytes, config.ingest.max_batch);
+        let coaching = coaching.clone();
         std::thread::Builder::new()
             .name("aggregator-writer".into())
-            .spawn(move || writer(store, site, max_bytes, max_batch, items_rx, out_tx))
+            .spawn(move || {
+                writer(
+                    store, site, max_bytes, max_batch, items_rx, out_tx, coaching,
+                )
+            })
             .map_err(IngestError::Thread)?
     };
     let output_task = tokio::spawn(output(client.clone(), out_rx));
@@ -566,6 +582,7 @@ pub async fn run(
                     }
                     let _ = items_tx.send(Item::Republish);
                     let _ = connected_tx.send(());
+                    coaching.pulse();
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     if items_tx.send(Item::Message(p)).is_err() {
@@ -588,6 +605,8 @@ pub async fn run(
     }
     drop(items_tx);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    drop(coaching);
+    let _ = tokio::task::spawn_blocking(move || coaching_thread.join()).await;
     output_task.abort();
     if let Some(t) = roster_task {
         t.abort();

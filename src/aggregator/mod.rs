@@ -8,6 +8,10 @@
 //!   per group commit.
 //! - [`roster`] (pure): the site roster CSV into one
 //!   [`RosterMessage`](crate::payload::RosterMessage) per board.
+//! - [`coaching`] (pure), [`coaching_db`], [`coaching_shell`]: the
+//!   coaching loop (issue 5): cadence and effectiveness from the stored
+//!   observations, published on `huddle/v1/{site}/coaching` by a thread of
+//!   its own, and the observation and coaching exports.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
@@ -19,6 +23,9 @@
 //! logged at most once a minute per board and reason, and never stops the
 //! others.
 
+pub mod coaching;
+pub mod coaching_db;
+pub mod coaching_shell;
 pub mod ingest;
 pub mod roster;
 pub mod store;

@@ -64,6 +64,8 @@ pub const MIGRATIONS: &[&str] = &[
          detected_at TEXT NOT NULL
      );
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    // 2: the coaching loop's partial index on observation events, and its start.
+    super::coaching_db::MIGRATION,
 ];
 
 /// Errors of the aggregator's store.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use huddle_board::aggregator::coaching_shell;
 use huddle_board::aggregator::store::{EventRow, Store};
 use huddle_board::badge::hash_badge;
 use huddle_board::config::AggregatorConfig;
@@ -51,11 +52,15 @@ enum Command {
 enum What {
     /// Every stored event, by board then seq.
     Events,
+    /// Every coaching observation with its acknowledgement, in time order.
+    Observations,
+    /// The coaching figures per person, as the coaching topic carries them now.
+    Coaching,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
-    /// CSV with a header: board,seq,id,at,kind,data (data as JSON).
+    /// CSV with a header (see the README for each export's columns).
     Csv,
 }
 
@@ -86,6 +91,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export {
+            what: What::Observations,
+            format: Format::Csv,
+        } => {
+            let (header, rows) = coaching_shell::export_observations(&config)?;
+            write_csv(&header, rows)
+        }
+        Command::Export {
+            what: What::Coaching,
+            format: Format::Csv,
+        } => {
+            let (header, rows) = coaching_shell::export_coaching(&config, chrono::Utc::now())?;
+            write_csv(&header, rows)
+        }
+        Command::Export {
             what: What::Events,
             format: Format::Csv,
         } => {
@@ -104,6 +123,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes a header and rows as CSV to stdout.
+fn write_csv(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(std::io::stdout().lock()));
+    out.write_record(header)?;
+    for row in rows {
+        out.write_record(row)?;
+    }
+    out.flush()?;
+    out.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write: {}", e.error()))?
+        .flush()?;
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM (systemd's stop).

@@ -1,0 +1,1691 @@
+//! The coaching loop's rules (Leaders Coaching Leaders, issue 5): from the
+//! site roster and the stored observations to one [`Entry`] per person of
+//! the cascade above the team members. Pure: no SQLite, no MQTT, no clock;
+//! `now` and the coaching start are parameters, so tests pin them.
+//! [`super::coaching_db`] reads the observations, [`super::coaching_shell`]
+//! publishes and exports what these functions return.
+//!
+//! The definitions (the README's "Coaching loop (aggregator)" repeats them
+//! for the people who read the figures):
+//!
+//! - **Whose observations.** A team leader learns at level 3
+//!   (facilitation), a supervisor at level 4 (coaching); a person's
+//!   observations are those at their level with them as learner. A
+//!   supervisor coaches at level 3, a manager at level 4; a coach's
+//!   observations are those at their level with them as observer. An
+//!   observation counts from its time (`at` of the board, or the time the
+//!   aggregator received it when the board's clock was not synchronised);
+//!   one dated after `now` does not count yet.
+//! - **Cadence.** With a target of N per window W: `count_in_window` is the
+//!   observations in `(now - W, now]`. `due_by` is `max(coaching start,
+//!   the N-th most recent observation) + W`: the moment the window stops
+//!   holding N, where a person with fewer than N observations counts the
+//!   coaching start for the missing ones (one window of grace after the
+//!   aggregator first ran with coaching). Overdue when `now >= due_by`,
+//!   by `now - due_by`. A target of 0 is never overdue.
+//! - **Score.** An observation's score is the mean of its rubric scores
+//!   (1-4); a learner's score is the mean over their last
+//!   [`ROLLING`] observations.
+//! - **Trend.** The least-squares slope of the scores of the learner's last
+//!   [`TREND_SPAN`] observations against their order (points per
+//!   observation; needs two); `rising` from [`TREND_STEADY`] up, `falling`
+//!   from minus that down, `steady` between.
+//! - **Learner change** (per coach). For each learner the coach observed:
+//!   the mean score of the learner's last [`ROLLING`] observations after
+//!   the coach's first observation of them (by any coach), minus the score
+//!   of that first observation; averaged over the learners observed again
+//!   since (`learners_measured`).
+//! - **Helpfulness** (per coach). The mean of the ratings (1-5) the
+//!   learners gave the coach's observations; an observation without its
+//!   `observation.acknowledged` is recorded but not yet rated.
+//! - **Focus points** (per coach). Each observation sets one. It is
+//!   *landed* when the learner's next observation at that level (by any
+//!   coach) scores that behaviour 3 or more, *not landed* when it scores it
+//!   lower (or not at all), and *pending* while the learner has not been
+//!   observed again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::roster::BoardRoster;
+use crate::domain::{mean_score, BehaviourScore, ObservationLevel, Pick, Role, SelfView};
+use crate::event::{ObservationAcknowledged, ObservationRecorded};
+
+/// A learner's score is the mean over this many latest observations.
+pub const ROLLING: usize = 4;
+/// The trend is the slope over this many latest observations.
+pub const TREND_SPAN: usize = 8;
+/// A slope (points per observation) smaller than this either way is steady.
+pub const TREND_STEADY: f64 = 0.05;
+/// A focus point is landed when re-observed at this score or more.
+pub const LANDED_AT: u8 = 3;
+
+/// The cadence targets (from `[coaching]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    /// Observations per window for each team leader.
+    pub team_leader: u32,
+    /// Observations per window for each supervisor.
+    pub supervisor: u32,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+impl Targets {
+    /// From the configuration's `[coaching]`.
+    pub fn from_config(c: &crate::config::CoachingConfig) -> Targets {
+        Targets {
+            team_leader: c.team_leader_per_window,
+            supervisor: c.supervisor_per_window,
+            window: Duration::days(i64::from(c.window_days)),
+        }
+    }
+
+    /// The target of a role that is observed, `None` for the others.
+    pub fn of(&self, role: Role) -> Option<u32> {
+        match role {
+            Role::TeamLeader => Some(self.team_leader),
+            Role::Supervisor => Some(self.supervisor),
+            Role::Member | Role::Manager => None,
+        }
+    }
+}
+
+/// The level at which a role is observed (as learner).
+pub fn learns_at(role: Role) -> Option<ObservationLevel> {
+    match role {
+        Role::TeamLeader => Some(ObservationLevel::Facilitation),
+        Role::Supervisor => Some(ObservationLevel::Coaching),
+        Role::Member | Role::Manager => None,
+    }
+}
+
+/// The level at which a role observes (as coach).
+pub fn coaches_at(role: Role) -> Option<ObservationLevel> {
+    match role {
+        Role::Supervisor => Some(ObservationLevel::Facilitation),
+        Role::Manager => Some(ObservationLevel::Coaching),
+        Role::Member | Role::TeamLeader => None,
+    }
+}
+
+/// Someone of the cascade, from the roster (or, missing from it, from the
+/// observations that name them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Person id.
+    pub id: String,
+    /// Display name (the id when the roster does not know them).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Their coach's person id, from the roster.
+    pub coach: Option<String>,
+    /// The boards they are on, in name order.
+    pub boards: Vec<String>,
+    /// Whether the roster lists them.
+    pub in_roster: bool,
+}
+
+/// One person per id from the per-board rosters; a person on several
+/// boards (a supervisor) keeps the name, role and coach of their first
+/// line and collects the boards.
+pub fn people_from_rosters(rosters: &[BoardRoster]) -> Vec<Person> {
+    let mut people: BTreeMap<String, Person> = BTreeMap::new();
+    for r in rosters {
+        for p in &r.message.people {
+            let entry = people.entry(p.id.clone()).or_insert_with(|| Person {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role,
+                coach: p.coach.clone(),
+                boards: Vec::new(),
+                in_roster: true,
+            });
+            if !entry.boards.contains(&r.message.board) {
+                entry.boards.push(r.message.board.clone());
+            }
+        }
+    }
+    let mut out: Vec<Person> = people.into_values().collect();
+    for p in &mut out {
+        p.boards.sort();
+    }
+    out
+}
+
+/// One observation as the rules see it: the recorded event, its
+/// acknowledgement if it came, and the time it counts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The board it was recorded at.
+    pub board: String,
+    /// The `observation.recorded` event's seq.
+    pub seq: u64,
+    /// When it counts (see the module docs).
+    pub at: DateTime<Utc>,
+    /// The recorded payload.
+    pub recorded: ObservationRecorded,
+    /// The learner's rating, once acknowledged.
+    pub helpfulness: Option<u8>,
+    /// When the acknowledgement was made.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+impl Observation {
+    /// The mean rubric score, `None` when nothing was rated.
+    pub fn score(&self) -> Option<f64> {
+        mean_score(&self.recorded.scores)
+    }
+
+    /// The score given to one behaviour.
+    pub fn score_of(&self, behaviour: &str) -> Option<u8> {
+        self.recorded
+            .scores
+            .iter()
+            .find(|s| s.behaviour == behaviour)
+            .map(|s| s.score)
+    }
+
+    fn level(&self) -> ObservationLevel {
+        self.recorded.level
+    }
+}
+
+/// One stored coaching event, decoded: what [`fold`] takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoachingEvent {
+    /// `observation.recorded`.
+    Recorded(ObservationRecorded),
+    /// `observation.acknowledged`.
+    Acknowledged(ObservationAcknowledged),
+}
+
+/// A coaching event with where and when it was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCoachingEvent {
+    /// Board.
+    pub board: String,
+    /// Seq.
+    pub seq: u64,
+    /// When it counts (the board's `at`, or the receipt time when the
+    /// board's clock was not synchronised).
+    pub at: DateTime<Utc>,
+    /// The event.
+    pub event: CoachingEvent,
+}
+
+/// The observations, and what could not be used (for the log).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Folded {
+    /// Ordered by time, then board, then seq.
+    pub observations: Vec<Observation>,
+    /// One line per unusable event, naming board and seq.
+    pub problems: Vec<String>,
+}
+
+/// Why a recorded observation cannot be counted, if it cannot.
+fn check_recorded(r: &ObservationRecorded) -> Result<(), String> {
+    let rubric = r.level.behaviours();
+    for s in &r.scores {
+        if !rubric.contains(&s.behaviour.as_str()) {
+            return Err(format!(
+                "behaviour `{}` is not in the {:?} rubric",
+                s.behaviour, r.level
+            ));
+        }
+        if !(1..=4).contains(&s.score) {
+            return Err(format!(
+                "score {} for `{}` is not 1 to 4",
+                s.score, s.behaviour
+            ));
+        }
+    }
+    if r.observer == r.learner {
+        return Err(format!("`{}` observed themselves", r.observer));
+    }
+    Ok(())
+}
+
+/// Joins recorded observations and their acknowledgements (by
+/// `observation_id`, in any order). The first recording of an id is kept;
+/// an acknowledgement by someone other than the learner, or with a rating
+/// outside 1-5, is not counted; an acknowledgement without its recording is
+/// kept aside until the recording arrives (it is simply not shown).
+pub fn fold(events: impl IntoIterator<Item = StoredCoachingEvent>) -> Folded {
+    let mut folded = Folded::default();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut acks: Vec<(String, u64, DateTime<Utc>, ObservationAcknowledged)> = Vec::new();
+    for e in events {
+        match e.event {
+            CoachingEvent::Recorded(r) => {
+                if let Err(why) = check_recorded(&r) {
+                    folded.problems.push(format!(
+                        "board {} seq {}: observation {} not counted: {why}",
+                        e.board, e.seq, r.observation_id
+                    ));
+                    continue;
+                }
+                if let Some(&i) = by_id.get(&r.observation_id) {
+                    let first = &folded.observations[i];
+                    folded.problems.push(format!(
+                        "board {} seq {}: observation {} was already recorded at board {} seq {}; the first is kept",
+                        e.board, e.seq, r.observation_id, first.board, first.seq
+                    ));
+                    continue;
+                }
+                by_id.insert(r.observation_id.clone(), folded.observations.len());
+                folded.observations.push(Observation {
+                    board: e.board,
+                    seq: e.seq,
+                    at: e.at,
+                    recorded: r,
+                    helpfulness: None,
+                    acknowledged_at: None,
+                });
+            }
+            CoachingEvent::Acknowledged(a) => acks.push((e.board, e.seq, e.at, a)),
+        }
+    }
+    for (board, seq, at, a) in acks {
+        let Some(&i) = by_id.get(&a.observation_id) else {
+            continue;
+        };
+        let o = &mut folded.observations[i];
+        if a.learner != o.recorded.learner {
+            folded.problems.push(format!(
+                "board {board} seq {seq}: acknowledgement of observation {} by `{}`, but the learner is `{}`",
+                a.observation_id, a.learner, o.recorded.learner
+            ));
+        } else if !(1..=5).contains(&a.helpfulness) {
+            folded.problems.push(format!(
+                "board {board} seq {seq}: helpfulness {} is not 1 to 5",
+                a.helpfulness
+            ));
+        } else if o.helpfulness.is_none() {
+            o.helpfulness = Some(a.helpfulness);
+            o.acknowledged_at = Some(at);
+        }
+    }
+    folded
+        .observations
+        .sort_by(|a, b| (a.at, &a.board, a.seq).cmp(&(b.at, &b.board, b.seq)));
+    folded
+}
+
+/// Cadence against one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// The target per window.
+    pub target: u32,
+    /// Observations in `(now - window, now]`.
+    pub count_in_window: u32,
+    /// The newest observation at or before `now`.
+    pub last_observed: Option<DateTime<Utc>>,
+    /// When the window stops (or stopped) holding the target; `None` for a
+    /// target of 0.
+    pub due_by: Option<DateTime<Utc>>,
+}
+
+impl Cadence {
+    /// Whether the person is overdue at `now`.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.due_by.is_some_and(|d| now >= d)
+    }
+
+    /// Seconds overdue at `now` (0 when not overdue).
+    pub fn overdue_s(&self, now: DateTime<Utc>) -> u64 {
+        self.due_by
+            .map_or(0, |d| (now - d).num_seconds().max(0) as u64)
+    }
+}
+
+/// The cadence of one person from their observation times (ascending);
+/// `since` is the coaching start (see the module docs).
+pub fn cadence(
+    times: &[DateTime<Utc>],
+    target: u32,
+    window: Duration,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Cadence {
+    let past: Vec<DateTime<Utc>> = times.iter().copied().filter(|t| *t <= now).collect();
+    let count_in_window = past.iter().filter(|t| **t > now - window).count() as u32;
+    let due_by = (target > 0).then(|| {
+        let n = target as usize;
+        let nth = (past.len() >= n).then(|| past[past.len() - n]);
+        nth.map_or(since, |t| t.max(since)) + window
+    });
+    Cadence {
+        target,
+        count_in_window,
+        last_observed: past.last().copied(),
+        due_by,
+    }
+}
+
+/// Which way a learner's scores go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    /// Slope at least [`TREND_STEADY`].
+    Rising,
+    /// Slope within [`TREND_STEADY`] of zero.
+    Steady,
+    /// Slope at most minus [`TREND_STEADY`].
+    Falling,
+}
+
+impl Trend {
+    /// The wire name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Trend::Rising => "rising",
+            Trend::Steady => "steady",
+            Trend::Falling => "falling",
+        }
+    }
+}
+
+/// A learner's figures from their scores in time order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearnerFigures {
+    /// The mean of the last [`ROLLING`] scores.
+    pub score: Option<f64>,
+    /// How many observations that mean is over.
+    pub observations: u32,
+    /// Least-squares slope over the last [`TREND_SPAN`] scores.
+    pub slope: Option<f64>,
+    /// The slope's direction.
+    pub trend: Option<Trend>,
+}
+
+/// The least-squares slope of `ys` against 0, 1, 2...; `None` for fewer than two.
+pub fn slope(ys: &[f64]) -> Option<f64> {
+    if ys.len() < 2 {
+        return None;
+    }
+    let n = ys.len() as f64;
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = ys.iter().sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (i, y) in ys.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        num += dx * (y - mean_y);
+        den += dx * dx;
+    }
+    Some(num / den)
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+fn last(xs: &[f64], n: usize) -> &[f64] {
+    &xs[xs.len().saturating_sub(n)..]
+}
+
+/// Score and trend from a learner's scores in time order.
+pub fn learner_figures(scores: &[f64]) -> LearnerFigures {
+    let recent = last(scores, ROLLING);
+    let slope = slope(last(scores, TREND_SPAN));
+    LearnerFigures {
+        score: mean(recent),
+        observations: recent.len() as u32,
+        slope,
+        trend: slope.map(|s| {
+            if s >= TREND_STEADY {
+                Trend::Rising
+            } else if s <= -TREND_STEADY {
+                Trend::Falling
+            } else {
+                Trend::Steady
+            }
+        }),
+    }
+}
+
+/// What became of one focus point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FocusOutcome {
+    /// The learner's next observation scored it [`LANDED_AT`] or more.
+    Landed,
+    /// The next observation scored it lower, or did not score it.
+    NotLanded,
+    /// Not observed again yet.
+    Pending,
+}
+
+impl FocusOutcome {
+    /// The wire name.
+    pub fn key(self) -> &'static str {
+        match self {
+            FocusOutcome::Landed => "landed",
+            FocusOutcome::NotLanded => "not_landed",
+            FocusOutcome::Pending => "pending",
+        }
+    }
+}
+
+/// The outcome of the focus point of every observation (given in time
+/// order), in one pass from the newest: each observation meets the same
+/// learner's next one at its level. Linear, so that years of history stay
+/// cheap to compute every minute.
+pub fn focus_outcomes(observations: &[Observation]) -> Vec<FocusOutcome> {
+    let mut next: HashMap<(&str, ObservationLevel), &Observation> = HashMap::new();
+    let mut out = vec![FocusOutcome::Pending; observations.len()];
+    for (i, o) in observations.iter().enumerate().rev() {
+        let key = (o.recorded.learner.as_str(), o.level());
+        out[i] = match next.get(&key) {
+            None => FocusOutcome::Pending,
+            Some(n) if n.score_of(&o.recorded.focus.behaviour).unwrap_or(0) >= LANDED_AT => {
+                FocusOutcome::Landed
+            }
+            Some(_) => FocusOutcome::NotLanded,
+        };
+        next.insert(key, o);
+    }
+    out
+}
+
+/// A coach's figures at one level.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CoachFigures {
+    /// Observations the coach made.
+    pub observations: u32,
+    /// Distinct learners observed.
+    pub learners: u32,
+    /// Learners observed again after the coach's first observation of them.
+    pub learners_measured: u32,
+    /// Mean change of the measured learners' scores (module docs).
+    pub learner_change: Option<f64>,
+    /// Mean helpfulness received.
+    pub helpfulness: Option<f64>,
+    /// Ratings received.
+    pub ratings: u32,
+    /// Focus points set.
+    pub focus_set: u32,
+    /// Focus points landed.
+    pub focus_landed: u32,
+    /// Focus points not re-observed yet.
+    pub focus_pending: u32,
+}
+
+/// The figures of `coach` as observer at `level`, from every observation
+/// in time order.
+pub fn coach_figures(
+    coach: &str,
+    level: ObservationLevel,
+    observations: &[Observation],
+) -> CoachFigures {
+    History::new(observations).coach(coach, level)
+}
+
+/// Observations in time order, indexed once per computation so that every
+/// figure is found without scanning the whole history again: years of a
+/// plant's observations are computed in milliseconds.
+struct History<'a> {
+    observations: &'a [Observation],
+    /// [`focus_outcomes`].
+    outcomes: Vec<FocusOutcome>,
+    /// Per level ([`slot`]), the indices of each learner, ascending.
+    by_learner: [HashMap<&'a str, Vec<usize>>; 2],
+    /// Per level, the indices of each observer, ascending.
+    by_coach: [HashMap<&'a str, Vec<usize>>; 2],
+}
+
+/// The index of a level in [`History`]'s maps.
+fn slot(level: ObservationLevel) -> usize {
+    match level {
+        ObservationLevel::Facilitation => 0,
+        ObservationLevel::Coaching => 1,
+    }
+}
+
+impl<'a> History<'a> {
+    fn new(observations: &'a [Observation]) -> Self {
+        let mut by_learner: [HashMap<&str, Vec<usize>>; 2] = Default::default();
+        let mut by_coach: [HashMap<&str, Vec<usize>>; 2] = Default::default();
+        for (i, o) in observations.iter().enumerate() {
+            let l = slot(o.level());
+            by_learner[l]
+                .entry(o.recorded.learner.as_str())
+                .or_default()
+                .push(i);
+            by_coach[l]
+                .entry(o.recorded.observer.as_str())
+                .or_default()
+                .push(i);
+        }
+        History {
+            observations,
+            outcomes: focus_outcomes(observations),
+            by_learner,
+            by_coach,
+        }
+    }
+
+    fn of_learner(&self, id: &str, level: ObservationLevel) -> &[usize] {
+        self.by_learner[slot(level)]
+            .get(id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn of_coach(&self, id: &str, level: ObservationLevel) -> &[usize] {
+        self.by_coach[slot(level)]
+            .get(id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The figures of `coach` as observer at `level`.
+    fn coach(&self, coach: &str, level: ObservationLevel) -> CoachFigures {
+        let observations = self.observations;
+        let mut f = CoachFigures::default();
+        let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut ratings = Vec::new();
+        for &i in self.of_coach(coach, level) {
+            let o = &observations[i];
+            f.observations += 1;
+            first_of.entry(o.recorded.learner.as_str()).or_insert(i);
+            if let Some(h) = o.helpfulness {
+                ratings.push(f64::from(h));
+            }
+            f.focus_set += 1;
+            match self.outcomes[i] {
+                FocusOutcome::Landed => f.focus_landed += 1,
+                FocusOutcome::Pending => f.focus_pending += 1,
+                FocusOutcome::NotLanded => {}
+            }
+        }
+        f.learners = first_of.len() as u32;
+        f.ratings = ratings.len() as u32;
+        f.helpfulness = mean(&ratings);
+        let mut changes = Vec::new();
+        for (learner, first) in first_of {
+            let Some(base) = observations[first].score() else {
+                continue;
+            };
+            let theirs = self.of_learner(learner, level);
+            let after: Vec<f64> = theirs[theirs.partition_point(|&j| j <= first)..]
+                .iter()
+                .filter_map(|&j| observations[j].score())
+                .collect();
+            if let Some(now) = mean(last(&after, ROLLING)) {
+                changes.push(now - base);
+            }
+        }
+        f.learners_measured = changes.len() as u32;
+        f.learner_change = mean(&changes);
+        f
+    }
+}
+
+/// One person's line on the coaching topic and in the export. Fields that
+/// do not apply to the role are `null` (empty in CSV).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Person id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Their coach (roster).
+    pub coach: Option<String>,
+    /// Their boards (roster).
+    pub boards: Vec<String>,
+    /// Whether the roster lists them (if not, role and name were inferred
+    /// from observations).
+    pub in_roster: bool,
+    /// Cadence target per window (team leaders, supervisors).
+    pub target: Option<u32>,
+    /// Observations in the window.
+    pub count_in_window: Option<u32>,
+    /// The newest observation of them.
+    pub last_observed: Option<DateTime<Utc>>,
+    /// When the window stops holding the target.
+    pub due_by: Option<DateTime<Utc>>,
+    /// Whether they are overdue now.
+    pub overdue: bool,
+    /// Seconds overdue (0 when not).
+    pub overdue_s: u64,
+    /// Rolling mean score as learner (facilitation for team leaders,
+    /// coaching for supervisors).
+    pub score: Option<f64>,
+    /// Observations in that mean.
+    pub score_observations: Option<u32>,
+    /// Score slope, points per observation.
+    pub score_slope: Option<f64>,
+    /// `rising`, `steady`, `falling`.
+    pub trend: Option<Trend>,
+    /// Observations made as coach (supervisors, managers).
+    pub coached: Option<u32>,
+    /// Distinct learners observed.
+    pub learners: Option<u32>,
+    /// Learners observed again since the first observation.
+    pub learners_measured: Option<u32>,
+    /// Mean change of those learners' scores.
+    pub learner_change: Option<f64>,
+    /// Mean helpfulness received (1-5).
+    pub helpfulness: Option<f64>,
+    /// Ratings received.
+    pub ratings: Option<u32>,
+    /// Focus points set.
+    pub focus_set: Option<u32>,
+    /// Focus points landed.
+    pub focus_landed: Option<u32>,
+    /// Focus points not re-observed yet.
+    pub focus_pending: Option<u32>,
+}
+
+/// The targets as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedTargets {
+    /// Per team leader.
+    pub team_leader: u32,
+    /// Per supervisor.
+    pub supervisor: u32,
+}
+
+/// The retained payload of `huddle/v1/{site}/coaching`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The site.
+    pub site: String,
+    /// When it was computed.
+    pub at: DateTime<Utc>,
+    /// The cadence window in days.
+    pub window_days: i64,
+    /// The cadence targets.
+    pub targets: PublishedTargets,
+    /// The coaching start (see the module docs).
+    pub since: DateTime<Utc>,
+    /// One entry per team leader, supervisor and manager: managers first,
+    /// then supervisors, then team leaders, each by id.
+    pub people: Vec<Entry>,
+}
+
+/// Rounds to three decimals: the published figures are read by people.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Adds the people that observations name but the roster does not, with
+/// the role their part implies.
+fn with_unlisted(people: &[Person], observations: &[Observation]) -> Vec<Person> {
+    let mut out = people.to_vec();
+    let mut known: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
+    for o in observations {
+        let (learner_role, observer_role) = match o.level() {
+            ObservationLevel::Facilitation => (Role::TeamLeader, Role::Supervisor),
+            ObservationLevel::Coaching => (Role::Supervisor, Role::Manager),
+        };
+        for (id, role) in [
+            (&o.recorded.learner, learner_role),
+            (&o.recorded.observer, observer_role),
+        ] {
+            if !known.contains(id) {
+                known.insert(id.clone());
+                out.push(Person {
+                    id: id.clone(),
+                    name: id.clone(),
+                    role,
+                    coach: None,
+                    boards: vec![o.board.clone()],
+                    in_roster: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The whole report at `now`. `observations` in time order ([`fold`]);
+/// those dated after `now` are left out. Team members are not listed.
+pub fn report(
+    site: &str,
+    people: &[Person],
+    observations: &[Observation],
+    targets: Targets,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Report {
+    // In time order, the past is a prefix.
+    let past = &observations[..observations.partition_point(|o| o.at <= now)];
+    let history = History::new(past);
+    let mut entries: Vec<Entry> = with_unlisted(people, past)
+        .into_iter()
+        .filter(|p| p.role != Role::Member)
+        .map(|p| entry(&p, &history, targets, since, now))
+        .collect();
+    entries.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.id.cmp(&b.id)));
+    Report {
+        site: site.to_owned(),
+        at: now,
+        window_days: targets.window.num_days(),
+        targets: PublishedTargets {
+            team_leader: targets.team_leader,
+            supervisor: targets.supervisor,
+        },
+        since,
+        people: entries,
+    }
+}
+
+fn entry(
+    p: &Person,
+    history: &History<'_>,
+    targets: Targets,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Entry {
+    let mut e = Entry {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        role: p.role,
+        coach: p.coach.clone(),
+        boards: p.boards.clone(),
+        in_roster: p.in_roster,
+        target: None,
+        count_in_window: None,
+        last_observed: None,
+        due_by: None,
+        overdue: false,
+        overdue_s: 0,
+        score: None,
+        score_observations: None,
+        score_slope: None,
+        trend: None,
+        coached: None,
+        learners: None,
+        learners_measured: None,
+        learner_change: None,
+        helpfulness: None,
+        ratings: None,
+        focus_set: None,
+        focus_landed: None,
+        focus_pending: None,
+    };
+    if let (Some(level), Some(target)) = (learns_at(p.role), targets.of(p.role)) {
+        let mine: Vec<&Observation> = history
+            .of_learner(&p.id, level)
+            .iter()
+            .map(|&i| &history.observations[i])
+            .collect();
+        let times: Vec<DateTime<Utc>> = mine.iter().map(|o| o.at).collect();
+        let c = cadence(&times, target, targets.window, since, now);
+        e.target = Some(target);
+        e.count_in_window = Some(c.count_in_window);
+        e.last_observed = c.last_observed;
+        e.due_by = c.due_by;
+        e.overdue = c.overdue(now);
+        e.overdue_s = c.overdue_s(now);
+        let scores: Vec<f64> = mine.iter().filter_map(|o| o.score()).collect();
+        let l = learner_figures(&scores);
+        e.score = l.score.map(round3);
+        e.score_observations = Some(l.observations);
+        e.score_slope = l.slope.map(round3);
+        e.trend = l.trend;
+    }
+    if let Some(level) = coaches_at(p.role) {
+        let c = history.coach(&p.id, level);
+        e.coached = Some(c.observations);
+        e.learners = Some(c.learners);
+        e.learners_measured = Some(c.learners_measured);
+        e.learner_change = c.learner_change.map(round3);
+        e.helpfulness = c.helpfulness.map(round3);
+        e.ratings = Some(c.ratings);
+        e.focus_set = Some(c.focus_set);
+        e.focus_landed = Some(c.focus_landed);
+        e.focus_pending = Some(c.focus_pending);
+    }
+    e
+}
+
+/// The payload of `huddle/v1/{site}/alert/coaching_overdue` (not retained).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueAlert {
+    /// Always `coaching_overdue`.
+    pub kind: String,
+    /// Person id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Their coach, who should observe them.
+    pub coach: Option<String>,
+    /// Their boards.
+    pub boards: Vec<String>,
+    /// The target per window.
+    pub target: u32,
+    /// Observations in the window.
+    pub count_in_window: u32,
+    /// Since when they are overdue.
+    pub overdue_since: DateTime<Utc>,
+    /// When this was noticed.
+    pub at: DateTime<Utc>,
+}
+
+/// The people overdue in `current` who were not overdue (or not listed) in
+/// `previous`: one alert per transition into overdue. Without a previous
+/// report (the first computation after a start) nobody is alerted: the
+/// retained topic already shows who is overdue, and a restart must not
+/// repeat every alert.
+pub fn newly_overdue(previous: Option<&Report>, current: &Report) -> Vec<OverdueAlert> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let was: BTreeSet<&str> = previous
+        .people
+        .iter()
+        .filter(|e| e.overdue)
+        .map(|e| e.id.as_str())
+        .collect();
+    current
+        .people
+        .iter()
+        .filter(|e| e.overdue && !was.contains(e.id.as_str()))
+        .filter_map(|e| {
+            Some(OverdueAlert {
+                kind: crate::topic::ALERT_COACHING_OVERDUE.into(),
+                id: e.id.clone(),
+                name: e.name.clone(),
+                role: e.role,
+                coach: e.coach.clone(),
+                boards: e.boards.clone(),
+                target: e.target?,
+                count_in_window: e.count_in_window?,
+                overdue_since: e.due_by?,
+                at: current.at,
+            })
+        })
+        .collect()
+}
+
+/// The columns of `export --what observations --format csv`.
+pub const OBSERVATION_COLUMNS: [&str; 21] = [
+    "observation_id",
+    "level",
+    "board",
+    "seq",
+    "at",
+    "observer",
+    "learner",
+    "huddle_id",
+    "self_view",
+    "score",
+    "scores",
+    "strength",
+    "strength_note",
+    "focus",
+    "focus_note",
+    "trigger",
+    "reobserve_on",
+    "acknowledged",
+    "helpfulness",
+    "acknowledged_at",
+    "focus_outcome",
+];
+
+fn self_view_key(v: SelfView) -> &'static str {
+    match v {
+        SelfView::WentWell => "went_well",
+        SelfView::SoSo => "so_so",
+        SelfView::Badly => "badly",
+    }
+}
+
+fn level_key(l: ObservationLevel) -> &'static str {
+    match l {
+        ObservationLevel::Facilitation => "facilitation",
+        ObservationLevel::Coaching => "coaching",
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    crate::store::ts(t)
+}
+
+fn scores_text(scores: &[BehaviourScore]) -> String {
+    scores
+        .iter()
+        .map(|s| format!("{}={}", s.behaviour, s.score))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn pick(p: &Pick) -> (String, String) {
+    (p.behaviour.clone(), p.note.clone())
+}
+
+/// One export row per observation (columns [`OBSERVATION_COLUMNS`]), in
+/// time order.
+pub fn observation_rows(observations: &[Observation]) -> Vec<Vec<String>> {
+    let outcomes = focus_outcomes(observations);
+    observations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let r = &o.recorded;
+            let (strength, strength_note) = pick(&r.strength);
+            let (focus, focus_note) = pick(&r.focus);
+            vec![
+                r.observation_id.clone(),
+                level_key(r.level).into(),
+                o.board.clone(),
+                o.seq.to_string(),
+                time(o.at),
+                r.observer.clone(),
+                r.learner.clone(),
+                r.huddle_id.clone().unwrap_or_default(),
+                self_view_key(r.self_view).into(),
+                o.score().map(|s| round3(s).to_string()).unwrap_or_default(),
+                scores_text(&r.scores),
+                strength,
+                strength_note,
+                focus,
+                focus_note,
+                r.trigger.clone(),
+                date(r.reobserve_on),
+                o.helpfulness.is_some().to_string(),
+                o.helpfulness.map(|h| h.to_string()).unwrap_or_default(),
+                o.acknowledged_at.map(time).unwrap_or_default(),
+                outcomes[i].key().into(),
+            ]
+        })
+        .collect()
+}
+
+/// The columns of `export --what coaching --format csv`: the fields of
+/// [`Entry`], `boards` joined by `;`.
+pub const COACHING_COLUMNS: [&str; 27] = [
+    "id",
+    "name",
+    "role",
+    "coach",
+    "boards",
+    "in_roster",
+    "target",
+    "count_in_window",
+    "last_observed",
+    "due_by",
+    "overdue",
+    "overdue_s",
+    "score",
+    "score_observations",
+    "score_slope",
+    "trend",
+    "coached",
+    "learners",
+    "learners_measured",
+    "learner_change",
+    "helpfulness",
+    "ratings",
+    "focus_set",
+    "focus_landed",
+    "focus_pending",
+    "window_days",
+    "at",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// One export row per entry of the report (columns [`COACHING_COLUMNS`]).
+pub fn coaching_rows(report: &Report) -> Vec<Vec<String>> {
+    report
+        .people
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.clone(),
+                e.name.clone(),
+                e.role.key().into(),
+                opt(e.coach.as_ref()),
+                e.boards.join(";"),
+                e.in_roster.to_string(),
+                opt(e.target),
+                opt(e.count_in_window),
+                opt(e.last_observed.map(time)),
+                opt(e.due_by.map(time)),
+                e.overdue.to_string(),
+                e.overdue_s.to_string(),
+                opt(e.score),
+                opt(e.score_observations),
+                opt(e.score_slope),
+                opt(e.trend.map(Trend::key)),
+                opt(e.coached),
+                opt(e.learners),
+                opt(e.learners_measured),
+                opt(e.learner_change),
+                opt(e.helpfulness),
+                opt(e.ratings),
+                opt(e.focus_set),
+                opt(e.focus_landed),
+                opt(e.focus_pending),
+                report.window_days.to_string(),
+                time(report.at),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{COACHING, FACILITATION};
+    use crate::payload::{RosterMessage, RosterPerson};
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 2, 6, 0, 0).unwrap()
+    }
+
+    fn day(d: f64) -> DateTime<Utc> {
+        t0() + Duration::seconds((d * 86_400.0) as i64)
+    }
+
+    fn targets() -> Targets {
+        Targets {
+            team_leader: 2,
+            supervisor: 1,
+            window: Duration::days(7),
+        }
+    }
+
+    /// A recorded observation where every behaviour scores `base` except
+    /// those in `scores`; its acknowledgement when `helpfulness` is given.
+    #[derive(Clone)]
+    struct Obs<'a> {
+        id: &'a str,
+        level: ObservationLevel,
+        observer: &'a str,
+        learner: &'a str,
+        at: DateTime<Utc>,
+        base: u8,
+        scores: &'a [(&'a str, u8)],
+        focus: &'a str,
+        helpfulness: Option<u8>,
+    }
+
+    fn events(list: &[Obs<'_>]) -> Vec<StoredCoachingEvent> {
+        let mut out = Vec::new();
+        for (i, o) in list.iter().enumerate() {
+            let seq = 2 * i as u64 + 1;
+            let scores = o
+                .level
+                .behaviours()
+                .iter()
+                .map(|b| BehaviourScore {
+                    behaviour: (*b).into(),
+                    score: o
+                        .scores
+                        .iter()
+                        .find(|(k, _)| k == b)
+                        .map_or(o.base, |(_, s)| *s),
+                })
+                .collect();
+            out.push(StoredCoachingEvent {
+                board: "b1".into(),
+                seq,
+                at: o.at,
+                event: CoachingEvent::Recorded(ObservationRecorded {
+                    observation_id: o.id.into(),
+                    level: o.level,
+                    observer: o.observer.into(),
+                    learner: o.learner.into(),
+                    huddle_id: None,
+                    self_view: SelfView::SoSo,
+                    scores,
+                    strength: Pick {
+                        behaviour: o.level.behaviours()[0].into(),
+                        note: String::new(),
+                    },
+                    focus: Pick {
+                        behaviour: o.focus.into(),
+                        note: "note".into(),
+                    },
+                    trigger: "when".into(),
+                    reobserve_on: o.at.date_naive(),
+                }),
+            });
+            if let Some(h) = o.helpfulness {
+                out.push(StoredCoachingEvent {
+                    board: "b1".into(),
+                    seq: seq + 1,
+                    at: o.at,
+                    event: CoachingEvent::Acknowledged(ObservationAcknowledged {
+                        observation_id: o.id.into(),
+                        learner: o.learner.into(),
+                        helpfulness: h,
+                    }),
+                });
+            }
+        }
+        out
+    }
+
+    fn fac<'a>(id: &'a str, observer: &'a str, learner: &'a str, at: DateTime<Utc>) -> Obs<'a> {
+        Obs {
+            id,
+            level: ObservationLevel::Facilitation,
+            observer,
+            learner,
+            at,
+            base: 3,
+            scores: &[],
+            focus: "parked_discussions",
+            helpfulness: Some(4),
+        }
+    }
+
+    fn person(id: &str, role: Role, coach: Option<&str>) -> Person {
+        Person {
+            id: id.into(),
+            name: format!("Name {id}"),
+            role,
+            coach: coach.map(Into::into),
+            boards: vec!["b1".into()],
+            in_roster: true,
+        }
+    }
+
+    fn roster() -> Vec<Person> {
+        vec![
+            person("tl1", Role::TeamLeader, Some("sv1")),
+            person("tl2", Role::TeamLeader, Some("sv1")),
+            person("sv1", Role::Supervisor, Some("mg1")),
+            person("sv2", Role::Supervisor, Some("mg1")),
+            person("mg1", Role::Manager, None),
+            person("m01", Role::Member, Some("tl1")),
+        ]
+    }
+
+    fn entry_of<'a>(r: &'a Report, id: &str) -> &'a Entry {
+        r.people.iter().find(|e| e.id == id).expect(id)
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn cadence_crosses_into_overdue_and_back() {
+        let w = Duration::days(7);
+        let times = [day(1.0), day(3.0)];
+        let c = cadence(&times, 2, w, t0(), day(5.0));
+        assert_eq!(c.count_in_window, 2);
+        assert_eq!(
+            c.due_by,
+            Some(day(8.0)),
+            "the window stops holding 2 at day 1 + 7"
+        );
+        assert!(!c.overdue(day(5.0)));
+        // Exactly at day 8 the observation of day 1 has left (now - W, now].
+        let c = cadence(&times, 2, w, t0(), day(8.0));
+        assert_eq!(c.count_in_window, 1);
+        assert!(c.overdue(day(8.0)));
+        assert_eq!(c.overdue_s(day(8.0)), 0);
+        let late = day(8.0) + Duration::hours(1);
+        assert_eq!(cadence(&times, 2, w, t0(), late).overdue_s(late), 3600);
+        // A new observation brings them back.
+        let times = [day(1.0), day(3.0), day(8.0) + Duration::hours(2)];
+        let back = day(8.0) + Duration::hours(3);
+        let c = cadence(&times, 2, w, t0(), back);
+        assert_eq!(c.count_in_window, 2);
+        assert_eq!(c.due_by, Some(day(10.0)));
+        assert!(!c.overdue(back));
+        assert_eq!(c.last_observed, Some(day(8.0) + Duration::hours(2)));
+        // An observation dated in the future does not count yet.
+        let c = cadence(&[day(20.0)], 1, w, t0(), day(5.0));
+        assert_eq!((c.count_in_window, c.last_observed), (0, None));
+        // A target of 0 is never overdue.
+        assert!(!cadence(&[], 0, w, t0(), day(400.0)).overdue(day(400.0)));
+    }
+
+    #[test]
+    fn overdue_alerts_once_per_transition() {
+        let history = [
+            fac("o1", "sv1", "tl1", day(1.0)),
+            fac("o2", "sv1", "tl1", day(3.0)),
+        ];
+        let folded = fold(events(&history));
+        assert!(folded.problems.is_empty(), "{:?}", folded.problems);
+        let people = roster();
+        let at = |now| {
+            report(
+                "plant1",
+                &people,
+                &folded.observations,
+                targets(),
+                t0(),
+                now,
+            )
+        };
+        let first = at(day(5.0));
+        assert!(!entry_of(&first, "tl1").overdue);
+        assert!(newly_overdue(None, &first).is_empty(), "nothing at start");
+        let crossed = at(day(8.0) + Duration::minutes(1));
+        let tl1 = entry_of(&crossed, "tl1");
+        assert!(tl1.overdue);
+        assert_eq!(tl1.overdue_s, 60);
+        let alerts = newly_overdue(Some(&first), &crossed);
+        let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        // tl2 and sv1 were never observed: one window of grace from the
+        // coaching start, overdue since day 7.
+        assert!(
+            ids.contains(&"tl1") && ids.contains(&"tl2") && ids.contains(&"sv1"),
+            "{ids:?}"
+        );
+        assert!(!ids.contains(&"mg1") && !ids.contains(&"m01"));
+        let a = alerts.iter().find(|a| a.id == "tl1").unwrap();
+        assert_eq!(
+            (a.overdue_since, a.count_in_window, a.target),
+            (day(8.0), 1, 2)
+        );
+        assert_eq!(a.coach.as_deref(), Some("sv1"));
+        let later = at(day(8.0) + Duration::minutes(2));
+        assert!(
+            newly_overdue(Some(&crossed), &later).is_empty(),
+            "not every minute"
+        );
+
+        // Observed again: back; then overdue again, alerted again.
+        let mut history = history.to_vec();
+        history.push(fac("o3", "sv1", "tl1", day(8.5)));
+        let folded = fold(events(&history));
+        let at = |now| {
+            report(
+                "plant1",
+                &people,
+                &folded.observations,
+                targets(),
+                t0(),
+                now,
+            )
+        };
+        let back = at(day(9.0));
+        assert!(!entry_of(&back, "tl1").overdue);
+        let again = at(day(10.5));
+        assert!(entry_of(&again, "tl1").overdue);
+        let alerts = newly_overdue(Some(&back), &again);
+        assert_eq!(alerts.iter().filter(|a| a.id == "tl1").count(), 1);
+        assert_eq!(alerts[0].overdue_since, day(10.0));
+    }
+
+    #[test]
+    fn a_learner_with_no_observations_yet() {
+        let people = roster();
+        let r = report("plant1", &people, &[], targets(), t0(), day(6.0));
+        let tl = entry_of(&r, "tl1");
+        assert_eq!(tl.count_in_window, Some(0));
+        assert_eq!(tl.last_observed, None);
+        assert_eq!(tl.due_by, Some(day(7.0)), "one window of grace");
+        assert!(!tl.overdue);
+        assert_eq!(
+            (tl.score, tl.score_observations, tl.trend),
+            (None, Some(0), None)
+        );
+        let sv = entry_of(&r, "sv1");
+        assert_eq!(
+            (sv.coached, sv.learners, sv.learner_change),
+            (Some(0), Some(0), None)
+        );
+        assert_eq!(
+            (sv.helpfulness, sv.ratings, sv.focus_set),
+            (None, Some(0), Some(0))
+        );
+        let r = report(
+            "plant1",
+            &people,
+            &[],
+            targets(),
+            t0(),
+            day(7.0) + Duration::seconds(10),
+        );
+        assert_eq!(entry_of(&r, "tl1").overdue_s, 10);
+        // Members are not listed; managers have no cadence.
+        assert!(r.people.iter().all(|e| e.role != Role::Member));
+        let mg = entry_of(&r, "mg1");
+        assert_eq!(
+            (mg.target, mg.count_in_window, mg.overdue),
+            (None, None, false)
+        );
+        let roles: Vec<Role> = r.people.iter().map(|e| e.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::Manager,
+                Role::Supervisor,
+                Role::Supervisor,
+                Role::TeamLeader,
+                Role::TeamLeader
+            ]
+        );
+    }
+
+    #[test]
+    fn focus_points_land_fail_or_wait() {
+        let history = [
+            Obs {
+                focus: "parked_discussions",
+                scores: &[("parked_discussions", 2)],
+                ..fac("o1", "sv1", "tl1", day(1.0))
+            },
+            // Re-observed at 3: o1's focus landed. Sets board_prepared.
+            Obs {
+                focus: "board_prepared",
+                scores: &[("parked_discussions", 3), ("board_prepared", 1)],
+                ..fac("o2", "sv1", "tl1", day(3.0))
+            },
+            // Another coach re-observes: board_prepared at 2, not landed.
+            Obs {
+                focus: "story_from_data",
+                scores: &[("board_prepared", 2)],
+                ..fac("o3", "sv2", "tl1", day(5.0))
+            },
+            // tl2's focus is not re-observed yet: pending.
+            fac("o4", "sv1", "tl2", day(5.0)),
+        ];
+        let folded = fold(events(&history));
+        let o = &folded.observations;
+        let outcomes = focus_outcomes(o);
+        assert_eq!(
+            outcomes,
+            [
+                FocusOutcome::Landed,
+                FocusOutcome::NotLanded,
+                FocusOutcome::Pending,
+                FocusOutcome::Pending
+            ]
+        );
+        let sv1 = coach_figures("sv1", ObservationLevel::Facilitation, o);
+        assert_eq!(
+            (sv1.focus_set, sv1.focus_landed, sv1.focus_pending),
+            (3, 1, 1),
+            "one landed, one not landed, one pending (not failed)"
+        );
+        let sv2 = coach_figures("sv2", ObservationLevel::Facilitation, o);
+        assert_eq!(
+            (sv2.focus_set, sv2.focus_landed, sv2.focus_pending),
+            (1, 0, 1)
+        );
+        let rows = observation_rows(o);
+        assert_eq!(rows[0][20], "landed");
+        assert_eq!(rows[1][20], "not_landed");
+        assert_eq!(rows[2][20], "pending");
+    }
+
+    #[test]
+    fn trend_sign_and_rolling_score() {
+        let up = learner_figures(&[2.0, 2.5, 3.0]);
+        assert_eq!(up.trend, Some(Trend::Rising));
+        assert!(close(up.slope, 0.5));
+        assert!(close(up.score, 2.5));
+        let down = learner_figures(&[3.5, 3.0, 2.0]);
+        assert_eq!(down.trend, Some(Trend::Falling));
+        assert!(close(down.slope, -0.75));
+        assert_eq!(learner_figures(&[3.0, 3.0, 3.0]).trend, Some(Trend::Steady));
+        assert_eq!(
+            learner_figures(&[3.0]).trend,
+            None,
+            "one point has no slope"
+        );
+        // The score rolls over the last 4; the trend looks at the last 8.
+        let l = learner_figures(&[1.0, 1.0, 4.0, 4.0, 4.0, 4.0]);
+        assert!(close(l.score, 4.0));
+        assert_eq!(l.observations, 4);
+        assert_eq!(l.trend, Some(Trend::Rising));
+
+        // Through the report: tl1's scores go 2, 3, 4.
+        let history = [
+            Obs {
+                base: 2,
+                ..fac("o1", "sv1", "tl1", day(1.0))
+            },
+            Obs {
+                base: 3,
+                ..fac("o2", "sv1", "tl1", day(2.0))
+            },
+            Obs {
+                base: 4,
+                ..fac("o3", "sv1", "tl1", day(3.0))
+            },
+        ];
+        let folded = fold(events(&history));
+        let r = report(
+            "plant1",
+            &roster(),
+            &folded.observations,
+            targets(),
+            t0(),
+            day(4.0),
+        );
+        let tl = entry_of(&r, "tl1");
+        assert_eq!(tl.trend, Some(Trend::Rising));
+        assert_eq!(
+            (tl.score, tl.score_slope, tl.score_observations),
+            (Some(3.0), Some(1.0), Some(3))
+        );
+    }
+
+    #[test]
+    fn helpfulness_means_and_learner_change_per_coach() {
+        let history = [
+            Obs {
+                base: 2,
+                helpfulness: Some(4),
+                ..fac("o1", "sv1", "tl1", day(1.0))
+            },
+            Obs {
+                base: 3,
+                helpfulness: Some(5),
+                ..fac("o2", "sv1", "tl1", day(2.0))
+            },
+            // Recorded, not yet acknowledged: counted, not rated.
+            Obs {
+                base: 4,
+                helpfulness: None,
+                ..fac("o3", "sv2", "tl1", day(3.0))
+            },
+            Obs {
+                base: 3,
+                helpfulness: Some(2),
+                ..fac("o4", "sv1", "tl2", day(3.0))
+            },
+        ];
+        let folded = fold(events(&history));
+        let o = &folded.observations;
+        assert_eq!(o[2].helpfulness, None);
+        let sv1 = coach_figures("sv1", ObservationLevel::Facilitation, o);
+        assert_eq!((sv1.observations, sv1.learners, sv1.ratings), (3, 2, 3));
+        assert!(close(sv1.helpfulness, 11.0 / 3.0));
+        // tl1: first by sv1 at 2.0, since then 3 and 4: mean 3.5, change 1.5;
+        // tl2 not observed again: not measured.
+        assert_eq!(sv1.learners_measured, 1);
+        assert!(close(sv1.learner_change, 1.5));
+        let sv2 = coach_figures("sv2", ObservationLevel::Facilitation, o);
+        assert_eq!(
+            (sv2.ratings, sv2.helpfulness, sv2.learner_change),
+            (0, None, None)
+        );
+        let r = report("plant1", &roster(), o, targets(), t0(), day(4.0));
+        assert_eq!(entry_of(&r, "sv1").helpfulness, Some(3.667));
+        assert_eq!(entry_of(&r, "tl1").count_in_window, Some(3));
+    }
+
+    #[test]
+    fn the_same_one_level_up_for_managers() {
+        let coaching = |id, learner, at, base, focus_score, h| Obs {
+            id,
+            level: ObservationLevel::Coaching,
+            observer: "mg1",
+            learner,
+            at,
+            base,
+            scores: focus_score,
+            focus: "asked_not_told",
+            helpfulness: h,
+        };
+        let history = [
+            coaching("c1", "sv1", day(1.0), 2, &[("asked_not_told", 1)], Some(3)),
+            coaching("c2", "sv1", day(4.0), 3, &[("asked_not_told", 4)], Some(5)),
+            // A facilitation observation by sv1 does not count for sv1's
+            // cadence as learner.
+            fac("o1", "sv1", "tl1", day(4.5)),
+        ];
+        let folded = fold(events(&history));
+        let r = report(
+            "plant1",
+            &roster(),
+            &folded.observations,
+            targets(),
+            t0(),
+            day(5.0),
+        );
+        let mg = entry_of(&r, "mg1");
+        assert_eq!(
+            (mg.coached, mg.learners, mg.learners_measured),
+            (Some(2), Some(1), Some(1))
+        );
+        assert_eq!((mg.helpfulness, mg.ratings), (Some(4.0), Some(2)));
+        assert_eq!(
+            (mg.focus_set, mg.focus_landed, mg.focus_pending),
+            (Some(2), Some(1), Some(1))
+        );
+        let first = mean_score(&folded.observations[0].recorded.scores).unwrap();
+        let second = mean_score(&folded.observations[1].recorded.scores).unwrap();
+        assert_eq!(mg.learner_change, Some(round3(second - first)));
+        let sv1 = entry_of(&r, "sv1");
+        assert_eq!(
+            (sv1.count_in_window, sv1.target, sv1.overdue),
+            (Some(2), Some(1), false)
+        );
+        assert_eq!(sv1.score_observations, Some(2));
+        assert_eq!(sv1.coached, Some(1), "and sv1's own coaching of tl1");
+        assert_eq!(COACHING.len(), 8);
+        assert_eq!(FACILITATION.len(), 9);
+    }
+
+    #[test]
+    fn fold_joins_acknowledgements_and_names_what_it_cannot_count() {
+        let mut ev = events(&[
+            fac("o1", "sv1", "tl1", day(1.0)),
+            fac("o2", "sv1", "tl1", day(2.0)),
+        ]);
+        // The acknowledgement first: still joined.
+        ev.swap(0, 1);
+        // A second recording of o2 elsewhere, an acknowledgement by the
+        // wrong person, a rating of 9, a score of 7, a self-observation.
+        let mut dup = ev[2].clone();
+        dup.seq = 40;
+        ev.push(dup);
+        let mut wrong = ev[3].clone();
+        if let CoachingEvent::Acknowledged(a) = &mut wrong.event {
+            a.learner = "tl2".into();
+        }
+        ev.insert(0, wrong);
+        let mut nine = ev[1].clone();
+        if let CoachingEvent::Acknowledged(a) = &mut nine.event {
+            a.helpfulness = 9;
+        }
+        ev.insert(0, nine);
+        let mut bad = events(&[Obs {
+            base: 7,
+            ..fac("o3", "sv1", "tl1", day(3.0))
+        }]);
+        let mut selfie = events(&[fac("o4", "tl1", "tl1", day(3.0))]);
+        ev.append(&mut bad);
+        ev.append(&mut selfie);
+        let f = fold(ev);
+        let ids: Vec<&str> = f
+            .observations
+            .iter()
+            .map(|o| o.recorded.observation_id.as_str())
+            .collect();
+        assert_eq!(ids, ["o1", "o2"]);
+        assert_eq!(f.observations[0].helpfulness, Some(4));
+        assert_eq!(f.observations[0].acknowledged_at, Some(day(1.0)));
+        assert_eq!(f.problems.len(), 5, "{:#?}", f.problems);
+        assert!(f
+            .problems
+            .iter()
+            .any(|p| p.contains("seq 40") && p.contains("already recorded")));
+        assert!(f
+            .problems
+            .iter()
+            .any(|p| p.contains("the learner is `tl1`")));
+        assert!(f.problems.iter().any(|p| p.contains("helpfulness 9")));
+        assert!(f.problems.iter().any(|p| p.contains("score 7")));
+        assert!(f.problems.iter().any(|p| p.contains("observed themselves")));
+    }
+
+    #[test]
+    fn people_from_rosters_and_from_observations() {
+        let rp = |id: &str, role, coach: Option<&str>| RosterPerson {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role,
+            coach: coach.map(Into::into),
+            badge_hashes: vec![],
+        };
+        let board = |b: &str, people| BoardRoster {
+            area: "a".into(),
+            message: RosterMessage {
+                board: b.into(),
+                issued_at: t0(),
+                people,
+            },
+        };
+        let rosters = [
+            board(
+                "b2",
+                vec![
+                    rp("sv1", Role::Supervisor, Some("mg1")),
+                    rp("tl2", Role::TeamLeader, Some("sv1")),
+                ],
+            ),
+            board(
+                "b1",
+                vec![
+                    rp("sv1", Role::Supervisor, Some("mg1")),
+                    rp("tl1", Role::TeamLeader, Some("sv1")),
+                ],
+            ),
+        ];
+        let people = people_from_rosters(&rosters);
+        let sv1 = people.iter().find(|p| p.id == "sv1").unwrap();
+        assert_eq!(sv1.boards, ["b1", "b2"]);
+        assert_eq!(people.len(), 3);
+        // Observations naming people the roster lacks: listed, inferred.
+        let folded = fold(events(&[fac("o1", "sv9", "tl9", day(1.0))]));
+        let r = report(
+            "plant1",
+            &people,
+            &folded.observations,
+            targets(),
+            t0(),
+            day(2.0),
+        );
+        let tl9 = entry_of(&r, "tl9");
+        assert_eq!(
+            (tl9.role, tl9.in_roster, tl9.name.as_str()),
+            (Role::TeamLeader, false, "tl9")
+        );
+        assert_eq!(entry_of(&r, "sv9").role, Role::Supervisor);
+        let rows = coaching_rows(&r);
+        assert!(rows.iter().all(|row| row.len() == COACHING_COLUMNS.len()));
+        assert!(observation_rows(&folded.observations)
+            .iter()
+            .all(|row| row.len() == OBSERVATION_COLUMNS.len()));
+    }
+}

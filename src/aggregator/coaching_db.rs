@@ -1,0 +1,273 @@
+//! The coaching loop's reads of the aggregator's SQLite file: the stored
+//! `observation.*` events and the coaching start. Read only: the ingest
+//! writer owns every write, and this is a second connection (WAL lets it
+//! read while the writer commits), so computing the figures never holds
+//! up ingest.
+//!
+//! [`MIGRATION`] (one entry of [`super::store::MIGRATIONS`]) adds a
+//! *partial* index on `events.kind` that holds only the two observation
+//! kinds: reading them costs a few index pages however many events the
+//! file holds, and inserting any other event costs the index nothing but
+//! the test of its `WHERE`. It also records the coaching start (the
+//! moment the migration ran: the first start of an aggregator with
+//! coaching), from which a person never observed gets one window of grace.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::coaching::{fold, CoachingEvent, Folded, StoredCoachingEvent};
+use super::store::StoreError;
+use crate::event::Event;
+use crate::store::parse_ts;
+
+/// The schema step that the coaching loop adds (an entry of
+/// [`super::store::MIGRATIONS`]).
+pub const MIGRATION: &str = "CREATE INDEX events_observations ON events (kind)
+         WHERE kind IN ('observation.recorded', 'observation.acknowledged');
+     CREATE TABLE coaching_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     INSERT INTO coaching_meta (key, value)
+         VALUES ('since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));";
+
+/// The query the partial index serves (its `WHERE` must be the index's).
+const OBSERVATION_EVENTS: &str = "SELECT board, seq, at, clock_synced, received_at, kind, data
+     FROM events INDEXED BY events_observations
+     WHERE kind IN ('observation.recorded', 'observation.acknowledged')";
+
+/// A read-only connection to the aggregator's file.
+pub struct CoachingDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl CoachingDb {
+    /// Opens the file read-only. It must exist and be migrated
+    /// ([`super::store::Store::open`] first).
+    pub fn open(path: &Path) -> Result<CoachingDb, StoreError> {
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        Ok(CoachingDb {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The coaching start recorded by [`MIGRATION`].
+    pub fn since(&self) -> Result<DateTime<Utc>, StoreError> {
+        let text: String = self
+            .conn
+            .query_row(
+                "SELECT value FROM coaching_meta WHERE key = 'since'",
+                params![],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        parse_ts(&text).ok_or_else(|| {
+            self.err(rusqlite::Error::InvalidColumnType(
+                0,
+                format!("coaching_meta.since = `{text}` is not a UTC time"),
+                rusqlite::types::Type::Text,
+            ))
+        })
+    }
+
+    /// Every stored observation, joined with its acknowledgement, in time
+    /// order; events that cannot be used are named in `problems`.
+    pub fn observations(&self) -> Result<Folded, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(OBSERVATION_EVENTS)
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut events = Vec::new();
+        let mut problems = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (board, seq, at, synced, received, kind, data) = (|| {
+                Ok::<_, rusqlite::Error>((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)? != 0,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })()
+            .map_err(|e| self.err(e))?;
+            match decode(&kind, &data, &at, synced, &received) {
+                Ok((at, event)) => events.push(StoredCoachingEvent {
+                    board,
+                    seq,
+                    at,
+                    event,
+                }),
+                Err(why) => problems.push(format!("board {board} seq {seq}: {why}")),
+            }
+        }
+        let mut folded = fold(events);
+        problems.append(&mut folded.problems);
+        folded.problems = problems;
+        Ok(folded)
+    }
+}
+
+/// One stored row into the time it counts from and the event. The
+/// validator let only well-formed payloads in; this still refuses to
+/// panic on a file edited by hand.
+fn decode(
+    kind: &str,
+    data: &str,
+    at: &str,
+    clock_synced: bool,
+    received_at: &str,
+) -> Result<(DateTime<Utc>, CoachingEvent), String> {
+    let when = if clock_synced { at } else { received_at };
+    let when = parse_ts(when).ok_or_else(|| format!("time `{when}` is not UTC"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    match Event::from_parts(kind, &value).map_err(|e| format!("not a {kind}: {e}"))? {
+        Event::ObservationRecorded(r) => Ok((when, CoachingEvent::Recorded(r))),
+        Event::ObservationAcknowledged(a) => Ok((when, CoachingEvent::Acknowledged(a))),
+        _ => Err(format!("kind {kind} is not an observation")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::store::{Input, Store};
+    use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, FACILITATION};
+    use crate::event::{Envelope, NeedRef, ObservationAcknowledged, ObservationRecorded};
+    use chrono::{NaiveDate, TimeZone};
+
+    fn at(min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 6, min, 0).unwrap()
+    }
+
+    fn ev(e: Envelope) -> Input {
+        Input::Event {
+            area: "assembly".into(),
+            envelope: e,
+        }
+    }
+
+    fn recorded(id: &str) -> Event {
+        Event::ObservationRecorded(ObservationRecorded {
+            observation_id: id.into(),
+            level: ObservationLevel::Facilitation,
+            observer: "p07".into(),
+            learner: "p01".into(),
+            huddle_id: Some("h1".into()),
+            self_view: SelfView::WentWell,
+            scores: FACILITATION
+                .iter()
+                .map(|b| BehaviourScore {
+                    behaviour: (*b).into(),
+                    score: 3,
+                })
+                .collect(),
+            strength: Pick {
+                behaviour: "story_from_data".into(),
+                note: String::new(),
+            },
+            focus: Pick {
+                behaviour: "parked_discussions".into(),
+                note: String::new(),
+            },
+            trigger: "after two minutes".into(),
+            reobserve_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        })
+    }
+
+    #[test]
+    fn reads_observations_through_the_partial_index_and_the_coaching_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agg.db");
+        let mut store = Store::open(&path).unwrap();
+        let need = Event::NeedClosed(NeedRef {
+            need_id: "n".into(),
+            by: None,
+        });
+        let ack = Event::ObservationAcknowledged(ObservationAcknowledged {
+            observation_id: "o1".into(),
+            learner: "p01".into(),
+            helpfulness: 5,
+        });
+        store
+            .apply(
+                &[
+                    ev(Envelope::new("b1", 1, at(1), true, &need)),
+                    ev(Envelope::new("b1", 2, at(2), true, &recorded("o1"))),
+                    ev(Envelope::new("b1", 3, at(2), true, &ack)),
+                    // An unsynchronised board clock: the receipt time counts.
+                    ev(Envelope::new("b2", 1, at(50), false, &recorded("o2"))),
+                ],
+                at(5),
+            )
+            .unwrap();
+        let db = CoachingDb::open(&path).unwrap();
+        let since = db.since().unwrap();
+        assert!((Utc::now() - since).num_seconds().abs() < 60, "{since}");
+        let f = db.observations().unwrap();
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        let ids: Vec<(&str, DateTime<Utc>)> = f
+            .observations
+            .iter()
+            .map(|o| (o.recorded.observation_id.as_str(), o.at))
+            .collect();
+        assert_eq!(ids, [("o1", at(2)), ("o2", at(5))]);
+        assert_eq!(f.observations[0].helpfulness, Some(5));
+        assert_eq!(f.observations[1].helpfulness, None);
+
+        let plan: Vec<String> = db
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {OBSERVATION_EVENTS}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("events_observations")),
+            "{plan:?}"
+        );
+        // Read-only: the writer owns every write.
+        assert!(db
+            .conn
+            .execute("DELETE FROM coaching_meta", params![])
+            .is_err());
+        // The start survives a reopen.
+        drop(store);
+        Store::open(&path).unwrap();
+        assert_eq!(CoachingDb::open(&path).unwrap().since().unwrap(), since);
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let e = CoachingDb::open(Path::new("/nonexistent/agg.db"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent/agg.db"), "{e}");
+    }
+}

@@ -1,0 +1,298 @@
+//! The coaching loop's shell: one thread that computes the figures of
+//! [`super::coaching`] and publishes them, and the exports.
+//!
+//! ```text
+//!  writer thread --pulse after a commit with observation.*--+
+//!  MQTT loop     --pulse after every ConnAck----------------+--> coaching thread
+//!  timer (coaching.recompute_s) ----------------------------+     | read (own connection)
+//!                                                                 | roster file (on mtime change)
+//!                                                                 | rules (pure)
+//!                                                                 +--> client.publish: coaching (retained),
+//!                                                                      alert/coaching_overdue (not retained)
+//! ```
+//!
+//! - **Never blocks ingest.** The writer only sends a unit on a channel;
+//!   the thread reads with its own read-only connection (WAL) and
+//!   publishes through its own handle on the MQTT client. Pulses that
+//!   arrive while it computes are merged into one more computation.
+//! - **When.** At start, after every commit that stored an
+//!   `observation.*` event, after every (re)connection (the broker may have
+//!   lost the retained message), and every `coaching.recompute_s` seconds
+//!   (overdue grows with time alone).
+//! - **Alerts** once per transition into overdue ([`newly_overdue`]): the
+//!   thread keeps the previous report in memory; the first report after a
+//!   start alerts nobody.
+//! - **The roster** is read again when the file's modification time
+//!   changes; a file that turns bad is logged and the last good one stays
+//!   (the roster task says the same for the boards).
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, QoS};
+
+use super::coaching::{
+    self, coaching_rows, newly_overdue, observation_rows, people_from_rosters, Person, Report,
+    Targets, COACHING_COLUMNS, OBSERVATION_COLUMNS,
+};
+use super::coaching_db::CoachingDb;
+use super::roster::{self, RosterError};
+use super::store::{Input, Store, StoreError};
+use crate::config::AggregatorConfig;
+use crate::topic::SiteTopics;
+
+/// A publication that does not leave the client's queue in this time is
+/// given up (and made again at the next computation).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the coaching figures cannot be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoachingError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The roster file.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    /// The thread could not be started.
+    #[error("cannot start the coaching thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Wakes the coaching thread. Cheap and never blocking; when every
+/// trigger is dropped the thread ends.
+#[derive(Clone)]
+pub struct Trigger(mpsc::Sender<()>);
+
+impl Trigger {
+    /// Asks for a computation (merged with any already asked for).
+    pub fn pulse(&self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Whether a group commit holds coaching events (the writer's test).
+pub fn touches(inputs: &[Input]) -> bool {
+    inputs.iter().any(
+        |i| matches!(i, Input::Event { envelope, .. } if envelope.kind.starts_with("observation.")),
+    )
+}
+
+/// The roster's people, read again when the file changes.
+struct RosterCache {
+    file: Option<PathBuf>,
+    mtime: Option<DateTime<Utc>>,
+    people: Vec<Person>,
+}
+
+impl RosterCache {
+    fn new(file: Option<PathBuf>) -> Self {
+        RosterCache {
+            file,
+            mtime: None,
+            people: Vec::new(),
+        }
+    }
+
+    /// The people; `Err` only when the file is bad and no good one was read.
+    fn people(&mut self) -> Result<&[Person], RosterError> {
+        let Some(file) = &self.file else {
+            return Ok(&self.people);
+        };
+        let mtime = roster::modified(file).ok();
+        if mtime.is_none() || mtime != self.mtime {
+            match roster::load(file) {
+                Ok(r) => {
+                    self.people = people_from_rosters(&r);
+                    self.mtime = mtime;
+                }
+                Err(e) if self.mtime.is_none() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "the roster file changed but cannot be used; coaching keeps the last good roster");
+                    self.mtime = mtime;
+                }
+            }
+        }
+        Ok(&self.people)
+    }
+}
+
+/// The report at `now` from the file at `db` and the roster's `people`,
+/// with the events that could not be used.
+pub fn compute(
+    site: &str,
+    db: &CoachingDb,
+    people: &[Person],
+    targets: Targets,
+    now: DateTime<Utc>,
+) -> Result<(Report, Vec<String>), StoreError> {
+    let since = db.since()?;
+    let folded = db.observations()?;
+    let report = coaching::report(site, people, &folded.observations, targets, since, now);
+    Ok((report, folded.problems))
+}
+
+/// Opens the file for an export (migrating it, never creating it).
+fn open_for_export(config: &AggregatorConfig) -> Result<CoachingDb, StoreError> {
+    let path = config.database_path();
+    drop(Store::open_existing(&path)?);
+    CoachingDb::open(&path)
+}
+
+/// `export --what observations`: the header and one row per observation.
+pub fn export_observations(
+    config: &AggregatorConfig,
+) -> Result<(Vec<&'static str>, Vec<Vec<String>>), CoachingError> {
+    let db = open_for_export(config)?;
+    let folded = db.observations()?;
+    for p in &folded.problems {
+        tracing::warn!(problem = %p, "not exported");
+    }
+    Ok((
+        OBSERVATION_COLUMNS.to_vec(),
+        observation_rows(&folded.observations),
+    ))
+}
+
+/// `export --what coaching`: the header and one row per person, as the
+/// coaching topic would carry them at `now`.
+pub fn export_coaching(
+    config: &AggregatorConfig,
+    now: DateTime<Utc>,
+) -> Result<(Vec<&'static str>, Vec<Vec<String>>), CoachingError> {
+    let db = open_for_export(config)?;
+    let mut roster = RosterCache::new(config.roster.file.clone());
+    let people = roster.people()?.to_vec();
+    let targets = Targets::from_config(&config.coaching);
+    let (report, _) = compute(&config.site.id, &db, &people, targets, now)?;
+    Ok((COACHING_COLUMNS.to_vec(), coaching_rows(&report)))
+}
+
+/// The running loop's state.
+struct Loop {
+    site: String,
+    db: CoachingDb,
+    roster: RosterCache,
+    targets: Targets,
+    client: AsyncClient,
+    runtime: tokio::runtime::Handle,
+    previous: Option<Report>,
+    problems: Vec<String>,
+}
+
+impl Loop {
+    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
+        // The timer must be made inside the runtime: hence the async block.
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload),
+            )
+            .await
+        });
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue a coaching publication"),
+            Err(_) => tracing::warn!(
+                "the MQTT client's queue is full; coaching is published at the next computation"
+            ),
+        }
+    }
+
+    fn tick(&mut self) {
+        let people = match self.roster.people() {
+            Ok(p) => p.to_vec(),
+            Err(e) => {
+                tracing::error!(error = %e, "coaching: no usable roster; people are taken from the observations");
+                Vec::new()
+            }
+        };
+        let (report, problems) = match compute(
+            &self.site,
+            &self.db,
+            &people,
+            self.targets,
+            now_ms(),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot compute the coaching figures; trying again at the next pulse");
+                return;
+            }
+        };
+        if problems != self.problems {
+            for p in &problems {
+                tracing::warn!(problem = %p, "coaching: an event is not counted");
+            }
+            self.problems = problems;
+        }
+        let topics = SiteTopics::new(&self.site);
+        let alerts = newly_overdue(self.previous.as_ref(), &report);
+        self.publish(topics.coaching(), true, json(&report));
+        for a in &alerts {
+            tracing::info!(person = %a.id, since = %a.overdue_since, "coaching overdue");
+            self.publish(topics.coaching_overdue_alert(), false, json(a));
+        }
+        self.previous = Some(report);
+    }
+}
+
+/// Now, to the millisecond (the precision of every stored time).
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Design: the report is plain strings, numbers, times and options; a
+    // non-finite float cannot arise (every mean is over a non-empty list).
+    serde_json::to_vec(value).expect("coaching payloads serialise")
+}
+
+/// Starts the coaching thread. The database must be migrated
+/// ([`Store::open`] first); publications go through `client` on `runtime`.
+/// Returns the trigger and the thread: the thread ends when every clone of
+/// the trigger is dropped.
+pub fn start(
+    config: &AggregatorConfig,
+    client: AsyncClient,
+    runtime: tokio::runtime::Handle,
+) -> Result<(Trigger, std::thread::JoinHandle<()>), CoachingError> {
+    let db = CoachingDb::open(&config.database_path())?;
+    let every = Duration::from_secs(config.coaching.recompute_s);
+    let mut state = Loop {
+        site: config.site.id.clone(),
+        db,
+        roster: RosterCache::new(config.roster.file.clone()),
+        targets: Targets::from_config(&config.coaching),
+        client,
+        runtime,
+        previous: None,
+        problems: Vec::new(),
+    };
+    let (tx, rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("aggregator-coaching".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(()) => while rx.try_recv().is_ok() {},
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                // Design: a bug in the rules must not end the loop for good
+                // (ingest does not depend on it); it is logged and the next
+                // pulse tries again.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.tick())).is_err() {
+                    tracing::error!("the coaching computation failed (a bug: please report it with the log); trying again at the next pulse");
+                }
+                next = Instant::now() + every;
+            }
+        })
+        .map_err(CoachingError::Thread)?;
+    Ok((Trigger(tx), thread))
+}
