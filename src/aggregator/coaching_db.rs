@@ -167,7 +167,7 @@ mod tests {
     fn ev(e: Envelope) -> Input {
         Input::Event {
             area: "assembly".into(),
-            envelope: e,
+            envelope: crate::aggregator::validate::Incoming::from_envelope(&e),
         }
     }
 
