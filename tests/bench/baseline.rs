@@ -421,7 +421,7 @@ async fn publish(
 }
 
 /// Waits until every board's retained ack reaches `per_board`.
-async fn wait_acks(port: u16, site: &str, boards: usize, per_board: u64) -> Instant {
+async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -> Instant {
     let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut ev) = AsyncClient::new(o, 100);
@@ -521,29 +521,57 @@ fn bare_ingest(rt: &tokio::runtime::Runtime, port: u16, o: &Options) -> Rate {
 }
 
 /// Durable ingest from a pre-filled queue (see the module doc).
-fn ingest(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options, per_board: u64) -> Rate {
+fn ingest(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options, per_board: u64) -> Ingest {
     let total = o.boards as u64 * per_board;
     let mut child = c.start();
     support::sigkill(&mut child);
     rt.block_on(publish(c.port, &c.site, o.boards, per_board, None));
     let t = Instant::now();
     let mut child = c.spawn();
-    let done = rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(1200),
-            wait_acks(c.port, &c.site, o.boards, per_board),
-        )
-        .await
-    });
+    let acks = rt.spawn(wait_acks(c.port, c.site.clone(), o.boards, per_board));
+    // The acks are the measure; the file is watched too (every second, so
+    // as not to slow the aggregator) because the flow may lose ack
+    // publications: see README "Performance".
+    let deadline = t + Duration::from_secs(1200);
+    let mut stored_at = None;
+    while !acks.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(if stored_at.is_some() {
+            50
+        } else {
+            1000
+        }));
+        if stored_at.is_none() && c.kind == Kind::NodeRed && c.stored() >= total {
+            stored_at = Some(Instant::now());
+        }
+        if stored_at.is_some_and(|s| s.elapsed() > Duration::from_secs(30)) {
+            break;
+        }
+    }
+    let acked_at = if acks.is_finished() {
+        rt.block_on(acks).ok()
+    } else {
+        acks.abort();
+        None
+    };
     support::sigkill(&mut child);
-    let done = done.unwrap_or_else(|_| {
+    let done = acked_at.or(stored_at).unwrap_or_else(|| {
         panic!(
-            "{} did not ack {total} events within 20 minutes; its log: {}",
+            "{} did not store {total} events within 20 minutes; its log: {}",
             c.kind.name(),
             c.log().display()
         )
     });
-    rate(total, done - t)
+    Ingest {
+        rate: rate(total, done - t),
+        acked: acked_at.is_some(),
+    }
+}
+
+/// A durable ingest run: its rate, and whether every ack came through (if
+/// not, the rate is up to the moment the last event was in the file).
+struct Ingest {
+    rate: Rate,
+    acked: bool,
 }
 
 /// One-row SQLite commits per second on this disk (WAL, `synchronous=FULL`),
@@ -690,21 +718,27 @@ fn main() {
             o.nodered_per_board,
         );
         let commits = commit_rate(dir.path());
+        let theirs_name = if theirs.acked {
+            "Node-RED flow, durable + acked"
+        } else {
+            "Node-RED flow, durable (acks LOST)"
+        };
+        assert!(ours.acked, "the aggregator's acks did not all arrive");
         for (name, r) in [
             ("bare mosquitto_sub (broker ceiling)", &bare),
-            ("huddle-aggregator, durable + acked", &ours),
-            ("Node-RED flow, durable + acked", &theirs),
+            ("huddle-aggregator, durable + acked", &ours.rate),
+            (theirs_name, &theirs.rate),
             ("one-row commits on this disk", &commits),
         ] {
             println!("  {name:<38} {:>9.0} events/s  ({:.2} s)", r.per_s, r.secs);
         }
         println!(
             "  aggregator / Node-RED                  {:>9.1}x   (target >= 10x)",
-            ours.per_s / theirs.per_s
+            ours.rate.per_s / theirs.rate.per_s
         );
         println!(
             "  aggregator / ceiling                   {:>9.2}",
-            ours.per_s / bare.per_s
+            ours.rate.per_s / bare.per_s
         );
     }
 
