@@ -6,12 +6,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use huddle_board::aggregator::coaching::Report;
 use huddle_board::event::Envelope;
+use huddle_board::topic::SiteTopics;
 use support::{sigkill, Mosquitto, Sub};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
@@ -326,4 +328,87 @@ fn the_aggregator_killed_mid_ingest_loses_nothing_and_acks_converge() {
         .len()
         == site.kiosk_events().len()));
     site.assert_exactly_once();
+}
+
+/// Issue 5 end to end: observations made through the real kiosk flow at
+/// simulated boards reach the aggregator's retained coaching report and
+/// its observations export.
+#[test]
+fn observations_at_simulated_kiosks_reach_the_coaching_report_and_export() {
+    let mut site = Site::new();
+    site.start_aggregator();
+    let out = site.simulate(2, 14);
+    assert_all_acked(&out, 2);
+    let recorded: Vec<Envelope> = site
+        .kiosk_events()
+        .into_values()
+        .filter(|e| e.kind == "observation.recorded")
+        .collect();
+    assert!(
+        !recorded.is_empty(),
+        "the simulator made no observation in 2 x 14 huddles"
+    );
+    let ids: BTreeSet<String> = recorded
+        .iter()
+        .map(|e| e.data["observation_id"].as_str().unwrap().to_owned())
+        .collect();
+    let learners: BTreeSet<String> = recorded
+        .iter()
+        .map(|e| e.data["learner"].as_str().unwrap().to_owned())
+        .collect();
+
+    // The export holds exactly these observations.
+    let export = Command::new(AGGREGATOR)
+        .args([
+            "export",
+            "--config",
+            site.path("aggregator.toml").to_str().unwrap(),
+        ])
+        .args(["--what", "observations", "--format", "csv"])
+        .env("HUDDLE_DATA_DIR", site.path("agg"))
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(export.stdout.as_slice());
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "observation_id")
+        .expect("an observation_id column");
+    let exported: BTreeSet<String> = reader
+        .records()
+        .map(|r| r.unwrap()[column].to_owned())
+        .collect();
+    assert_eq!(exported, ids, "the export holds the kiosks' observations");
+
+    // The retained report names every learner as observed.
+    let sub = support::require("mosquitto_sub", "mosquitto-clients");
+    let topic = SiteTopics::new("plant1").coaching();
+    let mut last = String::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        let got = Command::new(&sub)
+            .args(["-h", "127.0.0.1", "-p", &site.broker.port.to_string()])
+            .args(["-t", &topic, "-C", "1", "-W", "3"])
+            .output()
+            .unwrap();
+        last = String::from_utf8_lossy(&got.stdout).into_owned();
+        let Ok(report) = serde_json::from_str::<Report>(last.trim()) else {
+            return false;
+        };
+        learners.iter().all(|l| {
+            report
+                .people
+                .iter()
+                .any(|p| &p.id == l && p.last_observed.is_some())
+        })
+    });
+    assert!(
+        seen,
+        "the retained coaching report does not show every learner ({learners:?}) as observed:\n{last}"
+    );
 }
