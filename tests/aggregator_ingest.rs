@@ -13,8 +13,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,51 +26,11 @@ use huddle_board::event::{Envelope, Event, NeedRef};
 use huddle_board::payload::{Ack, BoardStatus, RosterMessage};
 use huddle_board::topic::{BoardTopics, SiteTopics};
 use rumqttc::{Client, MqttOptions, Packet, QoS};
-use support::{free_port, Mosquitto, Sub};
+use support::{free_port, Aggregator, Mosquitto, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE_KEY: &str = "demo-site-key-change-me";
 const LIMIT: usize = 64 * 1024;
-
-/// The aggregator process, killed on drop; its log is kept for failures.
-struct Aggregator {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Aggregator {
-    fn start(dir: &Path, broker: &str) -> Aggregator {
-        let log = dir.join(format!("aggregator-{}.log", free_port()));
-        let child = Command::new(AGGREGATOR)
-            .arg("--config")
-            .arg(dir.join("aggregator.toml"))
-            .env("HUDDLE_DATA_DIR", dir.join("data"))
-            .env("HUDDLE_MQTT_URL", broker)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start huddle-aggregator");
-        Aggregator { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("the aggregator exited ({status}):\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A test publisher (rumqttc's blocking client) that counts PUBACKs.
 struct Publisher {

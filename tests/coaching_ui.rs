@@ -6,174 +6,25 @@
 //!
 //! One `#[test]` only: Slint's platform is set once per process.
 
-use std::cell::RefCell;
+#[path = "support/ui.rs"]
+mod ui;
+
 use std::path::Path;
-use std::rc::Rc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use huddle_board::app::{Board, Intent};
-use huddle_board::config::KioskConfig;
+use chrono::Duration;
+use huddle_board::app::Intent;
 use huddle_board::domain::{COACHING, FACILITATION, FLOW_TIMEOUT_S};
-use huddle_board::ui::{Driver, KioskWindow, Texts};
-use i_slint_backend_testing::ElementHandle;
-use slint::platform::{Key, WindowEvent};
-use slint::{ComponentHandle, Model, SharedString};
+use huddle_board::ui::Texts;
+use slint::{ComponentHandle, Model};
+use ui::{monday, Ui};
 
-struct Ui {
-    window: KioskWindow,
-    driver: Rc<RefCell<Driver>>,
+/// The coaching screens' own helpers.
+trait CoachingUi {
+    fn rubric(&self, level: u8) -> Vec<String>;
+    fn score_all(&self, level: u8);
 }
 
-impl Ui {
-    fn new(dir: &Path, now: DateTime<Utc>) -> Ui {
-        let mut config = KioskConfig::from_toml(
-            include_str!("../config/kiosk.toml"),
-            Path::new("kiosk.toml"),
-        )
-        .unwrap();
-        config.storage.data_dir = dir.to_owned();
-        let board = Board::open(config, now).unwrap();
-        let window = KioskWindow::new().unwrap();
-        window.window().set_size(slint::PhysicalSize::new(800, 480));
-        let driver = Rc::new(RefCell::new(Driver { board, now }));
-        Driver::connect(driver.clone(), &window);
-        driver.borrow_mut().handle(Intent::Tick, &window).unwrap();
-        window.show().unwrap();
-        Ui { window, driver }
-    }
-
-    fn all(&self, label: &str) -> Vec<ElementHandle> {
-        ElementHandle::find_by_accessible_label(&self.window, label)
-            .filter(|e| e.is_valid())
-            .collect()
-    }
-
-    /// The one element with this label; fails loudly when there is none.
-    fn find(&self, label: &str) -> ElementHandle {
-        let found = self.all(label);
-        assert!(
-            !found.is_empty(),
-            "no element labelled {label:?} on screen (the UI must be compiled with debug info: build.rs sets it); labels: {:?} (screen: {})",
-            self.labels(),
-            self.shot()
-        );
-        found.into_iter().next().unwrap()
-    }
-
-    /// The element whose label starts with `prefix`.
-    fn find_prefix(&self, prefix: &str) -> ElementHandle {
-        let p = prefix.to_owned();
-        i_slint_backend_testing::ElementQuery::from_root(&self.window)
-            .match_descendants()
-            .match_predicate(move |e| {
-                e.accessible_label()
-                    .is_some_and(|l| l.starts_with(p.as_str()))
-            })
-            .find_first()
-            .unwrap_or_else(|| {
-                panic!(
-                    "no element labelled {prefix:?}... among {:?} (screen: {})",
-                    self.labels(),
-                    self.shot()
-                )
-            })
-    }
-
-    /// Saves the screen next to the test binaries, to look at after a failure.
-    fn shot(&self) -> String {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("coaching_ui-failure.png");
-        let _ = huddle_board::snapshot::write_png(&self.window, &path);
-        path.display().to_string()
-    }
-
-    fn labels(&self) -> Vec<String> {
-        i_slint_backend_testing::ElementQuery::from_root(&self.window)
-            .match_descendants()
-            .find_all()
-            .iter()
-            .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
-            .collect()
-    }
-
-    /// Presses an element of a scrolling list, swiping (a scroll wheel
-    /// here) at window point `(x, y)` until it is in view, as a person
-    /// does: the search sees only what is not clipped away.
-    fn press_scrolling(&self, label: &str, x: f32, y: f32) {
-        for _ in 0..40 {
-            if self.has(label) {
-                return self.press(label);
-            }
-            self.window
-                .window()
-                .dispatch_event(WindowEvent::PointerScrolled {
-                    position: slint::LogicalPosition::new(x, y),
-                    delta_x: 0.0,
-                    delta_y: -40.0,
-                });
-        }
-        self.press(label);
-    }
-
-    fn press(&self, label: &str) {
-        self.find(label).invoke_accessible_default_action();
-    }
-
-    fn value(&self, label: &str) -> String {
-        self.find(label)
-            .accessible_value()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn has(&self, label: &str) -> bool {
-        !self.all(label).is_empty()
-    }
-
-    /// Types keys into the window as a keyboard-wedge reader does.
-    fn type_badge(&self, number: &str) {
-        let mut keys: Vec<SharedString> = number
-            .chars()
-            .map(|c| SharedString::from(c.to_string()))
-            .collect();
-        keys.push(Key::Return.into());
-        for text in keys {
-            self.window
-                .window()
-                .dispatch_event(WindowEvent::KeyPressed { text: text.clone() });
-            self.window
-                .window()
-                .dispatch_event(WindowEvent::KeyReleased { text });
-        }
-    }
-
-    /// Types text on the on-screen keyboard, then Done.
-    fn type_text(&self, text: &str) {
-        for c in text.chars() {
-            match c {
-                ' ' => self.press("Key Space"),
-                c => self.press(&format!("Key {}", c.to_ascii_uppercase())),
-            }
-        }
-        self.press("Key Done");
-    }
-
-    fn seq(&self) -> u64 {
-        self.driver.borrow().board.store().last_seq().unwrap()
-    }
-
-    fn kinds(&self) -> Vec<String> {
-        self.driver
-            .borrow()
-            .board
-            .store()
-            .events_since(0)
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str::<huddle_board::event::Envelope>(l).unwrap())
-            .map(|e| e.kind)
-            .collect()
-    }
-
+impl CoachingUi for Ui {
     /// The worded rubric of a level, as the screen shows it.
     fn rubric(&self, level: u8) -> Vec<String> {
         let texts = self.window.global::<Texts>();
@@ -199,13 +50,6 @@ impl Ui {
     }
 }
 
-fn monday(h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Europe::Berlin
-        .with_ymd_and_hms(2026, 11, 30, h, m, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 #[test]
 fn coaching_flows_by_accessible_label() {
     huddle_board::snapshot::init_headless().unwrap();
@@ -215,7 +59,7 @@ fn coaching_flows_by_accessible_label() {
 }
 
 fn observe_huddle(dir: &Path) {
-    let ui = Ui::new(dir, monday(10, 0));
+    let ui = Ui::new("coaching_ui", dir, monday(10, 0));
     assert!(
         !ui.has("Focus point"),
         "no focus point before any observation"
@@ -339,7 +183,7 @@ fn observe_huddle(dir: &Path) {
 }
 
 fn observe_coaching_and_time_out(dir: &Path) {
-    let ui = Ui::new(dir, monday(10, 0));
+    let ui = Ui::new("coaching_ui", dir, monday(10, 0));
     // The manager observes the supervisor's coaching (level 4) only.
     ui.type_badge("3001");
     assert!(!ui.has("Observe huddle"));

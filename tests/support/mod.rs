@@ -235,3 +235,47 @@ impl Drop for Xvfb {
         let _ = self.child.wait();
     }
 }
+
+/// The aggregator process, killed on drop; its log is kept for failures.
+pub struct Aggregator {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Aggregator {
+    /// Starts `huddle-aggregator --config DIR/aggregator.toml` with its
+    /// data in `DIR/data` and its log in a file of `DIR`.
+    pub fn start(dir: &Path, broker: &str) -> Aggregator {
+        let log = dir.join(format!("aggregator-{}.log", free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_huddle-aggregator"))
+            .arg("--config")
+            .arg(dir.join("aggregator.toml"))
+            .env("HUDDLE_DATA_DIR", dir.join("data"))
+            .env("HUDDLE_MQTT_URL", broker)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start huddle-aggregator");
+        Aggregator { child, log }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test with the log when the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the aggregator exited ({status}):\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
