@@ -20,6 +20,7 @@ pub mod domain;
 pub mod event;
 pub mod logging;
 pub mod mqtt;
+pub mod notify;
 pub mod outbox;
 pub mod payload;
 pub mod simulate;

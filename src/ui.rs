@@ -744,6 +744,23 @@ pub fn run(mut board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Re
     let core = std::thread::Builder::new()
         .name("core".into())
         .spawn(move || core_loop(board, rx, weak))?;
+    // systemd (Type=notify): ready once the event loop turns, which is when
+    // the first frame is drawn (the software renderer has no first-frame
+    // notifier); the watchdog is fed by a timer on this same loop, so a
+    // frozen UI misses it and is restarted.
+    let ready = slint::Timer::default();
+    ready.start(
+        slint::TimerMode::SingleShot,
+        StdDuration::ZERO,
+        crate::notify::ready,
+    );
+    let heartbeat = slint::Timer::default();
+    let mut watchdog = crate::notify::Watchdog::from_env();
+    if let Some(every) = watchdog.every() {
+        heartbeat.start(slint::TimerMode::Repeated, every / 2, move || {
+            watchdog.feed(std::time::Instant::now())
+        });
+    }
     ui.run()?;
     drop(tx);
     // The publisher's tasks hold senders of the core's channel: stop them

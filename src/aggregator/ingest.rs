@@ -340,7 +340,11 @@ fn writer(
 ) {
     let mut limiter = LogLimiter::new(REJECT_LOG_EVERY);
     let mut published = Published::default();
+    // systemd's watchdog is fed from here: a writer stuck for longer than
+    // WatchdogSec gets the service restarted.
+    let mut watchdog = crate::notify::Watchdog::from_env();
     loop {
+        watchdog.feed(Instant::now());
         let first = match items.recv_timeout(STATUS_EVERY / 4) {
             Ok(item) => item,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -558,6 +562,9 @@ pub async fn run(
     });
 
     let topics = SiteTopics::new(&site);
+    // The database is open and the writer runs: ready for systemd, whether
+    // or not the broker is up yet (the loop below keeps trying).
+    crate::notify::ready();
     let mut backoff = Backoff::new(Duration::from_secs(config.mqtt.backoff_max_s));
     tracing::info!(site = %site, db = %config.database_path().display(), broker = %config.mqtt.url, "aggregator starting");
     let poll = async {
