@@ -11,7 +11,13 @@
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set once `READY=1` has been said: the watchdog stays quiet until then,
+/// so systemd (and the tests) always see `READY=1` first, whichever
+/// thread happens to run first.
+static READY_SAID: AtomicBool = AtomicBool::new(false);
 
 /// Sends one notification; false when there is no socket or it failed.
 pub fn notify(state: &str) -> bool {
@@ -37,7 +43,9 @@ fn notify_to(path: &OsString, state: &str) -> bool {
 
 /// `READY=1`: the service is up.
 pub fn ready() {
-    if notify("READY=1") {
+    let said = notify("READY=1");
+    READY_SAID.store(true, Ordering::Release);
+    if said {
         tracing::info!("told systemd the service is ready");
     }
 }
@@ -77,11 +85,15 @@ impl Watchdog {
         self.every
     }
 
-    /// Sends `WATCHDOG=1` when half the interval has passed since the last.
+    /// Sends `WATCHDOG=1` when half the interval has passed since the last,
+    /// once the process has said `READY=1`.
     pub fn feed(&mut self, now: Instant) {
         let (Some(every), Some(socket)) = (self.every, &self.socket) else {
             return;
         };
+        if !READY_SAID.load(Ordering::Acquire) {
+            return;
+        }
         if self
             .last
             .is_none_or(|last| now.duration_since(last) >= every)
@@ -109,6 +121,7 @@ mod tests {
         let n = server.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");
 
+        READY_SAID.store(true, Ordering::Release);
         let mut w = Watchdog {
             socket: Some(path.into_os_string()),
             every: Some(Duration::from_secs(5)),
