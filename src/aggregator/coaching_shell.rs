@@ -27,7 +27,7 @@
 //!   (the roster task says the same for the boards).
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -38,6 +38,7 @@ use super::coaching::{
     Targets, COACHING_COLUMNS, OBSERVATION_COLUMNS,
 };
 use super::coaching_db::CoachingDb;
+use super::live::Hub;
 use super::roster::{self, RosterError};
 use super::store::{Input, Store, StoreError};
 use crate::config::AggregatorConfig;
@@ -177,6 +178,7 @@ struct Loop {
     roster: RosterCache,
     targets: Targets,
     client: AsyncClient,
+    hub: Arc<Hub>,
     runtime: tokio::runtime::Handle,
     previous: Option<Report>,
     problems: Vec<String>,
@@ -184,6 +186,7 @@ struct Loop {
 
 impl Loop {
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
+        self.hub.publish(&topic, &payload, retain);
         // The timer must be made inside the runtime: hence the async block.
         let sent = self.runtime.block_on(async {
             tokio::time::timeout(
@@ -259,6 +262,7 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub fn start(
     config: &AggregatorConfig,
     client: AsyncClient,
+    hub: Arc<Hub>,
     runtime: tokio::runtime::Handle,
 ) -> Result<(Trigger, std::thread::JoinHandle<()>), CoachingError> {
     let db = CoachingDb::open(&config.database_path())?;
@@ -269,6 +273,7 @@ pub fn start(
         roster: RosterCache::new(config.roster.file.clone()),
         targets: Targets::from_config(&config.coaching),
         client,
+        hub,
         runtime,
         previous: None,
         problems: Vec::new(),

@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -41,6 +41,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, Packet, Publish, QoS};
 use serde::Serialize;
 
 use super::coaching_shell::{self, CoachingError};
+use super::live::Hub;
 use super::roster::{self, BoardRoster, RosterError};
 use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
 use super::validate::{validate, Reason, Reject};
@@ -51,6 +52,8 @@ use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
 
 /// How often the roster file's modification time is checked.
 pub const ROSTER_POLL: Duration = Duration::from_secs(3);
+/// How many recent alerts the live picture keeps for the dashboard.
+pub const ALERTS_KEPT: usize = 200;
 /// A (board, reason) is logged at most once in this interval.
 pub const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
 /// The largest packet MQTT can carry. Incoming packets up to it are read
@@ -439,7 +442,11 @@ fn writer(
 }
 
 /// Sends PUBACKs and publications in the order the writer produced them.
-async fn output(client: AsyncClient, mut rx: tokio::sync::mpsc::UnboundedReceiver<Output>) {
+async fn output(
+    client: AsyncClient,
+    hub: Arc<Hub>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Output>,
+) {
     while let Some(o) = rx.recv().await {
         for p in &o.acks {
             if let Err(e) = client.ack(p).await {
@@ -447,6 +454,7 @@ async fn output(client: AsyncClient, mut rx: tokio::sync::mpsc::UnboundedReceive
             }
         }
         for p in o.publications {
+            hub.publish(&p.topic, &p.payload, true);
             if let Err(e) = client
                 .publish(p.topic, QoS::AtLeastOnce, true, p.payload)
                 .await
@@ -531,8 +539,13 @@ pub async fn run(
     options.set_manual_acks(true);
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let (coaching, coaching_thread) =
-        coaching_shell::start(&config, client.clone(), tokio::runtime::Handle::current())?;
+    let hub = Hub::new(ALERTS_KEPT);
+    let (coaching, coaching_thread) = coaching_shell::start(
+        &config,
+        client.clone(),
+        hub.clone(),
+        tokio::runtime::Handle::current(),
+    )?;
 
     let (items_tx, items_rx) = mpsc::channel::<Item>();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -549,7 +562,7 @@ pub async fn run(
             })
             .map_err(IngestError::Thread)?
     };
-    let output_task = tokio::spawn(output(client.clone(), out_rx));
+    let output_task = tokio::spawn(output(client.clone(), hub.clone(), out_rx));
     let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
     let roster_task = rosters.map(|(file, r)| {
         tokio::spawn(roster_task(

@@ -12,6 +12,8 @@
 //!   coaching loop (issue 5): cadence and effectiveness from the stored
 //!   observations, published on `huddle/v1/{site}/coaching` by a thread of
 //!   its own, and the observation and coaching exports.
+//! - [`live`]: the live picture for the web dashboard: every site-level
+//!   state the aggregator publishes retained, and recent alerts.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
@@ -27,6 +29,7 @@ pub mod coaching;
 pub mod coaching_db;
 pub mod coaching_shell;
 pub mod ingest;
+pub mod live;
 pub mod roster;
 pub mod store;
 pub mod validate;
