@@ -73,3 +73,184 @@ pub struct BoardStatus {
     /// The huddle's state from the events.
     pub huddle: HuddleState,
 }
+
+// ---------------------------------------------------------------------------
+// Live status (issue 6). The rules that fill these are in
+// `crate::aggregator::status`; the web dashboard renders them as they are.
+// Times are absolute (UTC), never ages: a retained payload changes only
+// when something happened, and clients compute timers and ages from `at`
+// fields and their own clock.
+// ---------------------------------------------------------------------------
+
+/// `.../schedule`, retained, from the kiosk at every start: when its
+/// huddles are due, so that the aggregator needs no second copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleMessage {
+    /// The board.
+    pub board: String,
+    /// IANA time zone of the times, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// Local start times, `HH:MM`, sorted.
+    pub times: Vec<String>,
+    /// A huddle not started this many seconds after its time is missed.
+    pub grace_s: u32,
+    /// The huddle's target length in seconds.
+    pub target_s: u32,
+    /// When the kiosk published it.
+    pub issued_at: DateTime<Utc>,
+}
+
+/// Where a board's huddle stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveState {
+    /// Nothing due yet, or the next one is not due.
+    NotStarted,
+    /// A huddle is running.
+    InProgress,
+    /// The latest huddle was closed.
+    Closed,
+    /// A scheduled huddle was not started within its grace.
+    Missed,
+}
+
+/// The huddle of the moment (running, or the latest today).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveHuddle {
+    /// The huddle's id.
+    pub huddle_id: String,
+    /// The slot it was started for, if any.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Target length in seconds.
+    pub target_s: u32,
+    /// The current agenda step's name, while running.
+    pub step: Option<String>,
+    /// When the current step began, while running.
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// People tapped in so far.
+    pub present: u32,
+    /// People expected (members and team leaders of the board's roster).
+    pub expected: u32,
+    /// When it closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The kiosk's closing summary, once closed.
+    pub summary: Option<crate::domain::Summary>,
+}
+
+/// A need escalated from the board and not closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenEscalation {
+    /// The need's id.
+    pub need_id: String,
+    /// Its category.
+    pub category: String,
+    /// What was needed.
+    pub text: String,
+    /// When it was escalated.
+    pub escalated_at: DateTime<Utc>,
+    /// Older than the site's `status.escalation_stale_s`.
+    pub stale: bool,
+}
+
+/// `huddle/v1/{site}/{area}/{board}/status`, retained, from the aggregator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardLive {
+    /// The board.
+    pub board: String,
+    /// Its area.
+    pub area: String,
+    /// The huddle state now.
+    pub state: LiveState,
+    /// Online: the retained `online` flag is true and an event or heartbeat
+    /// arrived within `status.offline_after_s`.
+    pub online: bool,
+    /// Highest contiguous seq stored.
+    pub last_seq: u64,
+    /// `at` of the newest stored event.
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// The next scheduled huddle (from the board's retained schedule).
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The running huddle, or the latest one of the board's day.
+    pub huddle: Option<LiveHuddle>,
+    /// Open escalations, oldest first.
+    pub escalations: Vec<OpenEscalation>,
+    /// When this board's team leader was last observed (coaching).
+    pub last_observation_at: Option<DateTime<Utc>>,
+}
+
+/// Boards per state, for the site summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// Not started.
+    pub not_started: u32,
+    /// In progress.
+    pub in_progress: u32,
+    /// Closed.
+    pub closed: u32,
+    /// Missed.
+    pub missed: u32,
+    /// Offline (whatever their huddle state).
+    pub offline: u32,
+}
+
+/// `huddle/v1/{site}/status`, retained, from the aggregator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteLive {
+    /// The site.
+    pub site: String,
+    /// Boards known.
+    pub boards: u32,
+    /// Boards per state.
+    pub states: StateCounts,
+    /// Huddles closed today (site time zone).
+    pub held_today: u32,
+    /// Huddles missed today.
+    pub missed_today: u32,
+    /// Present ÷ expected over today's huddles, when any was expected.
+    pub attendance_rate: Option<f64>,
+    /// Open escalations across the site.
+    pub open_escalations: u32,
+    /// Of those, stale.
+    pub stale_escalations: u32,
+    /// People whose coaching is overdue.
+    pub coaching_overdue: u32,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A scheduled huddle was not started within grace.
+    MissedHuddle,
+    /// An escalation passed `status.escalation_stale_s`.
+    EscalationStale,
+    /// A board went offline.
+    BoardOffline,
+    /// A person's coaching became overdue (its payload is the coaching
+    /// module's own).
+    CoachingOverdue,
+}
+
+/// `huddle/v1/{site}/alert/{kind}`, not retained, from the aggregator
+/// (except `coaching_overdue`, whose payload is
+/// `crate::aggregator::coaching::OverdueAlert`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardAlert {
+    /// The kind (also the topic's last level).
+    pub kind: AlertKind,
+    /// The board.
+    pub board: String,
+    /// Its area.
+    pub area: String,
+    /// When the condition arose (the slot's grace end, the escalation's
+    /// stale time, the moment the board went offline).
+    pub at: DateTime<Utc>,
+    /// One line for people.
+    pub message: String,
+    /// The slot, for `missed_huddle`.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The need, for `escalation_stale`.
+    pub need_id: Option<String>,
+}
