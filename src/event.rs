@@ -26,7 +26,7 @@ use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, Summary};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One event as it goes on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Envelope schema version ([`SCHEMA_VERSION`]).
@@ -39,6 +39,7 @@ pub struct Envelope {
     pub seq: u64,
     /// UTC wall time, milliseconds.
     #[serde(with = "utc_millis")]
+    #[schemars(with = "DateTime<Utc>")]
     pub at: DateTime<Utc>,
     /// Whether the board's clock was synchronised when it wrote this.
     pub clock_synced: bool,
@@ -65,7 +66,7 @@ mod utc_millis {
 }
 
 /// Every event a kiosk writes, with its payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "data")]
 pub enum Event {
     /// A huddle began.
@@ -154,7 +155,7 @@ impl Event {
 }
 
 /// How a huddle was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartTrigger {
     /// The team leader's badge.
@@ -164,7 +165,7 @@ pub enum StartTrigger {
 }
 
 /// `huddle.started`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HuddleStarted {
     /// The huddle's id.
     pub huddle_id: String,
@@ -183,7 +184,7 @@ pub struct HuddleStarted {
 }
 
 /// How a person was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TapVia {
     /// Their badge.
@@ -193,7 +194,7 @@ pub enum TapVia {
 }
 
 /// `attendance.tapped`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttendanceTapped {
     /// The huddle.
     pub huddle_id: String,
@@ -206,7 +207,7 @@ pub struct AttendanceTapped {
 }
 
 /// `attendance.unknown_badge`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UnknownBadge {
     /// The keyed hash of the badge (never the number).
     pub badge_hash: BadgeHash,
@@ -215,7 +216,7 @@ pub struct UnknownBadge {
 }
 
 /// `huddle.advanced`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HuddleAdvanced {
     /// The huddle.
     pub huddle_id: String,
@@ -226,7 +227,7 @@ pub struct HuddleAdvanced {
 }
 
 /// `kpi.reviewed`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KpiReviewed {
     /// The huddle.
     pub huddle_id: String,
@@ -247,7 +248,7 @@ pub struct KpiReviewed {
 }
 
 /// `action.created`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionCreated {
     /// The action's id.
     pub action_id: String,
@@ -264,7 +265,7 @@ pub struct ActionCreated {
 }
 
 /// `action.updated`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionUpdated {
     /// The action's id.
     pub action_id: String,
@@ -277,7 +278,7 @@ pub struct ActionUpdated {
 }
 
 /// `need.raised`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NeedRaised {
     /// The need's id.
     pub need_id: String,
@@ -292,7 +293,7 @@ pub struct NeedRaised {
 }
 
 /// `need.escalated`, `need.closed`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NeedRef {
     /// The need's id.
     pub need_id: String,
@@ -301,7 +302,7 @@ pub struct NeedRef {
 }
 
 /// `experiment.updated`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExperimentUpdated {
     /// The huddle.
     pub huddle_id: String,
@@ -318,7 +319,7 @@ pub struct ExperimentUpdated {
 }
 
 /// `huddle.closed`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HuddleClosed {
     /// The huddle.
     pub huddle_id: String,
@@ -329,7 +330,7 @@ pub struct HuddleClosed {
 }
 
 /// `badge.enrolled`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BadgeEnrolled {
     /// Who the badge now belongs to.
     pub person_id: String,
@@ -341,7 +342,7 @@ pub struct BadgeEnrolled {
 
 /// `observation.recorded`: written in the same transaction as the
 /// learner's `observation.acknowledged`, so no half observation is ever sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObservationRecorded {
     /// The observation's id (UUID v7), shared with its acknowledgement.
     pub observation_id: String,
@@ -369,7 +370,7 @@ pub struct ObservationRecorded {
 }
 
 /// `observation.acknowledged`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObservationAcknowledged {
     /// The observation confirmed.
     pub observation_id: String,
@@ -380,7 +381,7 @@ pub struct ObservationAcknowledged {
 }
 
 /// `roster.applied`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RosterApplied {
     /// The roster message's `issued_at`.
     pub issued_at: DateTime<Utc>,

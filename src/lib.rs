@@ -23,6 +23,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod outbox;
 pub mod payload;
+pub mod schema;
 pub mod simulate;
 pub mod store;
 pub mod text;

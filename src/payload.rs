@@ -9,7 +9,7 @@ use crate::domain::Role;
 
 /// `.../ack`, retained, from the aggregator: the highest `seq` of the board
 /// that it has stored durably with no gap below it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ack {
     /// The board.
     pub board: String,
@@ -20,7 +20,7 @@ pub struct Ack {
 }
 
 /// One person in a roster message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RosterPerson {
     /// Person id.
     pub id: String,
@@ -37,7 +37,7 @@ pub struct RosterPerson {
 }
 
 /// `.../roster`, retained: the board's people. Newest `issued_at` wins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RosterMessage {
     /// The board.
     pub board: String,
@@ -48,7 +48,7 @@ pub struct RosterMessage {
 }
 
 /// The huddle state in a board's minimal status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HuddleState {
     /// No huddle seen since the last close (or ever).
@@ -60,7 +60,7 @@ pub enum HuddleState {
 }
 
 /// `.../status`, retained, from the aggregator (minimal; the full rules are issue 6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BoardStatus {
     /// The board.
     pub board: String,
@@ -84,7 +84,7 @@ pub struct BoardStatus {
 
 /// `.../schedule`, retained, from the kiosk at every start: when its
 /// huddles are due, so that the aggregator needs no second copy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleMessage {
     /// The board.
     pub board: String,
@@ -101,7 +101,7 @@ pub struct ScheduleMessage {
 }
 
 /// Where a board's huddle stands now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveState {
     /// Nothing due yet, or the next one is not due.
@@ -115,7 +115,7 @@ pub enum LiveState {
 }
 
 /// The huddle of the moment (running, or the latest today).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveHuddle {
     /// The huddle's id.
     pub huddle_id: String,
@@ -140,7 +140,7 @@ pub struct LiveHuddle {
 }
 
 /// A need escalated from the board and not closed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OpenEscalation {
     /// The need's id.
     pub need_id: String,
@@ -155,7 +155,7 @@ pub struct OpenEscalation {
 }
 
 /// `huddle/v1/{site}/{area}/{board}/status`, retained, from the aggregator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BoardLive {
     /// The board.
     pub board: String,
@@ -181,7 +181,7 @@ pub struct BoardLive {
 }
 
 /// Boards per state, for the site summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StateCounts {
     /// Not started.
     pub not_started: u32,
@@ -196,7 +196,7 @@ pub struct StateCounts {
 }
 
 /// `huddle/v1/{site}/status`, retained, from the aggregator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SiteLive {
     /// The site.
     pub site: String,
@@ -219,7 +219,7 @@ pub struct SiteLive {
 }
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A scheduled huddle was not started within grace.
@@ -236,7 +236,7 @@ pub enum AlertKind {
 /// `huddle/v1/{site}/alert/{kind}`, not retained, from the aggregator
 /// (except `coaching_overdue`, whose payload is
 /// `crate::aggregator::coaching::OverdueAlert`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BoardAlert {
     /// The kind (also the topic's last level).
     pub kind: AlertKind,

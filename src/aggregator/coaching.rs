@@ -367,7 +367,7 @@ pub fn cadence(
 }
 
 /// Which way a learner's scores go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trend {
     /// Slope at least [`TREND_STEADY`].
@@ -448,7 +448,7 @@ pub fn learner_figures(scores: &[f64]) -> LearnerFigures {
 }
 
 /// What became of one focus point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FocusOutcome {
     /// The learner's next observation scored it [`LANDED_AT`] or more.
@@ -625,7 +625,7 @@ impl<'a> History<'a> {
 
 /// One person's line on the coaching topic and in the export. Fields that
 /// do not apply to the role are `null` (empty in CSV).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     /// Person id.
     pub id: String,
@@ -682,7 +682,7 @@ pub struct Entry {
 }
 
 /// The targets as published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PublishedTargets {
     /// Per team leader.
     pub team_leader: u32,
@@ -691,7 +691,7 @@ pub struct PublishedTargets {
 }
 
 /// The retained payload of `huddle/v1/{site}/coaching`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// The site.
     pub site: String,
@@ -846,7 +846,7 @@ fn entry(
 }
 
 /// The payload of `huddle/v1/{site}/alert/coaching_overdue` (not retained).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OverdueAlert {
     /// Always `coaching_overdue`.
     pub kind: String,

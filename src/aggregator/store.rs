@@ -167,7 +167,7 @@ impl BoardOutcome {
 }
 
 /// The aggregator's counters, as published on the stats topic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stats {
     /// Rejected messages by reason (every reason, 0 included).
     pub rejected: BTreeMap<String, u64>,

@@ -40,6 +40,20 @@ impl BadgeHash {
     }
 }
 
+impl schemars::JsonSchema for BadgeHash {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BadgeHash".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The keyed hash of a badge number (HMAC-SHA-256 with the site key): 64 lowercase hex digits, never the number.",
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+        })
+    }
+}
+
 impl fmt::Debug for BadgeHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BadgeHash({}…)", &self.0[..12])

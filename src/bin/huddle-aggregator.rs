@@ -46,6 +46,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Csv)]
         format: Format,
     },
+    /// Write the JSON Schema of every topic's payload into a folder (the
+    /// repository keeps them in config/schemas; needs no configuration).
+    Schemas {
+        /// The folder (made if missing).
+        #[arg(long, default_value = "config/schemas")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +72,9 @@ enum Format {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Schemas { out }) = &cli.command {
+        return write_schemas(out);
+    }
     let config = AggregatorConfig::load(&cli.config)?;
     if cli.check {
         if let Some(f) = &config.roster.file {
@@ -82,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(huddle_board::aggregator::run(config, shutdown_signal()))?;
             Ok(())
         }
+        Command::Schemas { out } => write_schemas(&out),
         Command::HashBadge { number } => {
             anyhow::ensure!(
                 !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
@@ -123,6 +134,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes every topic's schema into `out`, one file each.
+fn write_schemas(out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot make {}", out.display()))?;
+    let all = huddle_board::schema::catalogue();
+    for t in &all {
+        let path = out.join(&t.file);
+        std::fs::write(&path, huddle_board::schema::file_text(&t.schema))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("{}: {} schemas", out.display(), all.len());
+    Ok(())
 }
 
 /// Writes a header and rows as CSV to stdout.

@@ -39,7 +39,7 @@ pub const COACHING: [&str; 8] = [
 ];
 
 /// Which observation: level 3 (facilitation) or level 4 (coaching).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationLevel {
     /// A supervisor observes a team leader's huddle.
@@ -67,7 +67,7 @@ impl ObservationLevel {
 }
 
 /// The learner's own view, asked before the coach says anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SelfView {
     /// It went well.
@@ -80,7 +80,7 @@ pub enum SelfView {
 
 /// One behaviour's rating on the 1-4 scale: 1 not seen, 2 partly, 3 done,
 /// 4 done and the team does it without prompting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BehaviourScore {
     /// A key of the level's rubric.
     pub behaviour: String,
@@ -89,7 +89,7 @@ pub struct BehaviourScore {
 }
 
 /// A strength or focus point: one behaviour and an optional short note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pick {
     /// A key of the level's rubric.
     pub behaviour: String,

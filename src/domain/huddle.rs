@@ -17,7 +17,7 @@ use super::{Person, Roster};
 pub const MAX_TEXT: usize = 200;
 
 /// One step of the huddle's agenda.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Start and attendance.
@@ -150,7 +150,7 @@ pub fn due_date(choice: usize, today: NaiveDate) -> Option<NaiveDate> {
 }
 
 /// A new action as entered: what, who, by when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewAction {
     /// What is to be done.
     pub what: String,
@@ -188,7 +188,7 @@ impl NewAction {
 }
 
 /// The outcome of one KPI's review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum KpiOutcome {
     /// Target met.
@@ -311,7 +311,7 @@ impl NeedInput {
 }
 
 /// The team's improvement experiment (one PDCA step).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExperimentInput {
     /// The obstacle it addresses.
     pub obstacle: String,
@@ -420,7 +420,7 @@ pub struct Huddle {
 }
 
 /// The numbers on the summary screen and in `huddle.closed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// People who tapped in.
     pub present: u32,

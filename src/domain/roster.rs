@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 use crate::badge::BadgeHash;
 
 /// A person's role in the cascade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Level 1: takes part, owns actions.
@@ -56,7 +68,7 @@ impl Role {
 }
 
 /// Someone on the board's roster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Person {
     /// Stable id; events name people by it.
     pub id: String,
