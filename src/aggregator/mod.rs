@@ -12,6 +12,8 @@
 //!   coaching loop (issue 5): cadence and effectiveness from the stored
 //!   observations, published on `huddle/v1/{site}/coaching` by a thread of
 //!   its own, and the observation and coaching exports.
+//! - [`discovery`] (pure): Home Assistant MQTT discovery messages for a
+//!   board.
 //! - [`live`]: the live picture for the web dashboard: every site-level
 //!   state the aggregator publishes retained, and recent alerts.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
@@ -28,6 +30,7 @@
 pub mod coaching;
 pub mod coaching_db;
 pub mod coaching_shell;
+pub mod discovery;
 pub mod ingest;
 pub mod live;
 pub mod roster;
