@@ -284,7 +284,10 @@ fn default_max_batch() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct RosterConfig {
     /// CSV with a header: `person_id,name,role,board,area,coach,badge_hashes`
-    /// (hashes separated by `;`). Relative to the working directory.
+    /// (hashes separated by `;`). A relative path is relative to the
+    /// config file's folder (so `roster.csv` beside `aggregator.toml` works
+    /// in the repository and under /etc/huddle, whatever the working
+    /// directory: systemd starts services in `/`).
     #[serde(default)]
     pub file: Option<PathBuf>,
 }
@@ -950,6 +953,7 @@ impl AggregatorConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut config: AggregatorConfig = parse_file(path)?;
         config.source = path.to_owned();
+        config.roster.file = config.roster.file.map(|f| beside(path, f));
         if let Ok(dir) = std::env::var(ENV_DATA_DIR) {
             if !dir.is_empty() {
                 config.storage.data_dir = PathBuf::from(dir);
@@ -1002,6 +1006,7 @@ impl AggregatorConfig {
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut config: AggregatorConfig = parse_str(text, path)?;
         config.source = path.to_owned();
+        config.roster.file = config.roster.file.map(|f| beside(path, f));
         config.validate()?;
         Ok(config)
     }
@@ -1011,6 +1016,15 @@ impl AggregatorConfig {
         self.storage
             .data_dir
             .join(format!("aggregator-{}.db", self.site.id))
+    }
+}
+
+/// A path named in the config file `config`: relative ones are taken from
+/// the file's folder.
+fn beside(config: &Path, file: PathBuf) -> PathBuf {
+    match config.parent() {
+        Some(dir) if file.is_relative() => dir.join(file),
+        _ => file,
     }
 }
 
@@ -1191,9 +1205,28 @@ mod tests {
     const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");
 
     #[test]
+    fn a_relative_roster_file_is_beside_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roster.csv"),
+            dir.path().join("roster.csv"),
+        )
+        .unwrap();
+        let path = dir.path().join("aggregator.toml");
+        let c = AggregatorConfig::from_toml(SHIPPED_AGGREGATOR, &path).unwrap();
+        assert_eq!(c.roster.file, Some(dir.path().join("roster.csv")));
+        let absolute = SHIPPED_AGGREGATOR.replace(
+            "file = \"roster.csv\"",
+            &format!("file = \"{}\"", dir.path().join("roster.csv").display()),
+        );
+        let c = AggregatorConfig::from_toml(&absolute, Path::new("/elsewhere/a.toml")).unwrap();
+        assert_eq!(c.roster.file, Some(dir.path().join("roster.csv")));
+    }
+
+    #[test]
     fn coaching_keys_default_and_are_checked() {
-        // The shipped file names a roster relative to the repository.
-        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        // The shipped file names a roster beside it.
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"roster.csv\"", "");
         let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
         let text = shipped
             .split("\n[coaching]")

@@ -1,14 +1,23 @@
 //! The MQTT connection both binaries share: options from the config (URL,
-//! credentials, TLS with rustls and the ring provider) and the reconnection
-//! backoff. rumqttc's event loop has no backoff of its own and must be
-//! polled continuously; the callers do that and sleep [`Backoff::next`]
-//! after each connection error.
+//! credentials, TLS with rustls and the ring provider), the reconnection
+//! backoff, and what a failed connection means. rumqttc's event loop has
+//! no backoff of its own and must be polled continuously; the callers do
+//! that and sleep [`Backoff::next`] after each connection error.
+//!
+//! A wrong CA or a wrong password is not a broker that is down: retrying
+//! will not fix it, and a log that says the same line every 30 s for a
+//! week hides it. [`diagnose`] sorts an error into a [`Fault`] with one
+//! sentence naming the cause and the config key and file to fix;
+//! [`FailureLog`] decides when that sentence is worth a log line (when it
+//! changes, then a rare "still failing" reminder). The callers keep
+//! retrying at the capped backoff either way: the broker's password file
+//! or certificate may be the thing that gets fixed.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::{ConnectReturnCode, ConnectionError, MqttOptions, TlsConfiguration, Transport};
 
 use crate::config::MqttConfig;
 
@@ -146,6 +155,202 @@ fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
     out
 }
 
+/// What a failed connection attempt means for whoever runs the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The broker's TLS certificate was not accepted: not signed by the CA
+    /// in `mqtt.ca_file`, not for the URL's host, or out of its dates.
+    Untrusted,
+    /// The broker refused the user name or password (CONNACK 4), or this
+    /// client as not authorised (CONNACK 5, Mosquitto's answer to a wrong
+    /// password).
+    Credentials,
+    /// Another refusal or TLS failure that a config must fix (a client
+    /// certificate the broker wants, a client id it refuses).
+    Refused,
+    /// The broker cannot be reached, does not answer, or dropped the
+    /// connection: nothing to fix in this config; events queue meanwhile.
+    Network,
+}
+
+impl Fault {
+    /// A mistake in this config or the broker's, which retrying alone will
+    /// not fix (logged as an error; a network fault is a warning).
+    pub fn is_config(self) -> bool {
+        !matches!(self, Fault::Network)
+    }
+}
+
+/// A connection error, sorted and said in one sentence for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// The kind of fault.
+    pub fault: Fault,
+    /// What is wrong and which key of which file to fix.
+    pub message: String,
+}
+
+/// The rustls error inside a rumqttc TLS error, if any (a failed
+/// handshake comes as an I/O error wrapping it).
+fn rustls_error(e: &ConnectionError) -> Option<&rustls::Error> {
+    let ConnectionError::Tls(tls) = e else {
+        return None;
+    };
+    match tls {
+        rumqttc::TlsError::TLS(e) => Some(e),
+        rumqttc::TlsError::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
+/// Sorts a connection error and says what to fix. `config` is the
+/// connection's config as loaded from `file`.
+pub fn diagnose(e: &ConnectionError, config: &MqttConfig, file: &str) -> Diagnosis {
+    use rustls::CertificateError as C;
+    let url = &config.url;
+    let ca = match &config.ca_file {
+        Some(p) => format!("mqtt.ca_file ({}) in {file}", p.display()),
+        None => format!("mqtt.ca_file in {file} (not set: the system's CAs were used)"),
+    };
+    let say = |fault, message: String| Diagnosis { fault, message };
+    if let Some(tls) = rustls_error(e) {
+        return match tls {
+            rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => say(
+                Fault::Untrusted,
+                format!("the broker's TLS certificate is not for the host in mqtt.url ({url}) in {file}: name the broker as its certificate does (setup.sh --host)"),
+            ),
+            rustls::Error::InvalidCertificate(
+                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+            ) => say(
+                Fault::Untrusted,
+                format!("the broker's TLS certificate at {url} is out of its validity dates ({tls}): renew it on the broker, or set this machine's clock"),
+            ),
+            rustls::Error::InvalidCertificate(_) => say(
+                Fault::Untrusted,
+                format!("the broker's TLS certificate at {url} is not trusted ({tls}): {ca} must hold the CA that signed it (the site's ca.crt from setup.sh)"),
+            ),
+            other => say(
+                Fault::Refused,
+                format!("TLS with {url} failed ({other}): check {ca}, and mqtt.client_cert / mqtt.client_key if the broker asks for a client certificate"),
+            ),
+        };
+    }
+    match e {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => {
+            let why = match code {
+                ConnectReturnCode::BadUserNamePassword => "bad user name or password",
+                _ => "not authorised",
+            };
+            let message = match &config.username {
+                Some(user) => format!(
+                    "the broker at {url} refused user `{user}` and its password ({why}): mqtt.username and mqtt.password in {file} must match the broker's password file (setup.sh's credentials.txt)"
+                ),
+                None => format!(
+                    "the broker at {url} wants a user name and password ({why}): set mqtt.username and mqtt.password in {file}"
+                ),
+            };
+            say(Fault::Credentials, message)
+        }
+        ConnectionError::ConnectionRefused(ConnectReturnCode::ServiceUnavailable) => say(
+            Fault::Network,
+            format!("the broker at {url} is unavailable (it said so); retrying"),
+        ),
+        ConnectionError::ConnectionRefused(code) => say(
+            Fault::Refused,
+            format!("the broker at {url} refused the connection ({code:?}): check mqtt.username in {file} and the broker's configuration"),
+        ),
+        ConnectionError::Tls(t) => say(
+            Fault::Refused,
+            format!("TLS with {url} failed ({t}): check {ca} and the broker's certificate"),
+        ),
+        ConnectionError::Io(io) => say(Fault::Network, format!("cannot connect to {url}: {io}")),
+        ConnectionError::NetworkTimeout => say(
+            Fault::Network,
+            format!("the broker at {url} does not answer (timeout)"),
+        ),
+        other => say(Fault::Network, format!("connection to {url} lost: {other}")),
+    }
+}
+
+/// How often a fault that goes on is said again ("still failing").
+pub const REMIND_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// What to log about connection attempts: a fault when it first happens
+/// or changes, then at most every [`REMIND_EVERY`] while it lasts, and
+/// the reconnection after one. Pure: the caller's clock.
+#[derive(Debug, Default)]
+pub struct FailureLog {
+    current: Option<(Fault, String)>,
+    since: Option<Instant>,
+    said_at: Option<Instant>,
+    attempts: u64,
+}
+
+impl FailureLog {
+    /// A new log, with nothing failed yet.
+    pub fn new() -> Self {
+        FailureLog::default()
+    }
+
+    /// An attempt failed with `d`: the line to log, if any.
+    pub fn failed(&mut self, d: &Diagnosis, now: Instant) -> Option<String> {
+        let same = self
+            .current
+            .as_ref()
+            .is_some_and(|(f, m)| *f == d.fault && *m == d.message);
+        if !same {
+            self.current = Some((d.fault, d.message.clone()));
+            self.since = Some(now);
+            self.said_at = Some(now);
+            self.attempts = 1;
+            let then = if d.fault.is_config() {
+                "retrying with backoff; this is said again only when it changes"
+            } else {
+                "events queue and are sent when it is back"
+            };
+            return Some(format!("{}; {then}", d.message));
+        }
+        self.attempts += 1;
+        let due = self
+            .said_at
+            .is_none_or(|t| now.duration_since(t) >= REMIND_EVERY);
+        if !due {
+            return None;
+        }
+        self.said_at = Some(now);
+        let minutes = self
+            .since
+            .map_or(0, |t| now.duration_since(t).as_secs() / 60);
+        Some(format!(
+            "still failing after {} attempts over {minutes} min: {}",
+            self.attempts, d.message
+        ))
+    }
+
+    /// Connected: the line to log (says how long it had failed, if it had).
+    pub fn connected(&mut self, url: &str, now: Instant) -> String {
+        let line = match (self.current.take(), self.since) {
+            (Some(_), Some(since)) => format!(
+                "connected to the broker at {url} again after {} failed attempts over {} s",
+                self.attempts,
+                now.duration_since(since).as_secs()
+            ),
+            _ => format!("connected to the broker at {url}"),
+        };
+        self.since = None;
+        self.said_at = None;
+        self.attempts = 0;
+        line
+    }
+
+    /// The fault now going on, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        self.current.as_ref().map(|(f, _)| *f)
+    }
+}
+
 /// Doubling reconnection delay with jitter, capped; reset on success.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -222,6 +427,113 @@ mod tests {
         }
         b.reset();
         assert!(b.next() <= Duration::from_millis(625));
+    }
+
+    fn config() -> MqttConfig {
+        MqttConfig {
+            url: "mqtts://broker.plant1:8883".into(),
+            username: Some("line1".into()),
+            password: Some("x".into()),
+            ca_file: Some("/etc/huddle/ca.crt".into()),
+            ..MqttConfig::default()
+        }
+    }
+
+    fn tls(e: rustls::Error) -> ConnectionError {
+        ConnectionError::Tls(rumqttc::TlsError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e,
+        )))
+    }
+
+    #[test]
+    fn a_wrong_ca_names_the_ca_file_and_a_wrong_name_the_url() {
+        let f = "/etc/huddle/kiosk.toml";
+        let d = diagnose(
+            &tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+            &config(),
+            f,
+        );
+        assert_eq!(d.fault, Fault::Untrusted);
+        assert!(
+            d.message
+                .contains("mqtt.ca_file (/etc/huddle/ca.crt) in /etc/huddle/kiosk.toml")
+                && d.message.contains("not trusted"),
+            "{}",
+            d.message
+        );
+        let d = diagnose(
+            &tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            )),
+            &config(),
+            f,
+        );
+        assert_eq!(d.fault, Fault::Untrusted);
+        assert!(d.message.contains("mqtt.url"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_refused_password_names_the_user_and_the_keys() {
+        for code in [
+            ConnectReturnCode::BadUserNamePassword,
+            ConnectReturnCode::NotAuthorized,
+        ] {
+            let d = diagnose(
+                &ConnectionError::ConnectionRefused(code),
+                &config(),
+                "k.toml",
+            );
+            assert_eq!(d.fault, Fault::Credentials);
+            assert!(
+                d.message.contains("`line1`") && d.message.contains("mqtt.password in k.toml"),
+                "{}",
+                d.message
+            );
+        }
+        let io = ConnectionError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(diagnose(&io, &config(), "k.toml").fault, Fault::Network);
+    }
+
+    #[test]
+    fn a_fault_is_said_once_then_rarely_and_again_when_it_changes() {
+        let mut log = FailureLog::new();
+        let t0 = Instant::now();
+        let refused = Diagnosis {
+            fault: Fault::Credentials,
+            message: "refused".into(),
+        };
+        let first = log.failed(&refused, t0).unwrap();
+        assert!(first.starts_with("refused; retrying"), "{first}");
+        for s in 1..60 {
+            assert_eq!(log.failed(&refused, t0 + Duration::from_secs(s * 10)), None);
+        }
+        let reminder = log.failed(&refused, t0 + REMIND_EVERY).unwrap();
+        assert!(
+            reminder.starts_with("still failing after 61 attempts over 15 min"),
+            "{reminder}"
+        );
+        let down = Diagnosis {
+            fault: Fault::Network,
+            message: "down".into(),
+        };
+        assert!(
+            log.failed(&down, t0 + REMIND_EVERY).is_some(),
+            "a new fault is said"
+        );
+        assert_eq!(log.fault(), Some(Fault::Network));
+        let back = log.connected("mqtts://b", t0 + REMIND_EVERY + Duration::from_secs(5));
+        assert!(
+            back.contains("again after 1 failed attempts over 5 s"),
+            "{back}"
+        );
+        assert_eq!(log.fault(), None);
+        assert!(
+            log.failed(&refused, t0).is_some(),
+            "said again after a connection"
+        );
     }
 
     #[test]

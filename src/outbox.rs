@@ -27,7 +27,10 @@
 //! and a retained `true` after each ConnAck, after which it subscribes
 //! (QoS 1) to the board's `ack` and `roster`. Connection errors are retried
 //! with [`Backoff`] (capped by `mqtt.backoff_max_s`) and logged once per
-//! change of cause, with the config key to look at.
+//! change of cause ([`crate::mqtt::FailureLog`]), with the config key and
+//! file to fix ([`crate::mqtt::diagnose`]); a refused password or an
+//! untrusted broker certificate also shows in the link state on screen
+//! ("broker refused the password"), while the board works on offline.
 //!
 //! # Using it
 //!
@@ -65,12 +68,12 @@
 //!
 //! # Troubleshooting
 //!
-//! - "the broker refused the user name or password": `mqtt.username` /
-//!   `mqtt.password` do not match the broker's password file.
-//! - "not authorised": Mosquitto says this for a wrong password too; check
-//!   `mqtt.username` / `mqtt.password`, then the broker's ACL.
-//! - TLS errors: `mqtt.ca_file` must hold the CA that signed the broker's
-//!   certificate, and the URL's host must be a name in that certificate.
+//! - "refused user `…` and its password": `mqtt.username` /
+//!   `mqtt.password` do not match the broker's password file (Mosquitto
+//!   answers a wrong password with "not authorised").
+//! - "TLS certificate … is not trusted": `mqtt.ca_file` must hold the CA
+//!   that signed the broker's certificate; "not for the host": the URL's
+//!   host must be a name in that certificate.
 //! - Events stay "sending": the broker is reachable but no aggregator
 //!   acknowledges; the kiosk keeps them and re-sends every
 //!   `delivery.ack_timeout_s`.
@@ -79,13 +82,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, LastWill, QoS};
+use rumqttc::{AsyncClient, ConnectionError, EventLoop, LastWill, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::KioskConfig;
-use crate::mqtt::{Backoff, MqttError};
+use crate::config::{KioskConfig, MqttConfig};
+use crate::mqtt::{Backoff, Diagnosis, FailureLog, Fault, MqttError};
 use crate::payload::{Ack, RosterMessage};
 use crate::store::{Store, StoreError};
 use crate::text::{Text, TextKey};
@@ -115,6 +118,9 @@ pub struct LinkStatus {
     /// Why the last connection attempt failed; `None` once connected, and
     /// before the first attempt has an outcome ("connecting…").
     pub error: Option<String>,
+    /// The kind of that failure (a refused password and an untrusted
+    /// certificate have their own words on screen).
+    pub fault: Option<Fault>,
 }
 
 impl LinkStatus {
@@ -130,13 +136,24 @@ impl LinkStatus {
     pub fn describe(&self, last_seq: u64) -> (Text, bool) {
         let queued = last_seq.max(self.last_seq).saturating_sub(self.acked);
         let n = queued.to_string();
+        let (alone, with_queue) = match self.fault {
+            Some(Fault::Credentials) => (
+                TextKey::LinkPasswordRefused,
+                TextKey::LinkPasswordRefusedQueued,
+            ),
+            Some(Fault::Untrusted) => (
+                TextKey::LinkCertificateUntrusted,
+                TextKey::LinkCertificateUntrustedQueued,
+            ),
+            _ => (TextKey::LinkOffline, TextKey::LinkOfflineQueued),
+        };
         match (self.connected, &self.error, queued) {
             (true, _, 0) => (Text::new(TextKey::LinkOnline), true),
             (true, _, _) => (Text::with(TextKey::LinkSending, n), false),
             (false, None, 0) => (Text::new(TextKey::LinkConnecting), false),
             (false, None, _) => (Text::with(TextKey::LinkConnectingQueued, n), false),
-            (false, Some(_), 0) => (Text::new(TextKey::LinkOffline), false),
-            (false, Some(_), _) => (Text::with(TextKey::LinkOfflineQueued, n), false),
+            (false, Some(_), 0) => (Text::new(alone), false),
+            (false, Some(_), _) => (Text::with(with_queue, n), false),
         }
     }
 }
@@ -280,8 +297,8 @@ impl Window {
 enum LinkEvent {
     /// A ConnAck.
     Up,
-    /// A connection error, described.
-    Down(String),
+    /// A connection error, sorted and described.
+    Down(Diagnosis),
     /// The retained (or fresh) ack.
     Ack(Ack),
 }
@@ -334,6 +351,7 @@ impl Outbox {
             acked,
             last_seq,
             error: None,
+            fault: None,
         };
         let (status_tx, status) = watch::channel(initial);
         let (stop, stop_rx) = watch::channel(false);
@@ -341,7 +359,7 @@ impl Outbox {
         let link = Link {
             topics: topics.clone(),
             board: board.id.clone(),
-            url: config.mqtt.url.clone(),
+            mqtt: config.mqtt.clone(),
             source: config.source.display().to_string(),
             backoff: Backoff::new(Duration::from_secs(config.mqtt.backoff_max_s)),
             events: link_tx,
@@ -442,7 +460,7 @@ impl Drop for Outbox {
 struct Link {
     topics: BoardTopics,
     board: String,
-    url: String,
+    mqtt: MqttConfig,
     source: String,
     backoff: Backoff,
     events: mpsc::UnboundedSender<LinkEvent>,
@@ -452,15 +470,13 @@ struct Link {
 impl Link {
     async fn run(mut self, mut eventloop: EventLoop) {
         use rumqttc::{Event, Outgoing, Packet};
-        let mut last_error: Option<String> = None;
+        let mut failures = FailureLog::new();
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     self.backoff.reset();
-                    match last_error.take() {
-                        Some(_) => tracing::info!(url = %self.url, "connected to the broker again"),
-                        None => tracing::info!(url = %self.url, "connected to the broker"),
-                    }
+                    let line = failures.connected(&self.mqtt.url, std::time::Instant::now());
+                    tracing::info!("{line}");
                     let _ = self.events.send(LinkEvent::Up);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => self.incoming(&p.topic, &p.payload),
@@ -468,18 +484,15 @@ impl Link {
                 Ok(_) => {}
                 Err(ConnectionError::RequestsDone) => return,
                 Err(e) => {
-                    let text = self.describe(&e);
-                    if last_error.as_deref() != Some(text.as_str()) {
-                        if matches!(e, ConnectionError::ConnectionRefused(_))
-                            || self.url.starts_with("mqtts://")
-                        {
-                            tracing::error!("{text}; retrying with backoff");
+                    let d = crate::mqtt::diagnose(&e, &self.mqtt, &self.source);
+                    if let Some(line) = failures.failed(&d, std::time::Instant::now()) {
+                        if d.fault.is_config() {
+                            tracing::error!("{line}");
                         } else {
-                            tracing::warn!("{text}; events queue and are sent when it is back");
+                            tracing::warn!("{line}");
                         }
-                        last_error = Some(text.clone());
                     }
-                    let _ = self.events.send(LinkEvent::Down(text));
+                    let _ = self.events.send(LinkEvent::Down(d));
                     tokio::time::sleep(self.backoff.next()).await;
                 }
             }
@@ -507,33 +520,6 @@ impl Link {
             }
         }
     }
-
-    /// One line that says what is wrong and which key to look at.
-    fn describe(&self, e: &ConnectionError) -> String {
-        let url = &self.url;
-        let file = &self.source;
-        match e {
-            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => format!(
-                "broker {url} refused the user name or password (mqtt.username, mqtt.password in {file})"
-            ),
-            // Mosquitto answers a wrong password with "not authorised" too.
-            ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => format!(
-                "broker {url} refused this client as not authorised (mqtt.username, mqtt.password in {file}, or the broker's ACL)"
-            ),
-            ConnectionError::ConnectionRefused(code) => {
-                format!("broker {url} refused the connection: {code:?}")
-            }
-            ConnectionError::Tls(e) => format!(
-                "TLS with {url} failed: {e} (mqtt.ca_file, mqtt.client_cert, mqtt.client_key in {file})"
-            ),
-            ConnectionError::Io(e) if url.starts_with("mqtts://") => format!(
-                "cannot connect to {url}: {e} (for TLS errors check mqtt.ca_file in {file} and the broker's certificate name)"
-            ),
-            ConnectionError::Io(e) => format!("cannot connect to {url}: {e}"),
-            ConnectionError::NetworkTimeout => format!("broker {url} does not answer (timeout)"),
-            other => format!("connection to {url} lost: {other}"),
-        }
-    }
 }
 
 /// The driver task: owns the [`Window`], the second SQLite connection and
@@ -545,7 +531,7 @@ struct Driver {
     window: Window,
     retention: chrono::Duration,
     status: watch::Sender<LinkStatus>,
-    error: Option<String>,
+    error: Option<Diagnosis>,
     wake: Arc<Notify>,
 }
 
@@ -598,9 +584,9 @@ impl Driver {
                 event = link.recv() => match event {
                     None => return,
                     Some(LinkEvent::Up) => self.up().await,
-                    Some(LinkEvent::Down(text)) => {
+                    Some(LinkEvent::Down(d)) => {
                         self.window.down();
-                        self.error = Some(text);
+                        self.error = Some(d);
                     }
                     Some(LinkEvent::Ack(ack)) => self.ack(ack).await,
                 },
@@ -702,7 +688,8 @@ impl Driver {
             connected: self.window.connected(),
             acked: self.window.acked(),
             last_seq: self.window.last_seq(),
-            error: self.error.clone(),
+            error: self.error.as_ref().map(|d| d.message.clone()),
+            fault: self.error.as_ref().map(|d| d.fault),
         };
         self.status.send_if_modified(|s| {
             let changed = *s != now;
@@ -808,5 +795,18 @@ mod tests {
         s.acked = 12;
         assert_eq!(s.describe(12), (Text::new(TextKey::LinkOnline), true));
         assert_eq!(s.queued(), 0);
+        // A refused password and an untrusted broker say so.
+        s.connected = false;
+        s.error = Some("refused".into());
+        s.fault = Some(Fault::Credentials);
+        assert_eq!(
+            s.describe(14),
+            (Text::with(TextKey::LinkPasswordRefusedQueued, "2"), false)
+        );
+        s.fault = Some(Fault::Untrusted);
+        assert_eq!(
+            s.describe(12),
+            (Text::new(TextKey::LinkCertificateUntrusted), false)
+        );
     }
 }

@@ -124,6 +124,14 @@ pub enum TextKey {
     LinkOfflineQueued,
     /// Header, no publisher running: "local only".
     LinkLocalOnly,
+    /// Header: "broker refused the password" (a config error: see the log).
+    LinkPasswordRefused,
+    /// Header: "broker refused the password · {n} queued".
+    LinkPasswordRefusedQueued,
+    /// Header: "broker certificate not trusted" (check mqtt.ca_file).
+    LinkCertificateUntrusted,
+    /// Header: "broker certificate not trusted · {n} queued".
+    LinkCertificateUntrustedQueued,
     /// "{name} cannot observe a huddle: a supervisor observes the team leader."
     CannotObserveHuddle,
     /// "{name} cannot observe coaching: a manager observes the supervisor."

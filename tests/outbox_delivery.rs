@@ -455,7 +455,10 @@ async fn refused_credentials_are_reported_with_the_keys_to_fix() {
         e.contains("refused") && e.contains("mqtt.username") && e.contains("config/kiosk.toml"),
         "{e}"
     );
-    assert_eq!(s.describe(1).0, Text::with(TextKey::LinkOfflineQueued, "1"));
+    assert_eq!(
+        s.describe(1).0,
+        Text::with(TextKey::LinkPasswordRefusedQueued, "1")
+    );
     outbox.shutdown().await;
 
     // The right password connects.

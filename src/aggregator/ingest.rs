@@ -46,7 +46,7 @@ use super::roster::{self, BoardRoster, RosterError};
 use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
 use super::validate::{validate, Reason, Reject};
 use crate::config::AggregatorConfig;
-use crate::mqtt::{Backoff, MqttError};
+use crate::mqtt::{Backoff, FailureLog, MqttError};
 use crate::payload::{Ack, BoardStatus};
 use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
 
@@ -579,16 +579,18 @@ pub async fn run(
     // or not the broker is up yet (the loop below keeps trying).
     crate::notify::ready();
     let mut backoff = Backoff::new(Duration::from_secs(config.mqtt.backoff_max_s));
+    // A wrong CA or password is said once with the key to fix, not at
+    // every attempt (see crate::mqtt).
+    let mut failures = FailureLog::new();
+    let source = config.source.display().to_string();
     tracing::info!(site = %site, db = %config.database_path().display(), broker = %config.mqtt.url, "aggregator starting");
     let poll = async {
         loop {
             match eventloop.poll().await {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
-                    tracing::info!(
-                        session_present = ack.session_present,
-                        "connected to the broker"
-                    );
+                    let line = failures.connected(&config.mqtt.url, Instant::now());
+                    tracing::info!(session_present = ack.session_present, "{line}");
                     if !ack.session_present {
                         let client = client.clone();
                         let filters = [topics.all_events(), topics.all_online()];
@@ -612,9 +614,15 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let pause = backoff.next();
-                    tracing::warn!(error = %e, retry_in = ?pause, "broker connection");
-                    tokio::time::sleep(pause).await;
+                    let d = crate::mqtt::diagnose(&e, &config.mqtt, &source);
+                    if let Some(line) = failures.failed(&d, Instant::now()) {
+                        if d.fault.is_config() {
+                            tracing::error!("{line}");
+                        } else {
+                            tracing::warn!("{line}");
+                        }
+                    }
+                    tokio::time::sleep(backoff.next()).await;
                 }
             }
         }
