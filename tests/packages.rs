@@ -345,6 +345,14 @@ fn both_packages_hold_what_the_units_expect() {
         ),
         ("/usr/share/doc/huddle-aggregator/README.md", "-rw-r--r--"),
         ("/usr/share/doc/huddle-aggregator/copyright", "-rw-r--r--"),
+        (
+            "/usr/share/huddle-aggregator/schemas/board-status.schema.json",
+            "-rw-r--r--",
+        ),
+        (
+            "/usr/share/huddle-aggregator/schemas/event.huddle.closed.schema.json",
+            "-rw-r--r--",
+        ),
     ] {
         assert_has(&files, path, mode, "huddle-aggregator");
     }
