@@ -31,6 +31,7 @@ pub mod coaching_shell;
 pub mod ingest;
 pub mod live;
 pub mod roster;
+pub mod status;
 pub mod store;
 pub mod validate;
 
