@@ -66,6 +66,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     // 2: the coaching loop's partial index on observation events, and its start.
     super::coaching_db::MIGRATION,
+    // 3: the live status's partial index on huddle start/close and need events.
+    super::status_db::MIGRATION,
 ];
 
 /// Errors of the aggregator's store.
@@ -300,7 +302,7 @@ fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
 fn ensure_board(tx: &Transaction<'_>, board: &str, area: &str) -> rusqlite::Result<u64> {
     tx.prepare_cached(
         "INSERT INTO boards (board, area) VALUES (?1, ?2)
-         ON CONFLICT (board) DO UPDATE SET area = excluded.area",
+         ON CONFLICT (board) DO UPDATE SET area = excluded.area WHERE area != excluded.area",
     )?
     .execute(params![board, area])?;
     tx.prepare_cached("SELECT acked FROM boards WHERE board = ?1")?
@@ -568,8 +570,11 @@ fn apply_in(
                 online,
             } => {
                 let acked = ensure_board(tx, board, area)?;
+                // Design: kiosks republish `online` every 30 s as a
+                // heartbeat; an unchanged flag writes nothing, so a batch
+                // of heartbeats commits without touching the disk.
                 tx.execute(
-                    "UPDATE boards SET online = ?2 WHERE board = ?1",
+                    "UPDATE boards SET online = ?2 WHERE board = ?1 AND online != ?2",
                     params![board, *online as i64],
                 )?;
                 touched.entry(board.clone()).or_insert(Touch {
