@@ -44,6 +44,10 @@
 //!   aggregator's own link to the broker is up: when it comes back, every
 //!   board counts as heard at that moment. After a start every board
 //!   counts as heard at the start.
+//! - **Known since.** Slots before the aggregator first heard of a board
+//!   (its first stored event's arrival; a new board: when it first
+//!   appears) count for nothing: a board installed at noon missed no
+//!   morning huddle.
 //! - **Today** (site summary) is the site's local calendar day: a slot
 //!   counts on the day of its time, a held huddle on the day it started.
 //!   The attendance rate is present ÷ expected over the huddles started
@@ -217,6 +221,9 @@ struct BoardFold {
     last_observation_at: Option<DateTime<Utc>>,
     /// Members and team leaders in the roster.
     expected: u32,
+    /// Since when the aggregator knows the board: earlier slots count for
+    /// nothing (a board installed at noon missed no morning huddle).
+    since: DateTime<Utc>,
 }
 
 impl BoardFold {
@@ -234,6 +241,7 @@ impl BoardFold {
             last_event_at: None,
             last_observation_at: None,
             expected: 0,
+            since: now,
         }
     }
 }
@@ -322,6 +330,8 @@ pub struct Site {
     alerted: BTreeMap<(String, AlertKind, String), DateTime<Utc>>,
     link_up: bool,
     coaching_overdue: u32,
+    /// Members and team leaders per board in the roster.
+    roster: BTreeMap<String, u32>,
 }
 
 impl Site {
@@ -337,22 +347,27 @@ impl Site {
             alerted: BTreeMap::new(),
             link_up: true,
             coaching_overdue: 0,
+            roster: BTreeMap::new(),
         }
     }
 
     fn board(&mut self, area: &str, board: &str, now: DateTime<Utc>) -> &mut BoardFold {
-        let b = self
-            .boards
-            .entry(board.to_owned())
-            .or_insert_with(|| BoardFold::new(area, now));
+        let roster = &self.roster;
+        let b = self.boards.entry(board.to_owned()).or_insert_with(|| {
+            let mut b = BoardFold::new(area, now);
+            b.expected = roster.get(board).copied().unwrap_or(0);
+            b
+        });
         if b.area != area {
             b.area = area.to_owned();
         }
         b
     }
 
-    /// A board known from the database at start: its flag, ack and newest
-    /// event. It counts as heard at `now` (the start).
+    /// A board known from the database at start: its flag, ack, newest
+    /// event, and when its first event was received (`since`). It counts
+    /// as heard at `now` (the start).
+    #[allow(clippy::too_many_arguments)]
     pub fn known(
         &mut self,
         area: &str,
@@ -360,9 +375,11 @@ impl Site {
         online: bool,
         last_seq: u64,
         last_event_at: Option<DateTime<Utc>>,
+        since: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) {
         let b = self.board(area, board, now);
+        b.since = since.map_or(now, |s| s.min(now));
         b.flag = online;
         b.was_online = online;
         b.flag_at = now;
@@ -439,8 +456,10 @@ impl Site {
         b.last_event_at = last_event_at.or(b.last_event_at);
     }
 
-    /// How many members and team leaders the roster gives each board.
+    /// How many members and team leaders the roster gives a board (known
+    /// now or later).
     pub fn expected(&mut self, board: &str, n: u32) {
+        self.roster.insert(board.to_owned(), n);
         if let Some(b) = self.boards.get_mut(board) {
             b.expected = n;
         }
@@ -510,7 +529,7 @@ impl Site {
             }
             b.was_online = online;
             if let Some(s) = &b.schedule {
-                for slot in s.slots_between(now - DAY, now) {
+                for slot in s.slots_between((now - DAY).max(b.since), now) {
                     let deadline = slot.at + s.grace();
                     if deadline >= now || deadline < self.started || !online {
                         continue;
@@ -597,7 +616,7 @@ impl Site {
                 }
             }
             if let Some(s) = &b.schedule {
-                for slot in s.slots_between(now - DAY * 2, now) {
+                for slot in s.slots_between((now - DAY * 2).max(b.since), now) {
                     if slot.at.with_timezone(&self.tz).date_naive() != today {
                         continue;
                     }
@@ -772,10 +791,11 @@ fn board_live(
         .filter(|(_, h)| h.closed.is_none() && recent(h))
         .max_by_key(by_start);
     let held = |h: &&HuddleFold| h.started_at.is_some_and(|s| now - s < STATE_HOLD);
-    let last_slot = b
-        .schedule
-        .as_ref()
-        .and_then(|s| s.slots_between(now - STATE_HOLD, now).last().copied());
+    let last_slot = b.schedule.as_ref().and_then(|s| {
+        s.slots_between((now - STATE_HOLD).max(b.since), now)
+            .last()
+            .copied()
+    });
     let (state, huddle) = if let Some((id, h)) = running {
         (LiveState::InProgress, live_huddle(id, h, b.expected))
     } else if let (Some(s), Some(slot)) = (&b.schedule, last_slot) {
@@ -1050,7 +1070,19 @@ mod tests {
 
     #[test]
     fn conditions_older_than_the_start_are_shown_not_alerted() {
-        let mut s = site(t(7, 0, 0), &["06:45"]);
+        // Known from the database since yesterday; the aggregator restarted at 07:00.
+        let mut s = Site::new("plant1", TZ, RULES, t(7, 0, 0));
+        s.known(
+            "assembly",
+            "b1",
+            true,
+            0,
+            None,
+            Some(day(29, 12, 0, 0)),
+            t(7, 0, 0),
+        );
+        s.schedule("assembly", &schedule("b1", &["06:45"]), false, t(7, 0, 0))
+            .unwrap();
         let mut b = Board::on(&mut s);
         b.ev(
             t(1, 0, 0),
@@ -1061,6 +1093,17 @@ mod tests {
         assert_eq!(b1(&e).state, LiveState::Missed);
         assert!(b1(&e).escalations[0].stale);
         assert!(e.alerts.is_empty(), "{:?}", e.alerts);
+    }
+
+    #[test]
+    fn a_board_first_seen_at_noon_missed_no_morning_huddle() {
+        let mut s = site(t(12, 0, 0), &["06:45", "14:45"]);
+        let e = at(&mut s, t(12, 0, 1));
+        assert_eq!(b1(&e).state, LiveState::NotStarted);
+        assert_eq!(e.site.missed_today, 0);
+        let e = at(&mut s, t(14, 50, 1));
+        assert_eq!(b1(&e).state, LiveState::Missed);
+        assert_eq!(e.site.missed_today, 1);
     }
 
     #[test]
@@ -1154,7 +1197,15 @@ mod tests {
     #[test]
     fn a_restart_does_not_repeat_an_offline_alert() {
         let mut s = Site::new("plant1", TZ, RULES, t(6, 0, 0));
-        s.known("assembly", "b1", false, 7, Some(t(5, 0, 0)), t(6, 0, 0));
+        s.known(
+            "assembly",
+            "b1",
+            false,
+            7,
+            Some(t(5, 0, 0)),
+            None,
+            t(6, 0, 0),
+        );
         // The broker replays the retained last will.
         s.online("assembly", "b1", false, false, t(6, 0, 1));
         let e = s.evaluate(t(6, 0, 1));
@@ -1163,7 +1214,7 @@ mod tests {
         assert!(e.alerts.is_empty());
         // A replayed `true` gives the board offline_after_s to be heard.
         let mut s = Site::new("plant1", TZ, RULES, t(6, 0, 0));
-        s.known("assembly", "b1", true, 7, None, t(6, 0, 0));
+        s.known("assembly", "b1", true, 7, None, None, t(6, 0, 0));
         s.online("assembly", "b1", true, false, t(6, 0, 1));
         assert!(b1(&s.evaluate(t(6, 2, 0))).online);
         assert!(!b1(&s.evaluate(t(6, 2, 1))).online);

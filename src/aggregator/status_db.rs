@@ -7,7 +7,8 @@
 //!
 //! Read only, on a connection of its own (WAL): the ingest writer owns
 //! every write. [`MIGRATION`] (an entry of [`super::store::MIGRATIONS`])
-//! adds a *partial* index holding only the huddle start/close and need
+//! adds `boards.first_seen` (when the writer first stored anything of the
+//! board: slots before it count for nothing) and a *partial* index holding only the huddle start/close and need
 //! events, so the start reads a few index pages rather than scanning years
 //! of taps; taps and steps are then read per board by `(board, seq)` from
 //! the first recent huddle on.
@@ -25,7 +26,8 @@ use crate::store::parse_ts;
 /// The schema step the live status adds (an entry of
 /// [`super::store::MIGRATIONS`]).
 pub const MIGRATION: &str = "CREATE INDEX events_status ON events (kind)
-     WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed');";
+     WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed');
+     ALTER TABLE boards ADD COLUMN first_seen TEXT;";
 
 /// The query the partial index serves (its `WHERE` must be the index's).
 const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
@@ -128,10 +130,16 @@ impl StatusDb {
 
     /// Loads the state at `now` into `site`; returns how many events it read.
     pub fn load(&self, site: &mut Site, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let boards: Vec<(String, String, u64, bool, Option<String>)> = (|| {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT board, area, acked, online, last_event_at FROM boards")?;
+        type BoardRow = (String, String, u64, bool, Option<String>, Option<String>);
+        let boards: Vec<BoardRow> = (|| {
+            // When the board was first seen; for boards older than this
+            // column, its first event's arrival (by the primary key).
+            let mut stmt = self.conn.prepare(
+                "SELECT board, area, acked, online, last_event_at,
+                     coalesce(first_seen, (SELECT received_at FROM events e
+                         WHERE e.board = boards.board ORDER BY seq LIMIT 1))
+                 FROM boards",
+            )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get(0)?,
@@ -139,15 +147,17 @@ impl StatusDb {
                     r.get::<_, i64>(2)? as u64,
                     r.get::<_, i64>(3)? != 0,
                     r.get(4)?,
+                    r.get(5)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })()
         .map_err(|e| self.err(e))?;
         let mut areas = BTreeMap::new();
-        for (board, area, acked, online, last) in boards {
+        for (board, area, acked, online, last, first) in boards {
             let last = last.as_deref().and_then(parse_ts);
-            site.known(&area, &board, online, acked, last, now);
+            let first = first.as_deref().and_then(parse_ts);
+            site.known(&area, &board, online, acked, last, first, now);
             areas.insert(board, area);
         }
         let mut read = 0;

@@ -299,12 +299,17 @@ fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn ensure_board(tx: &Transaction<'_>, board: &str, area: &str) -> rusqlite::Result<u64> {
+fn ensure_board(
+    tx: &Transaction<'_>,
+    board: &str,
+    area: &str,
+    received_at: &str,
+) -> rusqlite::Result<u64> {
     tx.prepare_cached(
-        "INSERT INTO boards (board, area) VALUES (?1, ?2)
+        "INSERT INTO boards (board, area, first_seen) VALUES (?1, ?2, ?3)
          ON CONFLICT (board) DO UPDATE SET area = excluded.area WHERE area != excluded.area",
     )?
-    .execute(params![board, area])?;
+    .execute(params![board, area, received_at])?;
     tx.prepare_cached("SELECT acked FROM boards WHERE board = ?1")?
         .query_row(params![board], |r| r.get::<_, i64>(0).map(|v| v as u64))
 }
@@ -569,7 +574,7 @@ fn apply_in(
                 board,
                 online,
             } => {
-                let acked = ensure_board(tx, board, area)?;
+                let acked = ensure_board(tx, board, area, &received_at)?;
                 // Design: kiosks republish `online` every 30 s as a
                 // heartbeat; an unchanged flag writes nothing, so a batch
                 // of heartbeats commits without touching the disk.
@@ -586,7 +591,7 @@ fn apply_in(
                 // Design: once per board and batch; a burst is mostly many
                 // events of the same boards.
                 if !touched.contains_key(&e.board) {
-                    let acked = ensure_board(tx, &e.board, area)?;
+                    let acked = ensure_board(tx, &e.board, area, &received_at)?;
                     touched.insert(
                         e.board.clone(),
                         Touch {
