@@ -303,6 +303,11 @@ fn kiosks_reach_the_retained_statuses_and_a_missed_huddle_alerts_once() {
             .then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
+    let line2: Vec<BoardLive> = on(&restarted, &status("line2", "assembly"));
+    assert!(
+        line2.iter().all(|s| s.state == LiveState::Missed),
+        "line2 must stay missed through the restart (its schedule is replayed first): {line2:?}"
+    );
     assert!(
         alerts(&restarted).is_empty(),
         "alerts repeated after a restart: {:?}\n{}",

@@ -21,8 +21,11 @@
 //!   steps, every open escalation, the last observations. Schedules are not
 //!   stored: the aggregator subscribes to `+/+/schedule` again at every
 //!   connection, so the broker replays every board's retained schedule.
-//! - **When.** After every batch fed, and every second (missed slots,
-//!   stale escalations and silence come with time alone). A retained status
+//! - **When.** After every batch fed (only the boards it changed are
+//!   evaluated again; the summary counts the others as last evaluated), and
+//!   every second for all boards (missed slots, stale escalations and
+//!   silence come with time alone); nothing for [`SETTLE`] after each
+//!   ConnAck, while the broker replays the retained schedules and flags. A retained status
 //!   is published only when its bytes changed, and all of them again after
 //!   every (re)connection (the broker may have lost them).
 //! - **Coaching overdue** in the site summary is the coaching thread's
@@ -54,6 +57,11 @@ use crate::topic::{BoardTopics, SiteTopics};
 
 /// The time rules are evaluated at least this often.
 pub const TICK: Duration = Duration::from_secs(1);
+/// After each ConnAck nothing is published for this long, so that the
+/// broker's replay of every board's retained schedule and flag is in
+/// first (otherwise a missed board would show `not_started` for a moment
+/// after a restart, its schedule not yet known).
+pub const SETTLE: Duration = Duration::from_secs(1);
 /// The roster file's modification time is checked this often.
 const ROSTER_POLL: Duration = Duration::from_secs(10);
 /// A publication that does not leave the client's queue in this time is
@@ -203,6 +211,8 @@ struct Loop {
     /// Retained topic → the bytes last published.
     published: HashMap<String, Vec<u8>>,
     link_up: bool,
+    /// Evaluations wait until then (see [`SETTLE`]).
+    settle: Option<Instant>,
 }
 
 impl Loop {
@@ -248,6 +258,7 @@ impl Loop {
                     if up {
                         // Everything retained again: the broker may have lost it.
                         self.published.clear();
+                        self.settle = Some(Instant::now() + SETTLE);
                     }
                     self.link_up = up;
                 }
@@ -285,10 +296,23 @@ impl Loop {
         self.publish(topic, true, payload);
     }
 
-    fn evaluate(&mut self) {
+    /// Evaluates every board (`full`, the tick) or only those changed.
+    fn evaluate(&mut self, full: bool) {
+        let full = match self.settle {
+            Some(t) if Instant::now() < t => return,
+            Some(_) => {
+                self.settle = None;
+                true
+            }
+            None => full,
+        };
         self.expected.refresh(&mut self.site, Instant::now());
         self.site.coaching_overdue(self.overdue.get());
-        let e = self.site.evaluate(now_ms());
+        let e = if full {
+            self.site.evaluate(now_ms())
+        } else {
+            self.site.evaluate_changed(now_ms())
+        };
         let topics = SiteTopics::new(&self.site_id);
         for b in &e.boards {
             let topic = BoardTopics::new(&self.site_id, &b.area, &b.board).status();
@@ -358,6 +382,7 @@ pub fn start(
         published: HashMap::new(),
         // Until the first ConnAck the hub still shows the state.
         link_up: false,
+        settle: None,
     };
     let (tx, rx) = mpsc::channel::<Vec<Feed>>();
     let thread = std::thread::Builder::new()
@@ -375,16 +400,17 @@ pub fn start(
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
+                let full = Instant::now() >= next;
+                if full {
+                    next = Instant::now() + TICK;
+                }
                 // Design: a bug in the rules must not end the live status
                 // for good (ingest does not depend on it); it is logged and
                 // the next feed or tick tries again.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.evaluate()))
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.evaluate(full)))
                     .is_err()
                 {
                     tracing::error!("the live status evaluation failed (a bug: please report it with the log); trying again");
-                }
-                if Instant::now() >= next {
-                    next = Instant::now() + TICK;
                 }
             }
         })
