@@ -59,7 +59,8 @@ pub enum HuddleState {
     Closed,
 }
 
-/// `.../status`, retained, from the aggregator (minimal; the full rules are issue 6).
+/// The aggregator store's summary of a board after a commit. No longer
+/// published: `.../status` carries [`BoardLive`] (issue 6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardStatus {
     /// The board.

@@ -29,13 +29,27 @@ use support::{Aggregator, Mosquitto, Sub};
 const SHIPPED: &str = include_str!("../config/kiosk.toml");
 const TZ: chrono_tz::Tz = chrono_tz::Europe::Berlin;
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    wait_or(what, timeout, f, String::new)
+}
+
+/// [`wait_for`], failing with `dump()` (what was seen, the logs).
+fn wait_or<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    dump: impl Fn() -> String,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}\n{}",
+            dump()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -138,16 +152,28 @@ fn kiosks_reach_the_retained_statuses_and_a_missed_huddle_alerts_once() {
     demo_out.notify();
 
     let status = |b: &str, area: &str| format!("huddle/v1/plant1/{area}/{b}/status");
-    let live = wait_for("demo in progress", Duration::from_secs(30), || {
-        agg.assert_running();
-        on::<BoardLive>(&all, &status("demo", "assembly"))
-            .into_iter()
-            .last()
-            .filter(|s| {
-                s.state == LiveState::InProgress
-                    && s.huddle.as_ref().is_some_and(|h| h.present == 2)
-            })
-    });
+    let agg_log = agg.log_path();
+    let live = wait_or(
+        "demo in progress",
+        Duration::from_secs(60),
+        || {
+            agg.assert_running();
+            on::<BoardLive>(&all, &status("demo", "assembly"))
+                .into_iter()
+                .last()
+                .filter(|s| {
+                    s.state == LiveState::InProgress
+                        && s.huddle.as_ref().is_some_and(|h| h.present == 2)
+                })
+        },
+        || {
+            format!(
+                "seen:\n{}\naggregator:\n{}",
+                all.text(),
+                std::fs::read_to_string(&agg_log).unwrap_or_default()
+            )
+        },
+    );
     let h = live.huddle.unwrap();
     assert_eq!(h.expected, 6, "the roster's team leader and five members");
     assert_eq!(h.step.as_deref(), Some("attendance"));

@@ -240,11 +240,16 @@ impl Loop {
                     area,
                     message,
                     live,
-                } => {
-                    if let Err(e) = self.site.schedule(&area, &message, live, now) {
-                        tracing::warn!(board = %message.board, error = %e, "a board's schedule cannot be used; its previous one stays");
+                } => match self.site.schedule(&area, &message, live, now) {
+                    Ok(()) => {
+                        // The dashboard shows it too (the kiosk published it).
+                        let topic = BoardTopics::new(&self.site_id, &area, &message.board);
+                        self.hub.publish(&topic.schedule(), &json(&message), true);
                     }
-                }
+                    Err(e) => {
+                        tracing::warn!(board = %message.board, error = %e, "a board's schedule cannot be used; its previous one stays")
+                    }
+                },
                 Feed::Stored {
                     area,
                     board,

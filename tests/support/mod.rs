@@ -271,6 +271,11 @@ impl Aggregator {
         Aggregator { child, log }
     }
 
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
