@@ -336,6 +336,54 @@ fn default_recompute_s() -> u64 {
     60
 }
 
+/// The live status rules at the aggregator (issue 6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// An escalated need still open after this many seconds is stale
+    /// (alert `escalation_stale`).
+    #[serde(default = "default_escalation_stale_s")]
+    pub escalation_stale_s: u64,
+    /// A board not heard for this many seconds (no event, no `online`
+    /// heartbeat) is offline even if its retained flag says `true`.
+    #[serde(default = "default_offline_after_s")]
+    pub offline_after_s: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            escalation_stale_s: default_escalation_stale_s(),
+            offline_after_s: default_offline_after_s(),
+        }
+    }
+}
+
+fn default_escalation_stale_s() -> u64 {
+    4 * 3600
+}
+fn default_offline_after_s() -> u64 {
+    120
+}
+
+impl StatusConfig {
+    fn validate(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        if !(60..=30 * 86_400).contains(&self.escalation_stale_s) {
+            return Err(err(
+                "status.escalation_stale_s",
+                "must be between 60 (a minute) and 2592000 (30 days)".into(),
+            ));
+        }
+        if !(45..=86_400).contains(&self.offline_after_s) {
+            return Err(err(
+                "status.offline_after_s",
+                "must be between 45 and 86400: kiosks publish their `online` heartbeat every 30 s, so less would call live boards offline".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which badge source feeds the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -665,6 +713,9 @@ pub struct AggregatorConfig {
     /// Coaching cadence targets (issue 5).
     #[serde(default)]
     pub coaching: CoachingConfig,
+    /// Live status thresholds (issue 6).
+    #[serde(default)]
+    pub status: StatusConfig,
     /// The file this was read from, for messages. Not a key.
     #[serde(skip)]
     pub source: PathBuf,
@@ -999,7 +1050,8 @@ impl AggregatorConfig {
                 ));
             }
         }
-        self.coaching.validate(&err)
+        self.coaching.validate(&err)?;
+        self.status.validate(&err)
     }
 
     /// Parses TOML text as if read from `path`, without the environment (tests).
@@ -1261,6 +1313,39 @@ mod tests {
             ("per_week = 2", "coaching.per_week"),
         ] {
             let bad = format!("{text}\n[coaching]\n{line}\n");
+            let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
+                .unwrap_err();
+            assert_eq!(e.key, key, "{line}: {e}");
+            assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn status_keys_default_and_are_checked() {
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
+        assert_eq!(
+            (c.status.escalation_stale_s, c.status.offline_after_s),
+            (14400, 120)
+        );
+        let text = shipped
+            .split("\n[status]")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let d = AggregatorConfig::from_toml(&text, Path::new("a.toml")).unwrap();
+        assert_eq!(
+            (d.status.escalation_stale_s, d.status.offline_after_s),
+            (14400, 120),
+            "shipped = defaults"
+        );
+        for (line, key) in [
+            ("escalation_stale_s = 10", "status.escalation_stale_s"),
+            ("offline_after_s = 30", "status.offline_after_s"),
+            ("offline_after_s = \"2m\"", "status.offline_after_s"),
+            ("stale_after = 1", "status.stale_after"),
+        ] {
+            let bad = format!("{text}\n[status]\n{line}\n");
             let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
                 .unwrap_err();
             assert_eq!(e.key, key, "{line}: {e}");

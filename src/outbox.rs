@@ -25,7 +25,15 @@
 //! fixed client id `huddle-kiosk-{site}-{board}`, TLS and credentials from
 //! [`crate::mqtt::options`], a retained last will `false` on `.../online`
 //! and a retained `true` after each ConnAck, after which it subscribes
-//! (QoS 1) to the board's `ack` and `roster`. Connection errors are retried
+//! (QoS 1) to the board's `ack` and `roster`. After each ConnAck it also
+//! publishes its schedule retained on `.../schedule`
+//! ([`crate::payload::ScheduleMessage`], from `[huddle]` and
+//! `board.timezone`), so that the aggregator judges missed huddles from
+//! the board's own schedule and needs no second copy. While connected it
+//! republishes the retained `true` every [`HEARTBEAT`]: the aggregator
+//! counts a board silent for `status.offline_after_s` as offline even when
+//! no last will reached it (a broker restarted without persistence, a
+//! broken link on the aggregator's side). Connection errors are retried
 //! with [`Backoff`] (capped by `mqtt.backoff_max_s`) and logged once per
 //! change of cause ([`crate::mqtt::FailureLog`]), with the config key and
 //! file to fix ([`crate::mqtt::diagnose`]); a refused password or an
@@ -89,7 +97,7 @@ use tokio::time::Instant;
 
 use crate::config::{KioskConfig, MqttConfig};
 use crate::mqtt::{Backoff, Diagnosis, FailureLog, Fault, MqttError};
-use crate::payload::{Ack, RosterMessage};
+use crate::payload::{Ack, RosterMessage, ScheduleMessage};
 use crate::store::{Store, StoreError};
 use crate::text::{Text, TextKey};
 use crate::topic::BoardTopics;
@@ -314,6 +322,31 @@ pub struct Outbox {
     link: Option<JoinHandle<()>>,
 }
 
+/// While connected, the retained `online` = `true` is published again this
+/// often: the aggregator's live status hears the board even when nothing
+/// happens at it (its `status.offline_after_s` must be well above this).
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The board's schedule as published retained on `.../schedule` at every
+/// connection.
+pub fn schedule_message(config: &KioskConfig, now: chrono::DateTime<Utc>) -> ScheduleMessage {
+    let mut times: Vec<String> = config
+        .schedule_times()
+        .iter()
+        .map(|t| t.format("%H:%M").to_string())
+        .collect();
+    times.sort();
+    times.dedup();
+    ScheduleMessage {
+        board: config.board.id.clone(),
+        timezone: config.board.timezone.clone(),
+        times,
+        grace_s: config.huddle.grace_minutes.saturating_mul(60),
+        target_s: config.huddle.target_minutes.saturating_mul(60),
+        issued_at: now,
+    }
+}
+
 /// Most events read from SQLite and handed to the client in one go.
 const BATCH: u64 = 100;
 /// Requests that may wait in rumqttc's channel (its own inflight limit
@@ -380,6 +413,7 @@ impl Outbox {
             status: status_tx,
             error: None,
             wake: wake.clone(),
+            schedule: schedule_message(config, Utc::now()),
         };
         let link = rt.spawn(link.run(eventloop));
         let driver = rt.spawn(driver.run(link_rx, stop_rx));
@@ -533,6 +567,8 @@ struct Driver {
     status: watch::Sender<LinkStatus>,
     error: Option<Diagnosis>,
     wake: Arc<Notify>,
+    /// Published retained after each ConnAck (`issued_at` set then).
+    schedule: ScheduleMessage,
 }
 
 impl Driver {
@@ -569,6 +605,8 @@ impl Driver {
     ) {
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let wake = self.wake.clone();
         loop {
             self.send_ready().await;
@@ -597,6 +635,12 @@ impl Driver {
                     }
                 }
                 _ = prune.tick() => self.prune().await,
+                _ = heartbeat.tick(), if self.window.connected() => {
+                    let _ = self
+                        .client
+                        .publish(self.topics.online(), QoS::AtLeastOnce, true, "true")
+                        .await;
+                }
             }
         }
     }
@@ -611,6 +655,13 @@ impl Driver {
         let _ = self
             .client
             .publish(self.topics.online(), QoS::AtLeastOnce, true, "true")
+            .await;
+        self.schedule.issued_at = Utc::now();
+        // Design: a plain struct of strings and numbers serialises.
+        let schedule = serde_json::to_vec(&self.schedule).expect("schedule serialises");
+        let _ = self
+            .client
+            .publish(self.topics.schedule(), QoS::AtLeastOnce, true, schedule)
             .await;
         // What was committed while the link was down.
         if let Some(last) = self.db(|s| s.last_seq()).await {
@@ -774,6 +825,23 @@ mod tests {
         assert!(!w.acked_to(5, 9, now));
         assert_eq!(w.acked(), 7);
         assert_eq!(w.batch(100), Some((8, 9)));
+    }
+
+    #[test]
+    fn the_schedule_message_comes_from_the_config() {
+        let config = KioskConfig::from_toml(
+            include_str!("../config/kiosk.toml"),
+            std::path::Path::new("kiosk.toml"),
+        )
+        .unwrap();
+        let now = Utc::now();
+        let m = schedule_message(&config, now);
+        assert_eq!(m.board, config.board.id);
+        assert_eq!(m.timezone, "Europe/Berlin");
+        assert_eq!(m.times, ["06:45", "14:45"]);
+        assert_eq!(m.grace_s, config.huddle.grace_minutes * 60);
+        assert_eq!(m.target_s, config.huddle.target_minutes * 60);
+        assert_eq!(m.issued_at, now);
     }
 
     #[test]

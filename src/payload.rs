@@ -59,8 +59,9 @@ pub enum HuddleState {
     Closed,
 }
 
-/// `.../status`, retained, from the aggregator (minimal; the full rules are issue 6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// The aggregator store's summary of a board after a commit. No longer
+/// published: `.../status` carries [`BoardLive`] (issue 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardStatus {
     /// The board.
     pub board: String,
@@ -219,7 +220,19 @@ pub struct SiteLive {
 }
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A scheduled huddle was not started within grace.

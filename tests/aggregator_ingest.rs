@@ -23,7 +23,7 @@ use huddle_board::aggregator::{validate, Stats};
 use huddle_board::badge::hash_badge;
 use huddle_board::config::KioskConfig;
 use huddle_board::event::{Envelope, Event, NeedRef};
-use huddle_board::payload::{Ack, BoardStatus, RosterMessage};
+use huddle_board::payload::{Ack, BoardLive, RosterMessage};
 use huddle_board::topic::{BoardTopics, SiteTopics};
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use support::{free_port, Aggregator, Mosquitto, Sub};
@@ -431,7 +431,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         acks(&ack_sub).contains(&5).then_some(())
     });
     wait_for("status at 5", Duration::from_secs(10), || {
-        payloads::<BoardStatus>(&status_sub)
+        payloads::<BoardLive>(&status_sub)
             .last()
             .filter(|s| s.last_seq == 5)
             .cloned()

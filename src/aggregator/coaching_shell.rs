@@ -40,6 +40,7 @@ use super::coaching::{
 use super::coaching_db::CoachingDb;
 use super::live::Hub;
 use super::roster::{self, RosterError};
+use super::status_shell::OverdueCount;
 use super::store::{Input, Store, StoreError};
 use crate::config::AggregatorConfig;
 use crate::topic::SiteTopics;
@@ -180,6 +181,7 @@ struct Loop {
     client: AsyncClient,
     hub: Arc<Hub>,
     runtime: tokio::runtime::Handle,
+    overdue: OverdueCount,
     previous: Option<Report>,
     problems: Vec<String>,
 }
@@ -234,6 +236,8 @@ impl Loop {
         }
         let topics = SiteTopics::new(&self.site);
         let alerts = newly_overdue(self.previous.as_ref(), &report);
+        self.overdue
+            .set(report.people.iter().filter(|p| p.overdue).count() as u32);
         self.publish(topics.coaching(), true, json(&report));
         for a in &alerts {
             tracing::info!(person = %a.id, since = %a.overdue_since, "coaching overdue");
@@ -257,13 +261,15 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 /// Starts the coaching thread. The database must be migrated
 /// ([`Store::open`] first); publications go through `client` on `runtime`.
-/// Returns the trigger and the thread: the thread ends when every clone of
-/// the trigger is dropped.
+/// After each report it sets `overdue` (the live status's site summary
+/// reads it). Returns the trigger and the thread: the thread ends when
+/// every clone of the trigger is dropped.
 pub fn start(
     config: &AggregatorConfig,
     client: AsyncClient,
     hub: Arc<Hub>,
     runtime: tokio::runtime::Handle,
+    overdue: OverdueCount,
 ) -> Result<(Trigger, std::thread::JoinHandle<()>), CoachingError> {
     let db = CoachingDb::open(&config.database_path())?;
     let every = Duration::from_secs(config.coaching.recompute_s);
@@ -275,6 +281,7 @@ pub fn start(
         client,
         hub,
         runtime,
+        overdue,
         previous: None,
         problems: Vec::new(),
     };

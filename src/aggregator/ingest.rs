@@ -24,10 +24,14 @@
 //!   acknowledged until it succeeds).
 //! - **After a commit** each touched board's retained ack is published when
 //!   it moved, or when a duplicate at or below it arrived (a kiosk that
-//!   re-sends needs to hear it again); its status when it changed; the
-//!   counters when they changed. After every ConnAck everything retained
-//!   is published again (the broker may have lost it), and the
-//!   subscriptions are made again when the session was not kept.
+//!   re-sends needs to hear it again); the counters when they changed. The
+//!   committed events, `online` flags and received schedules go to the
+//!   live status thread ([`super::status_shell`]), which publishes the
+//!   boards' and the site's status and the alerts. After every ConnAck
+//!   everything retained is published again (the broker may have lost
+//!   it); the event subscription is made again when the session was not
+//!   kept, and the `online` and `schedule` ones always (so that the broker
+//!   replays every board's retained flag and schedule).
 //! - **Bad messages** are counted per reason in the same transaction and
 //!   logged at most once a minute per (board, reason).
 
@@ -43,11 +47,12 @@ use serde::Serialize;
 use super::coaching_shell::{self, CoachingError};
 use super::live::Hub;
 use super::roster::{self, BoardRoster, RosterError};
+use super::status_shell::{self, Feed, Feeder, OverdueCount, StatusError};
 use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
 use super::validate::{validate, Reason, Reject};
 use crate::config::AggregatorConfig;
 use crate::mqtt::{Backoff, FailureLog, MqttError};
-use crate::payload::{Ack, BoardStatus};
+use crate::payload::{Ack, ScheduleMessage};
 use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
 
 /// How often the roster file's modification time is checked.
@@ -80,6 +85,9 @@ pub enum IngestError {
     /// The coaching loop could not be started.
     #[error(transparent)]
     Coaching(#[from] CoachingError),
+    /// The live status could not be started.
+    #[error(transparent)]
+    Status(#[from] StatusError),
 }
 
 /// The client id of a site's aggregator (fixed: the persistent session
@@ -156,17 +164,15 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("payloads serialise")
 }
 
-/// How often, at most, a board's status (or the stats) is published when
-/// only its counters moved. A change of huddle state or of `online` is
-/// published at once.
+/// How often, at most, the counters (stats) are published.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// What to publish after a commit, given what was last published. Pure
 /// (`tick` is the caller's clock): updates `published` and returns the
-/// publications. Acks go out at once; a status whose only change is its
-/// counters waits until [`STATUS_EVERY`] has passed since the board's last
-/// status, so that a burst over hundreds of boards does not double the
-/// broker's traffic ([`due_publications`] sends what waited).
+/// publications. Acks go out at once; the counters at most every
+/// [`STATUS_EVERY`], so that a burst does not flood the broker
+/// ([`due_publications`] sends what waited). The boards' statuses are the
+/// live status thread's ([`super::status_shell`]).
 pub fn publications(
     site: &str,
     outcome: &BatchOutcome,
@@ -187,30 +193,6 @@ pub fn publications(
                 }),
             });
         }
-        let last = published.status.get(board);
-        if last == Some(&b.status) {
-            published.pending.remove(board);
-            continue;
-        }
-        let urgent =
-            last.is_none_or(|l| l.huddle != b.status.huddle || l.online != b.status.online);
-        let recent = published
-            .status_at
-            .get(board)
-            .is_some_and(|t| tick.duration_since(*t) < STATUS_EVERY);
-        if urgent || !recent {
-            out.push(Publication {
-                topic: topics.status(),
-                payload: json(&b.status),
-            });
-            published.status.insert(board.clone(), b.status.clone());
-            published.status_at.insert(board.clone(), tick);
-            published.pending.remove(board);
-        } else {
-            published
-                .pending
-                .insert(board.clone(), (b.area.clone(), b.status.clone()));
-        }
     }
     if published.stats.as_ref() != Some(&outcome.stats) {
         published.pending_stats = Some(outcome.stats.clone());
@@ -219,30 +201,9 @@ pub fn publications(
     out
 }
 
-/// The statuses and stats that waited and are now due.
+/// The stats that waited and are now due.
 pub fn due_publications(site: &str, published: &mut Published, tick: Instant) -> Vec<Publication> {
     let mut out = Vec::new();
-    let due: Vec<String> = published
-        .pending
-        .keys()
-        .filter(|b| {
-            published
-                .status_at
-                .get(*b)
-                .is_none_or(|t| tick.duration_since(*t) >= STATUS_EVERY)
-        })
-        .cloned()
-        .collect();
-    for board in due {
-        if let Some((area, status)) = published.pending.remove(&board) {
-            out.push(Publication {
-                topic: BoardTopics::new(site, &area, &board).status(),
-                payload: json(&status),
-            });
-            published.status.insert(board.clone(), status);
-            published.status_at.insert(board, tick);
-        }
-    }
     let stats_due = published
         .stats_at
         .is_none_or(|t| tick.duration_since(t) >= STATUS_EVERY);
@@ -263,9 +224,6 @@ pub fn due_publications(site: &str, published: &mut Published, tick: Instant) ->
 /// and what waits for its turn.
 #[derive(Debug, Default)]
 pub struct Published {
-    status: HashMap<String, BoardStatus>,
-    status_at: HashMap<String, Instant>,
-    pending: HashMap<String, (String, BoardStatus)>,
     stats: Option<Stats>,
     stats_at: Option<Instant>,
     pending_stats: Option<Stats>,
@@ -274,7 +232,7 @@ pub struct Published {
 /// Everything retained, published again after a (re)connection.
 fn republish_all(
     site: &str,
-    boards: &[(String, BoardStatus)],
+    boards: &[(String, crate::payload::BoardStatus)],
     stats: &Stats,
     published: &mut Published,
     now: chrono::DateTime<Utc>,
@@ -290,13 +248,6 @@ fn republish_all(
                 at: now,
             }),
         });
-        out.push(Publication {
-            topic: topics.status(),
-            payload: json(status),
-        });
-        published
-            .status
-            .insert(status.board.clone(), status.clone());
     }
     out.push(Publication {
         topic: SiteTopics::new(site).aggregator_stats(),
@@ -309,6 +260,10 @@ fn republish_all(
 /// Sorts one message into what the store records, or a rejection.
 fn classify(site: &str, max_bytes: usize, p: &Publish) -> Result<Option<Input>, Reject> {
     if let Some(t) = parse_board_topic(&p.topic) {
+        if t.site == site && t.rest == ["schedule"] {
+            // Not stored: the writer hands it to the live status.
+            return Ok(None);
+        }
         if t.site == site && t.rest == ["online"] {
             let online = match p.payload.as_ref() {
                 b"true" => true,
@@ -331,7 +286,53 @@ fn classify(site: &str, max_bytes: usize, p: &Publish) -> Result<Option<Input>, 
     })
 }
 
+/// A board's schedule message, checked against its topic; `None` (and a
+/// warning) for anything else.
+fn schedule_feed(site: &str, p: &Publish) -> Option<Feed> {
+    let t = parse_board_topic(&p.topic)?;
+    if t.site != site || t.rest != ["schedule"] || p.payload.is_empty() {
+        return None;
+    }
+    match serde_json::from_slice::<ScheduleMessage>(&p.payload) {
+        Ok(m) if m.board == t.board => Some(Feed::Schedule {
+            area: t.area.to_owned(),
+            message: m,
+            live: !p.retain,
+        }),
+        Ok(m) => {
+            tracing::warn!(topic = %p.topic, board = %m.board, "a schedule names another board; ignored");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(topic = %p.topic, error = %e, "a schedule is not a schedule message; ignored");
+            None
+        }
+    }
+}
+
+/// What the live status learns from a committed batch: every event (moved
+/// out of `inputs`), the flags, and each touched board's ack.
+fn status_feeds(inputs: Vec<Input>, outcome: &BatchOutcome, feeds: &mut Vec<Feed>) {
+    for input in inputs {
+        if let Input::Event { area, envelope } = input {
+            feeds.push(Feed::Event {
+                area,
+                event: envelope,
+            });
+        }
+    }
+    for (board, b) in &outcome.boards {
+        feeds.push(Feed::Stored {
+            area: b.area.clone(),
+            board: board.clone(),
+            last_seq: b.ack,
+            last_event_at: b.status.last_event_at,
+        });
+    }
+}
+
 /// The writer thread: group commits until the queue closes.
+#[allow(clippy::too_many_arguments)]
 fn writer(
     mut store: Store,
     site: String,
@@ -340,6 +341,7 @@ fn writer(
     items: mpsc::Receiver<Item>,
     out: tokio::sync::mpsc::UnboundedSender<Output>,
     coaching: coaching_shell::Trigger,
+    status: Feeder,
 ) {
     let mut limiter = LogLimiter::new(REJECT_LOG_EVERY);
     let mut published = Published::default();
@@ -377,13 +379,29 @@ fn writer(
         let mut acks = Vec::with_capacity(batch.len());
         let mut rejects = Vec::new();
         let mut republish = false;
+        let mut feeds = Vec::new();
         for item in batch {
             match item {
                 Item::Republish => republish = true,
                 Item::Message(p) => {
                     match classify(&site, max_bytes, &p) {
-                        Ok(Some(input)) => inputs.push(input),
-                        Ok(None) => {}
+                        Ok(Some(input)) => {
+                            if let Input::Online {
+                                area,
+                                board,
+                                online,
+                            } = &input
+                            {
+                                feeds.push(Feed::Online {
+                                    area: area.clone(),
+                                    board: board.clone(),
+                                    online: *online,
+                                    live: !p.retain,
+                                });
+                            }
+                            inputs.push(input);
+                        }
+                        Ok(None) => feeds.extend(schedule_feed(&site, &p)),
                         Err(r) => {
                             inputs.push(Input::Rejected(r.reason));
                             rejects.push(r);
@@ -408,6 +426,9 @@ fn writer(
         if coaching_shell::touches(&inputs) {
             coaching.pulse();
         }
+        // Live status hook (issue 6): what was committed, never a wait.
+        status_feeds(inputs, &outcome, &mut feeds);
+        status.send(feeds);
         let now = Instant::now();
         for r in &rejects {
             let board = r.board.as_deref().unwrap_or("-");
@@ -540,11 +561,20 @@ pub async fn run(
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let hub = Hub::new(ALERTS_KEPT);
+    let overdue = OverdueCount::default();
     let (coaching, coaching_thread) = coaching_shell::start(
         &config,
         client.clone(),
         hub.clone(),
         tokio::runtime::Handle::current(),
+        overdue.clone(),
+    )?;
+    let (status, status_thread) = status_shell::start(
+        &config,
+        client.clone(),
+        hub.clone(),
+        tokio::runtime::Handle::current(),
+        overdue,
     )?;
 
     let (items_tx, items_rx) = mpsc::channel::<Item>();
@@ -553,11 +583,12 @@ pub async fn run(
         let site = site.clone();
         let (max_bytes, max_batch) = (config.ingest.max_message_bytes, config.ingest.max_batch);
         let coaching = coaching.clone();
+        let status = status.clone();
         std::thread::Builder::new()
             .name("aggregator-writer".into())
             .spawn(move || {
                 writer(
-                    store, site, max_bytes, max_batch, items_rx, out_tx, coaching,
+                    store, site, max_bytes, max_batch, items_rx, out_tx, coaching, status,
                 )
             })
             .map_err(IngestError::Thread)?
@@ -591,20 +622,27 @@ pub async fn run(
                     backoff.reset();
                     let line = failures.connected(&config.mqtt.url, Instant::now());
                     tracing::info!(session_present = ack.session_present, "{line}");
+                    // Events only when the session was lost (the broker
+                    // keeps the subscription and queues for it); `online`
+                    // and `schedule` always, so that the broker replays
+                    // every board's retained flag and schedule (the live
+                    // status does not store schedules).
+                    let mut filters = vec![topics.all_online(), topics.all_schedules()];
                     if !ack.session_present {
-                        let client = client.clone();
-                        let filters = [topics.all_events(), topics.all_online()];
-                        tokio::spawn(async move {
-                            for f in filters {
-                                if let Err(e) = client.subscribe(f, QoS::AtLeastOnce).await {
-                                    tracing::error!(error = %e, "cannot queue a subscription");
-                                }
-                            }
-                        });
+                        filters.insert(0, topics.all_events());
                     }
+                    let subscriber = client.clone();
+                    tokio::spawn(async move {
+                        for f in filters {
+                            if let Err(e) = subscriber.subscribe(f, QoS::AtLeastOnce).await {
+                                tracing::error!(error = %e, "cannot queue a subscription");
+                            }
+                        }
+                    });
                     let _ = items_tx.send(Item::Republish);
                     let _ = connected_tx.send(());
                     coaching.pulse();
+                    status.send(vec![Feed::Link(true)]);
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     if items_tx.send(Item::Message(p)).is_err() {
@@ -614,6 +652,7 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    status.send(vec![Feed::Link(false)]);
                     let d = crate::mqtt::diagnose(&e, &config.mqtt, &source);
                     if let Some(line) = failures.failed(&d, Instant::now()) {
                         if d.fault.is_config() {
@@ -635,6 +674,8 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     drop(coaching);
     let _ = tokio::task::spawn_blocking(move || coaching_thread.join()).await;
+    drop(status);
+    let _ = tokio::task::spawn_blocking(move || status_thread.join()).await;
     output_task.abort();
     if let Some(t) = roster_task {
         t.abort();
@@ -646,7 +687,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::aggregator::store::BoardOutcome;
-    use crate::payload::HuddleState;
+    use crate::payload::{BoardStatus, HuddleState};
 
     #[test]
     fn rejection_logs_are_limited_per_board_and_reason() {
@@ -691,7 +732,7 @@ mod tests {
     }
 
     #[test]
-    fn publishes_the_ack_when_it_moves_or_a_duplicate_arrives_and_states_when_they_change() {
+    fn publishes_the_ack_when_it_moves_or_a_duplicate_arrives_and_never_a_status() {
         let now = Utc::now();
         let t0 = Instant::now();
         let mut p = Published::default();
@@ -701,9 +742,9 @@ mod tests {
             topics,
             [
                 "huddle/v1/plant1/assembly/b1/ack",
-                "huddle/v1/plant1/assembly/b1/status",
                 "huddle/v1/plant1/aggregator/stats"
-            ]
+            ],
+            "the boards' statuses are the live status thread's"
         );
         let ack: Ack = serde_json::from_slice(&first[0].payload).unwrap();
         assert_eq!(ack.seq, 2);
@@ -715,40 +756,64 @@ mod tests {
     }
 
     #[test]
-    fn a_status_whose_counters_moved_waits_its_turn_but_a_state_change_does_not() {
+    fn changed_stats_wait_their_turn() {
         let now = Utc::now();
         let t0 = Instant::now();
         let mut p = Published::default();
         publications("plant1", &outcome(0, 2, false), &mut p, now, t0);
-        // Only last_seq moved, 100 ms later: the ack goes, the status waits.
         let t1 = t0 + Duration::from_millis(100);
-        let soon = publications("plant1", &outcome(2, 3, false), &mut p, now, t1);
-        assert_eq!(
-            soon.len(),
-            1,
-            "{:?}",
-            soon.iter().map(|p| &p.topic).collect::<Vec<_>>()
-        );
+        let mut o = outcome(2, 3, false);
+        o.stats.stored = 3;
+        let soon = publications("plant1", &o, &mut p, now, t1);
+        assert_eq!(soon.len(), 1);
         assert!(soon[0].topic.ends_with("/ack"));
         assert!(due_publications("plant1", &mut p, t1 + Duration::from_millis(500)).is_empty());
         let due = due_publications("plant1", &mut p, t0 + STATUS_EVERY);
-        let status: BoardStatus = serde_json::from_slice(&due[0].payload).unwrap();
-        assert_eq!(status.last_seq, 3, "the newest status is the one sent");
-        assert!(
-            due.iter().any(|p| p.topic.ends_with("/aggregator/stats")) || p.pending_stats.is_none()
-        );
-        // A huddle starting is published at once.
-        let mut started = outcome(3, 4, false);
-        if let Some(b) = started.boards.get_mut("b1") {
-            b.status.huddle = HuddleState::InProgress;
+        let stats: Stats = serde_json::from_slice(&due[0].payload).unwrap();
+        assert_eq!(stats.stored, 3, "the newest stats are the ones sent");
+    }
+
+    #[test]
+    fn a_schedule_is_handed_over_only_for_its_own_board() {
+        let msg = |topic: &str, board: &str, retain: bool| {
+            let m = ScheduleMessage {
+                board: board.into(),
+                timezone: "Europe/Berlin".into(),
+                times: vec!["06:45".into()],
+                grace_s: 300,
+                target_s: 900,
+                issued_at: Utc::now(),
+            };
+            let mut p = Publish::new(topic, QoS::AtLeastOnce, serde_json::to_vec(&m).unwrap());
+            p.retain = retain;
+            p
+        };
+        let good = msg("huddle/v1/plant1/assembly/b1/schedule", "b1", true);
+        assert!(matches!(classify("plant1", 65536, &good), Ok(None)));
+        match schedule_feed("plant1", &good) {
+            Some(Feed::Schedule {
+                area,
+                message,
+                live,
+            }) => {
+                assert_eq!(
+                    (area.as_str(), message.board.as_str(), live),
+                    ("assembly", "b1", false)
+                );
+            }
+            other => panic!("{other:?}"),
         }
-        let at_once = publications(
+        assert!(schedule_feed(
             "plant1",
-            &started,
-            &mut p,
-            now,
-            t0 + STATUS_EVERY + Duration::from_millis(10),
+            &msg("huddle/v1/plant1/assembly/b2/schedule", "b1", false)
+        )
+        .is_none());
+        assert!(schedule_feed("plant2", &good).is_none());
+        let junk = Publish::new(
+            "huddle/v1/plant1/assembly/b1/schedule",
+            QoS::AtLeastOnce,
+            "06:45",
         );
-        assert!(at_once.iter().any(|p| p.topic.ends_with("/status")));
+        assert!(schedule_feed("plant1", &junk).is_none());
     }
 }

@@ -16,6 +16,10 @@
 //!   board.
 //! - [`live`]: the live picture for the web dashboard: every site-level
 //!   state the aggregator publishes retained, and recent alerts.
+//! - [`status`] (pure), [`status_db`], [`status_shell`]: the live status
+//!   (issue 6): each board's and the site's retained status and the
+//!   alerts, from the committed events, the boards' `online` flags and
+//!   retained schedules, and the clock.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
@@ -34,6 +38,9 @@ pub mod discovery;
 pub mod ingest;
 pub mod live;
 pub mod roster;
+pub mod status;
+pub mod status_db;
+pub mod status_shell;
 pub mod store;
 pub mod validate;
 

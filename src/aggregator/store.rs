@@ -66,6 +66,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     // 2: the coaching loop's partial index on observation events, and its start.
     super::coaching_db::MIGRATION,
+    // 3: the live status's partial index on huddle start/close and need events.
+    super::status_db::MIGRATION,
 ];
 
 /// Errors of the aggregator's store.
@@ -297,12 +299,17 @@ fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn ensure_board(tx: &Transaction<'_>, board: &str, area: &str) -> rusqlite::Result<u64> {
+fn ensure_board(
+    tx: &Transaction<'_>,
+    board: &str,
+    area: &str,
+    received_at: &str,
+) -> rusqlite::Result<u64> {
     tx.prepare_cached(
-        "INSERT INTO boards (board, area) VALUES (?1, ?2)
-         ON CONFLICT (board) DO UPDATE SET area = excluded.area",
+        "INSERT INTO boards (board, area, first_seen) VALUES (?1, ?2, ?3)
+         ON CONFLICT (board) DO UPDATE SET area = excluded.area WHERE area != excluded.area",
     )?
-    .execute(params![board, area])?;
+    .execute(params![board, area, received_at])?;
     tx.prepare_cached("SELECT acked FROM boards WHERE board = ?1")?
         .query_row(params![board], |r| r.get::<_, i64>(0).map(|v| v as u64))
 }
@@ -567,9 +574,12 @@ fn apply_in(
                 board,
                 online,
             } => {
-                let acked = ensure_board(tx, board, area)?;
+                let acked = ensure_board(tx, board, area, &received_at)?;
+                // Design: kiosks republish `online` every 30 s as a
+                // heartbeat; an unchanged flag writes nothing, so a batch
+                // of heartbeats commits without touching the disk.
                 tx.execute(
-                    "UPDATE boards SET online = ?2 WHERE board = ?1",
+                    "UPDATE boards SET online = ?2 WHERE board = ?1 AND online != ?2",
                     params![board, *online as i64],
                 )?;
                 touched.entry(board.clone()).or_insert(Touch {
@@ -581,7 +591,7 @@ fn apply_in(
                 // Design: once per board and batch; a burst is mostly many
                 // events of the same boards.
                 if !touched.contains_key(&e.board) {
-                    let acked = ensure_board(tx, &e.board, area)?;
+                    let acked = ensure_board(tx, &e.board, area, &received_at)?;
                     touched.insert(
                         e.board.clone(),
                         Touch {

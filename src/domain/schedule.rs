@@ -55,6 +55,11 @@ impl Schedule {
         self.tz
     }
 
+    /// The local start times, sorted.
+    pub fn times(&self) -> &[NaiveTime] {
+        &self.times
+    }
+
     /// Grace after a slot's time.
     pub fn grace(&self) -> Duration {
         self.grace

@@ -246,8 +246,19 @@ impl Aggregator {
     /// Starts `huddle-aggregator --config DIR/aggregator.toml` with its
     /// data in `DIR/data` and its log in a file of `DIR`.
     pub fn start(dir: &Path, broker: &str) -> Aggregator {
+        Aggregator::start_bin(
+            Path::new(env!("CARGO_BIN_EXE_huddle-aggregator")),
+            dir,
+            broker,
+        )
+    }
+
+    /// The same with another binary (a copy taken at the test's start, so
+    /// that a restart runs the same build even if the shared target
+    /// directory is rebuilt meanwhile).
+    pub fn start_bin(bin: &Path, dir: &Path, broker: &str) -> Aggregator {
         let log = dir.join(format!("aggregator-{}.log", free_port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_huddle-aggregator"))
+        let child = Command::new(bin)
             .arg("--config")
             .arg(dir.join("aggregator.toml"))
             .env("HUDDLE_DATA_DIR", dir.join("data"))
@@ -258,6 +269,11 @@ impl Aggregator {
             .spawn()
             .expect("start huddle-aggregator");
         Aggregator { child, log }
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     /// What it logged so far.

@@ -1,0 +1,424 @@
+//! The live status's shell: one thread that keeps the [`Site`] of
+//! [`super::status`] up to date and publishes what it says.
+//!
+//! ```text
+//!  writer thread --after each commit: committed events, online flags,
+//!                  schedules, each touched board's ack ------------+
+//!  MQTT loop     --link up (ConnAck) / down ----------------------+--> status thread
+//!  timer (1 s) ---------------------------------------------------+     | rules (pure, Site)
+//!                                                                        +--> client + hub:
+//!     retained .../{board}/status and huddle/v1/{site}/status when they changed,
+//!     huddle/v1/{site}/alert/{missed_huddle|escalation_stale|board_offline} (not retained)
+//! ```
+//!
+//! - **Fed only what is committed.** The ingest writer hands over a
+//!   batch's events after its transaction committed (never a rejected or
+//!   uncommitted one); the rules are idempotent, so a duplicate re-sent by
+//!   a board changes nothing. `online` and `schedule` messages come through
+//!   the same queue (their PUBACKs keep their place in the writer's order).
+//! - **Rebuilt at start** from the database ([`StatusDb`]): every board's
+//!   flag and ack, the huddles of the last two days with their taps and
+//!   steps, every open escalation, the last observations. Schedules are not
+//!   stored: the aggregator subscribes to `+/+/schedule` again at every
+//!   connection, so the broker replays every board's retained schedule.
+//! - **When.** After every batch fed (only the boards it changed are
+//!   evaluated again; the summary counts the others as last evaluated), and
+//!   every second for all boards (missed slots, stale escalations and
+//!   silence come with time alone); nothing for [`SETTLE`] after each
+//!   ConnAck, while the broker replays the retained schedules and flags. A retained status
+//!   is published only when its bytes changed, and all of them again after
+//!   every (re)connection (the broker may have lost them).
+//! - **Coaching overdue** in the site summary is the coaching thread's
+//!   latest count, shared through an atomic ([`OverdueCount`]).
+//! - **Expected attendance** of a running huddle is the number of members
+//!   and team leaders of the board in the site roster (read again when the
+//!   file's modification time changes); a closed huddle has its own in the
+//!   kiosk's summary.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, QoS};
+
+use super::live::Hub;
+use super::roster;
+use super::status::{Rules, Site, StoredEvent};
+use super::status_db::StatusDb;
+use super::store::StoreError;
+use super::validate::Incoming;
+use crate::config::AggregatorConfig;
+use crate::domain::Role;
+use crate::payload::ScheduleMessage;
+use crate::topic::{BoardTopics, SiteTopics};
+
+/// The time rules are evaluated at least this often.
+pub const TICK: Duration = Duration::from_secs(1);
+/// After each ConnAck nothing is published for this long, so that the
+/// broker's replay of every board's retained schedule and flag is in
+/// first (otherwise a missed board would show `not_started` for a moment
+/// after a restart, its schedule not yet known).
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// The roster file's modification time is checked this often.
+const ROSTER_POLL: Duration = Duration::from_secs(10);
+/// A publication that does not leave the client's queue in this time is
+/// given up (and made again at the next change or reconnection).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the live status cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The thread could not be started.
+    #[error("cannot start the live status thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The coaching report's count of overdue people, shared by the coaching
+/// thread (writer) and the status thread (reader).
+#[derive(Debug, Clone, Default)]
+pub struct OverdueCount(Arc<AtomicU32>);
+
+impl OverdueCount {
+    /// Sets the count (the coaching thread, after each report).
+    pub fn set(&self, n: u32) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// The latest count.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One thing the status thread learns.
+#[derive(Debug)]
+pub enum Feed {
+    /// A committed event (any kind: every event is a sign of life).
+    Event {
+        /// The topic's area.
+        area: String,
+        /// The event as stored.
+        event: Incoming,
+    },
+    /// A board's committed `online` flag.
+    Online {
+        /// The topic's area.
+        area: String,
+        /// The board.
+        board: String,
+        /// The flag.
+        online: bool,
+        /// Published now by the board (not a retained copy replayed).
+        live: bool,
+    },
+    /// A board's schedule.
+    Schedule {
+        /// The topic's area.
+        area: String,
+        /// The message.
+        message: ScheduleMessage,
+        /// Published now by the board (not a retained copy replayed).
+        live: bool,
+    },
+    /// A board's ack and newest event after a commit.
+    Stored {
+        /// The area.
+        area: String,
+        /// The board.
+        board: String,
+        /// Its ack.
+        last_seq: u64,
+        /// Its newest event's time.
+        last_event_at: Option<DateTime<Utc>>,
+    },
+    /// The aggregator's own link to the broker: `true` at every ConnAck.
+    Link(bool),
+}
+
+/// Hands feeds to the status thread; cheap, never blocking. When every
+/// clone is dropped the thread ends.
+#[derive(Clone)]
+pub struct Feeder(mpsc::Sender<Vec<Feed>>);
+
+impl Feeder {
+    /// Sends a batch (nothing when empty).
+    pub fn send(&self, feeds: Vec<Feed>) {
+        if !feeds.is_empty() {
+            let _ = self.0.send(feeds);
+        }
+    }
+}
+
+/// Members and team leaders per board in the roster file, read again when
+/// its modification time changes.
+struct Expected {
+    file: Option<PathBuf>,
+    mtime: Option<DateTime<Utc>>,
+    checked: Option<Instant>,
+}
+
+impl Expected {
+    fn refresh(&mut self, site: &mut Site, now: Instant) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if self
+            .checked
+            .is_some_and(|t| now.duration_since(t) < ROSTER_POLL)
+        {
+            return;
+        }
+        self.checked = Some(now);
+        let mtime = roster::modified(file).ok();
+        if mtime.is_some() && mtime == self.mtime {
+            return;
+        }
+        self.mtime = mtime;
+        match roster::load(file) {
+            Ok(rosters) => {
+                for r in rosters {
+                    let n = r
+                        .message
+                        .people
+                        .iter()
+                        .filter(|p| matches!(p.role, Role::Member | Role::TeamLeader))
+                        .count();
+                    site.expected(&r.message.board, n as u32);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "live status: the roster cannot be used; expected attendance stays as it was")
+            }
+        }
+    }
+}
+
+/// The running thread's state.
+struct Loop {
+    site_id: String,
+    site: Site,
+    client: AsyncClient,
+    hub: Arc<Hub>,
+    runtime: tokio::runtime::Handle,
+    overdue: OverdueCount,
+    expected: Expected,
+    /// Retained topic → the bytes last published.
+    published: HashMap<String, Vec<u8>>,
+    link_up: bool,
+    /// Evaluations wait until then (see [`SETTLE`]).
+    settle: Option<Instant>,
+}
+
+impl Loop {
+    fn feed(&mut self, feeds: Vec<Feed>) {
+        let now = now_ms();
+        for f in feeds {
+            match f {
+                Feed::Event { area, event } => {
+                    let e = StoredEvent {
+                        board: &event.board,
+                        seq: event.seq,
+                        at: event.at,
+                        kind: &event.kind,
+                        data: &event.data,
+                    };
+                    self.site.event(&area, e, true, now);
+                }
+                Feed::Online {
+                    area,
+                    board,
+                    online,
+                    live,
+                } => self.site.online(&area, &board, online, live, now),
+                Feed::Schedule {
+                    area,
+                    message,
+                    live,
+                } => match self.site.schedule(&area, &message, live, now) {
+                    Ok(()) => {
+                        // The dashboard shows it too (the kiosk published it).
+                        let topic = BoardTopics::new(&self.site_id, &area, &message.board);
+                        self.hub.publish(&topic.schedule(), &json(&message), true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(board = %message.board, error = %e, "a board's schedule cannot be used; its previous one stays")
+                    }
+                },
+                Feed::Stored {
+                    area,
+                    board,
+                    last_seq,
+                    last_event_at,
+                } => self
+                    .site
+                    .stored(&area, &board, last_seq, last_event_at, now),
+                Feed::Link(up) => {
+                    self.site.link(up, now);
+                    if up {
+                        // Everything retained again: the broker may have lost it.
+                        self.published.clear();
+                        self.settle = Some(Instant::now() + SETTLE);
+                    }
+                    self.link_up = up;
+                }
+            }
+        }
+    }
+
+    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
+        self.hub.publish(&topic, &payload, retain);
+        if !self.link_up {
+            return; // everything retained goes again at the next ConnAck
+        }
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload),
+            )
+            .await
+        });
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue a status publication"),
+            Err(_) => {
+                tracing::warn!("the MQTT client's queue is full; a status publication was given up")
+            }
+        }
+    }
+
+    fn retained(&mut self, topic: String, payload: Vec<u8>) {
+        if self.published.get(&topic) == Some(&payload) {
+            return;
+        }
+        self.published.insert(topic.clone(), payload.clone());
+        self.publish(topic, true, payload);
+    }
+
+    /// Evaluates every board (`full`, the tick) or only those changed.
+    fn evaluate(&mut self, full: bool) {
+        let full = match self.settle {
+            Some(t) if Instant::now() < t => return,
+            Some(_) => {
+                self.settle = None;
+                true
+            }
+            None => full,
+        };
+        self.expected.refresh(&mut self.site, Instant::now());
+        self.site.coaching_overdue(self.overdue.get());
+        let e = if full {
+            self.site.evaluate(now_ms())
+        } else {
+            self.site.evaluate_changed(now_ms())
+        };
+        let topics = SiteTopics::new(&self.site_id);
+        for b in &e.boards {
+            let topic = BoardTopics::new(&self.site_id, &b.area, &b.board).status();
+            self.retained(topic, json(b));
+        }
+        self.retained(topics.status(), json(&e.site));
+        for a in &e.alerts {
+            tracing::info!(kind = ?a.kind, board = %a.board, at = %a.at, "{}", a.message);
+            let kind = serde_json::to_value(a.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.publish(topics.alert(&kind), false, json(a));
+        }
+    }
+}
+
+/// Now, to the millisecond (the precision of every stored time).
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Design: the status payloads are strings, numbers, times, options and
+    // a rate rounded from a finite quotient (its divisor is checked > 0).
+    serde_json::to_vec(value).expect("status payloads serialise")
+}
+
+/// Starts the status thread: rebuilds the state from the database (which
+/// must be migrated: [`super::store::Store::open`] first), then runs until
+/// every [`Feeder`] is dropped. Publications go through `client` on
+/// `runtime` and to `hub`.
+pub fn start(
+    config: &AggregatorConfig,
+    client: AsyncClient,
+    hub: Arc<Hub>,
+    runtime: tokio::runtime::Handle,
+    overdue: OverdueCount,
+) -> Result<(Feeder, std::thread::JoinHandle<()>), StatusError> {
+    let rules = Rules {
+        escalation_stale: chrono::Duration::seconds(config.status.escalation_stale_s as i64),
+        offline_after: chrono::Duration::seconds(config.status.offline_after_s as i64),
+    };
+    let tz = config.site.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let started = now_ms();
+    let mut site = Site::new(&config.site.id, tz, rules, started);
+    let t0 = Instant::now();
+    let events = StatusDb::open(&config.database_path())?.load(&mut site, started)?;
+    tracing::info!(
+        events,
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        "live status rebuilt from the database"
+    );
+    let mut state = Loop {
+        site_id: config.site.id.clone(),
+        site,
+        client,
+        hub,
+        runtime,
+        overdue,
+        expected: Expected {
+            file: config.roster.file.clone(),
+            mtime: None,
+            checked: None,
+        },
+        published: HashMap::new(),
+        // Until the first ConnAck the hub still shows the state.
+        link_up: false,
+        settle: None,
+    };
+    let (tx, rx) = mpsc::channel::<Vec<Feed>>();
+    let thread = std::thread::Builder::new()
+        .name("aggregator-status".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(feeds) => {
+                        state.feed(feeds);
+                        while let Ok(more) = rx.try_recv() {
+                            state.feed(more);
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                let full = Instant::now() >= next;
+                if full {
+                    next = Instant::now() + TICK;
+                }
+                // Design: a bug in the rules must not end the live status
+                // for good (ingest does not depend on it); it is logged and
+                // the next feed or tick tries again.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.evaluate(full)))
+                    .is_err()
+                {
+                    tracing::error!("the live status evaluation failed (a bug: please report it with the log); trying again");
+                }
+            }
+        })
+        .map_err(StatusError::Thread)?;
+    Ok((Feeder(tx), thread))
+}
