@@ -273,8 +273,10 @@ impl Loop {
 
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
         self.hub.publish(&topic, &payload, retain);
-        if !self.link_up {
-            return; // everything retained goes again at the next ConnAck
+        if !self.link_up && retain {
+            // Everything retained goes again at the next ConnAck; an alert
+            // waits in the client's queue for it.
+            return;
         }
         let sent = self.runtime.block_on(async {
             tokio::time::timeout(
