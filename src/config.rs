@@ -384,6 +384,49 @@ impl StatusConfig {
     }
 }
 
+/// Home Assistant MQTT discovery at the aggregator (issue 6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// Publish a retained discovery message per board entity, so that
+    /// every board appears in Home Assistant with no set-up there.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix (its default: `homeassistant`).
+    #[serde(default = "default_discovery_prefix")]
+    pub prefix: String,
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        Self {
+            discovery: false,
+            prefix: default_discovery_prefix(),
+        }
+    }
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
+}
+
+impl HomeAssistantConfig {
+    fn validate(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        let ok = !self.prefix.is_empty()
+            && self
+                .prefix
+                .split('/')
+                .all(|level| !level.is_empty() && !level.contains(['+', '#']));
+        if !ok {
+            return Err(err(
+                "home_assistant.prefix",
+                "must be a topic prefix like `homeassistant`: no empty level, no + or #".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which badge source feeds the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -716,6 +759,9 @@ pub struct AggregatorConfig {
     /// Live status thresholds (issue 6).
     #[serde(default)]
     pub status: StatusConfig,
+    /// Home Assistant discovery (issue 6).
+    #[serde(default)]
+    pub home_assistant: HomeAssistantConfig,
     /// The file this was read from, for messages. Not a key.
     #[serde(skip)]
     pub source: PathBuf,
@@ -1051,7 +1097,8 @@ impl AggregatorConfig {
             }
         }
         self.coaching.validate(&err)?;
-        self.status.validate(&err)
+        self.status.validate(&err)?;
+        self.home_assistant.validate(&err)
     }
 
     /// Parses TOML text as if read from `path`, without the environment (tests).

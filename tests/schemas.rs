@@ -154,3 +154,16 @@ fn the_aggregators_roster_and_ack_payloads_fit_their_schemas() {
     );
     assert!(!validator("online.schema.json").is_valid(&serde_json::json!("yes")));
 }
+
+#[test]
+fn the_readme_topic_table_names_every_schema() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for t in catalogue() {
+        // Event and board alert schemas are named by pattern in the table.
+        let named = readme.contains(&format!("`{}`", t.file))
+            || (t.file.starts_with("event.") && readme.contains("`event.{kind}.schema.json`"))
+            || (t.file.starts_with("alert.") && readme.contains("`alert.{kind}.schema.json`"));
+        assert!(named, "README's topic table does not name {}", t.file);
+    }
+}

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
 
+use super::discovery;
 use super::live::Hub;
 use super::roster;
 use super::status::{Rules, Site, StoredEvent};
@@ -213,6 +214,10 @@ struct Loop {
     link_up: bool,
     /// Evaluations wait until then (see [`SETTLE`]).
     settle: Option<Instant>,
+    /// Home Assistant's discovery prefix, when discovery is on.
+    discovery: Option<String>,
+    /// Boards whose discovery messages went out since the last ConnAck.
+    discovered: std::collections::HashSet<String>,
 }
 
 impl Loop {
@@ -263,6 +268,7 @@ impl Loop {
                     if up {
                         // Everything retained again: the broker may have lost it.
                         self.published.clear();
+                        self.discovered.clear();
                         self.settle = Some(Instant::now() + SETTLE);
                     }
                     self.link_up = up;
@@ -324,6 +330,14 @@ impl Loop {
         for b in &e.boards {
             let topic = BoardTopics::new(&self.site_id, &b.area, &b.board).status();
             self.retained(topic, json(b));
+            let due = self.link_up && !self.discovered.contains(&b.board);
+            if let Some(prefix) = self.discovery.as_deref().filter(|_| due) {
+                let messages = discovery::board(prefix, &self.site_id, &b.area, &b.board);
+                for d in messages {
+                    self.retained(d.topic, json(&d.payload));
+                }
+                self.discovered.insert(b.board.clone());
+            }
         }
         self.retained(topics.status(), json(&e.site));
         for a in &e.alerts {
@@ -390,6 +404,11 @@ pub fn start(
         // Until the first ConnAck the hub still shows the state.
         link_up: false,
         settle: None,
+        discovery: config
+            .home_assistant
+            .discovery
+            .then(|| config.home_assistant.prefix.clone()),
+        discovered: std::collections::HashSet::new(),
     };
     let (tx, rx) = mpsc::channel::<Vec<Feed>>();
     let thread = std::thread::Builder::new()
