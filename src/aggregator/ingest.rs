@@ -540,6 +540,7 @@ pub async fn run(
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let hub = Hub::new(ALERTS_KEPT);
+    let web = super::web::start(config.web.as_ref(), &site, hub.clone());
     let (coaching, coaching_thread) = coaching_shell::start(
         &config,
         client.clone(),
@@ -628,6 +629,9 @@ pub async fn run(
     drop(coaching);
     let _ = tokio::task::spawn_blocking(move || coaching_thread.join()).await;
     output_task.abort();
+    if let Some(t) = web {
+        t.abort();
+    }
     if let Some(t) = roster_task {
         t.abort();
     }

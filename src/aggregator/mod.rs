@@ -14,6 +14,8 @@
 //!   its own, and the observation and coaching exports.
 //! - [`live`]: the live picture for the web dashboard: every site-level
 //!   state the aggregator publishes retained, and recent alerts.
+//! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
+//!   events), read from [`live`] only.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
@@ -33,6 +35,7 @@ pub mod live;
 pub mod roster;
 pub mod store;
 pub mod validate;
+pub mod web;
 
 pub use ingest::run;
 pub use roster::{BoardRoster, RosterError};
