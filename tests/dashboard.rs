@@ -11,8 +11,13 @@
 //!   and stats topics (read back by a fresh MQTT subscriber).
 //! - `/api/events` sends the snapshot, then a tap's change.
 //! - In the browser: the page shows the boards; a huddle started at a
-//!   simulated kiosk changes its tile without a reload; screenshots go to
-//!   ui/screenshots/ when `DASHBOARD_SCREENSHOTS=1`.
+//!   simulated kiosk changes its tile without a reload.
+//! - The page renders the full live status (issue 6's `BoardLive`,
+//!   `SiteLive`, alerts, the coaching report): the third test serves a
+//!   hub filled with such payloads (built from the Rust types) in
+//!   process, checks what the tiles show and follows a change; with
+//!   `DASHBOARD_SCREENSHOTS=1` it saves the README's screenshots to
+//!   ui/screenshots/.
 
 mod support;
 
@@ -553,8 +558,6 @@ fn browser_shows_boards_and_follows_a_tap() {
     site.wait_boards(&["line1"], seq);
     site.wait_boards(&boards[1..], 1);
 
-    let shots = std::env::var_os("DASHBOARD_SCREENSHOTS")
-        .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/screenshots"));
     let profile = site.dir.path().join("chromium-profile");
     let mut node = Command::new(support::require("node", "nodejs"));
     node.arg(driver.join("browser.js"))
@@ -568,9 +571,6 @@ fn browser_shows_boards_and_follows_a_tap() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(dir) = &shots {
-        node.env("SCREENSHOT_DIR", dir);
-    }
     let mut child = node
         .spawn()
         .unwrap_or_else(|e| panic!("node: {e}; {INSTALL_HELP}"));
@@ -594,4 +594,285 @@ fn browser_shows_boards_and_follows_a_tap() {
         site.aggregator.log()
     );
     site.aggregator.assert_running();
+}
+
+// ------------------------------------------------------- full live status
+
+mod demo {
+    use chrono::{DateTime, Duration, Utc};
+    use huddle_board::payload::{
+        AlertKind, BoardAlert, BoardLive, LiveHuddle, LiveState, OpenEscalation, ScheduleMessage,
+        SiteLive, StateCounts,
+    };
+
+    fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        serde_json::to_vec(v).unwrap()
+    }
+
+    /// A board in `state`; `minutes` into its huddle when running.
+    pub fn board(name: &str, area: &str, state: LiveState, now: DateTime<Utc>, i: i64) -> Vec<u8> {
+        let started = now - Duration::minutes(3 + i % 14) - Duration::seconds(17 * i);
+        let huddle = match state {
+            LiveState::NotStarted | LiveState::Missed => None,
+            _ => Some(LiveHuddle {
+                huddle_id: format!("h-{name}"),
+                scheduled_at: Some(started - Duration::minutes(1)),
+                started_at: started,
+                target_s: 900,
+                step: (state == LiveState::InProgress).then(|| {
+                    ["attendance", "kpis", "open_actions", "needs"][i as usize % 4].to_owned()
+                }),
+                step_started_at: (state == LiveState::InProgress)
+                    .then_some(started + Duration::minutes(2)),
+                present: 4 + (i % 5) as u32,
+                expected: 9,
+                closed_at: (state == LiveState::Closed)
+                    .then_some(started + Duration::minutes(12 + i % 5)),
+                summary: None,
+            }),
+        };
+        let escalations = (0..i % 3)
+            .map(|k| OpenEscalation {
+                need_id: format!("n-{name}-{k}"),
+                category: ["maintenance", "quality", "staffing"][k as usize % 3].into(),
+                text: ["Press 4 guard sensor faulty", "Gauge calibration overdue"][k as usize % 2]
+                    .into(),
+                escalated_at: now - Duration::hours(5 + 20 * k),
+                stale: k == 1,
+            })
+            .collect();
+        json(&BoardLive {
+            board: name.into(),
+            area: area.into(),
+            state,
+            online: true,
+            last_seq: 40 + i as u64,
+            last_event_at: Some(now - Duration::seconds(30 + i)),
+            next_due_at: Some(now + Duration::hours(7)),
+            huddle,
+            escalations,
+            last_observation_at: (i % 4 != 3).then(|| now - Duration::days(1 + i % 6)),
+        })
+    }
+
+    pub fn offline(name: &str, area: &str, now: DateTime<Utc>) -> Vec<u8> {
+        let mut b: BoardLive =
+            serde_json::from_slice(&board(name, area, LiveState::NotStarted, now, 3)).unwrap();
+        b.online = false;
+        json(&b)
+    }
+
+    pub fn schedule(name: &str, now: DateTime<Utc>) -> Vec<u8> {
+        json(&ScheduleMessage {
+            board: name.into(),
+            timezone: "Europe/Berlin".into(),
+            times: vec!["06:45".into(), "14:45".into()],
+            grace_s: 600,
+            target_s: 900,
+            issued_at: now - Duration::hours(3),
+        })
+    }
+
+    pub fn site(now: DateTime<Utc>) -> Vec<u8> {
+        let _ = now;
+        json(&SiteLive {
+            site: "plant1".into(),
+            boards: 12,
+            states: StateCounts {
+                not_started: 2,
+                in_progress: 5,
+                closed: 3,
+                missed: 1,
+                offline: 1,
+            },
+            held_today: 9,
+            missed_today: 1,
+            attendance_rate: Some(0.87),
+            open_escalations: 9,
+            stale_escalations: 3,
+            coaching_overdue: 1,
+        })
+    }
+
+    pub fn alert(kind: AlertKind, board: &str, message: &str, at: DateTime<Utc>) -> Vec<u8> {
+        json(&BoardAlert {
+            kind,
+            board: board.into(),
+            area: "assembly".into(),
+            at,
+            message: message.into(),
+            scheduled_at: None,
+            need_id: None,
+        })
+    }
+
+    /// The README's coaching example, through the real type.
+    pub fn coaching(now: DateTime<Utc>) -> Vec<u8> {
+        let t = |h: i64| (now - Duration::hours(h)).to_rfc3339();
+        let v = serde_json::json!({"site":"plant1","at":t(0),"window_days":7,
+          "targets":{"team_leader":2,"supervisor":1},"since":t(24*40),
+          "people":[
+           {"id":"p08","name":"Mira Kowalski","role":"manager","coach":null,"boards":["line1","line2","line3"],"in_roster":true,
+            "target":null,"count_in_window":null,"last_observed":null,"due_by":null,"overdue":false,"overdue_s":0,
+            "score":null,"score_observations":0,"score_slope":null,"trend":null,
+            "coached":6,"learners":2,"learners_measured":2,"learner_change":0.4,"helpfulness":4.5,"ratings":5,
+            "focus_set":6,"focus_landed":4,"focus_pending":1},
+           {"id":"p07","name":"Sam Reyes","role":"supervisor","coach":"p08","boards":["line1","line2"],"in_roster":true,
+            "target":1,"count_in_window":1,"last_observed":t(50),"due_by":t(-118),
+            "overdue":false,"overdue_s":0,"score":3.0,"score_observations":3,"score_slope":0.25,"trend":"rising",
+            "coached":9,"learners":3,"learners_measured":3,"learner_change":0.611,"helpfulness":4.0,"ratings":7,
+            "focus_set":9,"focus_landed":6,"focus_pending":2},
+           {"id":"p01","name":"Eva Novak","role":"team_leader","coach":"p07","boards":["line1"],"in_roster":true,
+            "target":2,"count_in_window":1,"last_observed":t(30),"due_by":t(2),
+            "overdue":true,"overdue_s":7200,"score":2.5,"score_observations":2,"score_slope":1.222,"trend":"rising",
+            "coached":null,"learners":null,"learners_measured":null,"learner_change":null,"helpfulness":null,"ratings":null,
+            "focus_set":null,"focus_landed":null,"focus_pending":null},
+           {"id":"p02","name":"Tom Berg","role":"team_leader","coach":"p07","boards":["line2"],"in_roster":true,
+            "target":2,"count_in_window":2,"last_observed":t(20),"due_by":t(-100),
+            "overdue":false,"overdue_s":0,"score":3.25,"score_observations":4,"score_slope":0.0,"trend":"steady",
+            "coached":null,"learners":null,"learners_measured":null,"learner_change":null,"helpfulness":null,"ratings":null,
+            "focus_set":null,"focus_landed":null,"focus_pending":null}]});
+        let r: huddle_board::aggregator::coaching::Report = serde_json::from_value(v).unwrap();
+        json(&r)
+    }
+}
+
+#[test]
+fn browser_renders_the_full_live_status() {
+    use huddle_board::aggregator::live::Hub;
+    use huddle_board::aggregator::web;
+    use huddle_board::payload::{AlertKind, LiveState};
+
+    let driver = install_driver();
+    let now = Utc::now();
+    let hub = Hub::new(200);
+    let layout: [(&str, &str, LiveState); 12] = [
+        ("line1", "assembly", LiveState::InProgress),
+        ("line2", "assembly", LiveState::InProgress),
+        ("line3", "assembly", LiveState::Closed),
+        ("line4", "assembly", LiveState::NotStarted),
+        ("line5", "assembly", LiveState::Missed),
+        ("paint1", "paint", LiveState::InProgress),
+        ("paint2", "paint", LiveState::Closed),
+        ("paint3", "paint", LiveState::InProgress),
+        ("press1", "press", LiveState::Closed),
+        ("press2", "press", LiveState::InProgress),
+        ("press3", "press", LiveState::NotStarted),
+        ("press4", "press", LiveState::NotStarted),
+    ];
+    for (i, (name, area, state)) in layout.iter().enumerate() {
+        let topic = format!("huddle/v1/{SITE}/{area}/{name}");
+        let payload = if *name == "press4" {
+            demo::offline(name, area, now)
+        } else {
+            demo::board(name, area, *state, now, i as i64)
+        };
+        hub.publish(&format!("{topic}/status"), &payload, true);
+        hub.publish(
+            &format!("{topic}/schedule"),
+            &demo::schedule(name, now),
+            true,
+        );
+    }
+    hub.publish(&format!("huddle/v1/{SITE}/status"), &demo::site(now), true);
+    hub.publish(
+        &format!("huddle/v1/{SITE}/coaching"),
+        &demo::coaching(now),
+        true,
+    );
+    for (kind, board, msg, ago) in [
+        (
+            AlertKind::BoardOffline,
+            "press4",
+            "press4 went offline (no event for 5 min)",
+            50,
+        ),
+        (
+            AlertKind::EscalationStale,
+            "line2",
+            "Maintenance need open for 25 h: Gauge calibration overdue",
+            40,
+        ),
+        (
+            AlertKind::MissedHuddle,
+            "line5",
+            "line5's 14:45 huddle was not started within 10 min",
+            20,
+        ),
+    ] {
+        let a = demo::alert(kind, board, msg, now - chrono::Duration::minutes(ago));
+        let kind = serde_json::to_value(kind).unwrap();
+        hub.publish(
+            &format!("huddle/v1/{SITE}/alert/{}", kind.as_str().unwrap()),
+            &a,
+            false,
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ctx = std::sync::Arc::new(web::Ctx {
+        site: SITE.into(),
+        token: TOKEN.into(),
+        hub: hub.clone(),
+    });
+    rt.spawn(web::serve(listener, ctx));
+
+    let expect = serde_json::json!({
+        "assembly/line1": ["In progress · attendance", "4/9", " / 15:00", "Escalations0", "24 h ago"],
+        "assembly/line3": ["Closed", "6/9", "Took", "Escalations2 (1 old)"],
+        "assembly/line5": ["Missed", "Present—", "Escalations1"],
+        "press/press4": ["Offline · Not started"],
+    });
+    let shots = std::env::var_os("DASHBOARD_SCREENSHOTS")
+        .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/screenshots"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Command::new(support::require("node", "nodejs"));
+    node.arg(driver.join("browser.js"))
+        .current_dir(&driver)
+        .env("DASHBOARD_URL", format!("http://127.0.0.1:{port}"))
+        .env("DASHBOARD_TOKEN", TOKEN)
+        .env("DASHBOARD_BOARDS", layout.len().to_string())
+        .env("DASHBOARD_TAPPED", "assembly/line4")
+        .env("DASHBOARD_EXPECT", expect.to_string())
+        .env("DASHBOARD_DETAIL", "assembly/line3")
+        .env("CHROMIUM", CHROMIUM)
+        .env("CHROMIUM_PROFILE", dir.path().join("profile"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(dir) = &shots {
+        std::fs::create_dir_all(dir).unwrap();
+        node.env("SCREENSHOT_DIR", dir);
+    }
+    let mut child = node
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}; {INSTALL_HELP}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let mut said = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.expect("the driver's output");
+        eprintln!("browser.js: {line}");
+        said.push(line.clone());
+        if line == "READY" {
+            hub.publish(
+                &format!("huddle/v1/{SITE}/assembly/line4/status"),
+                &demo::board("line4", "assembly", LiveState::InProgress, Utc::now(), 3),
+                true,
+            );
+            writeln!(stdin, "TAPPED").unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        status.success() && said.iter().any(|l| l == "PASS"),
+        "the browser test failed ({status}): {said:?}"
+    );
 }

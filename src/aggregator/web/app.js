@@ -64,10 +64,12 @@ function time(t) {
   const at = ms(t);
   if (at === null) return NONE;
   const d = new Date(at);
-  const sameDay = new Date().toDateString() === d.toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  const hm = { hour: '2-digit', minute: '2-digit', hour12: false };
+  const days = Math.abs(at - Date.now()) / 86400000;
+  if (new Date().toDateString() === d.toDateString()) return d.toLocaleTimeString([], hm);
+  // Within a week either way the weekday says enough ("Tue 06:45").
+  if (days < 6) return d.toLocaleString([], { weekday: 'short', ...hm });
+  return d.toLocaleString([], { month: 'short', day: 'numeric', ...hm });
 }
 function pct(v) {
   return num(v) === null ? NONE : Math.round(v * 100) + '%';
@@ -164,7 +166,7 @@ function tileHtml(key, b) {
   const step = h && huddleState === 'in_progress' && h.step ? ' · ' + esc(label(h.step)) : '';
   const attendance = h && num(h.present) !== null ? `${h.present}/${num(h.expected) ?? NONE}` : NONE;
   const escalations = esc_ ? String(esc_.length) + (stale ? ` (${stale} old)` : '') : NONE;
-  const observed = st && 'last_observation_at' in st ? age(st.last_observation_at) : NONE;
+  const observed = st && st.last_observation_at ? age(st.last_observation_at) + " ago" : NONE;
   const name = (st && st.board) || b.board;
   return `<button type="button" class="tile" data-state="${s}" data-key="${esc(key)}"
       aria-label="${esc(name)}, ${esc(stateLabel)}: details">
@@ -357,7 +359,12 @@ function tick() {
     if (at === null) { el.textContent = NONE; continue; }
     const s = (now - at) / 1000;
     const target = Number(el.dataset.target);
-    el.textContent = clock(s) + (target ? ' / ' + clock(target) : '');
+    el.textContent = clock(s);
+    if (target) {
+      const small = document.createElement('small');
+      small.textContent = ' / ' + clock(target);
+      el.appendChild(small);
+    }
     el.classList.toggle('over', target > 0 && s > target);
   }
 }
