@@ -104,7 +104,7 @@ async fn bind(addr: SocketAddr) -> TcpListener {
             Ok(l) => return l,
             Err(e) => {
                 // First failure, then once a minute.
-                if failures % 12 == 0 {
+                if failures.is_multiple_of(12) {
                     tracing::error!(listen = %addr, error = %e, retry_in = ?BIND_RETRY, "web: cannot listen (key web.listen)");
                 }
                 failures += 1;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use huddle_board::event::{AttendanceTapped, Envelope, Event, HuddleStarted, StartTrigger, TapVia};
 use huddle_board::topic::BoardTopics;
-use rumqttc::{Client, MqttOptions, Packet, QoS};
+use rumqttc::{Client, MqttOptions, QoS};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const TOKEN: &str = "bench-dashboard-token-0123456789";
