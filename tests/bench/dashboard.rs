@@ -11,7 +11,9 @@
 //! the kiosk's outbox does. One reader follows `/api/events` as a browser
 //! does; a tap's latency is from just before its publish to the first
 //! `change` whose board status holds its seq (`last_seq`). Prints p50,
-//! p90, p99 and max over every tap after the first round.
+//! p90, p99 and max over every tap after the first round, and the same
+//! for an MQTT subscriber of the retained status topics in the same run
+//! (the difference is what the web path adds).
 //!
 //! The aggregator publishes a board's status at once when the huddle's
 //! state changes, and a counter-only change (a tap) at most once a second
@@ -130,8 +132,38 @@ fn main() {
     wait_boards(web, boards);
 
     // Sent times by (board, seq); the reader matches them.
-    let sent: Arc<Mutex<HashMap<(usize, u64), Instant>>> = Arc::default();
+    let sent: Sent = Arc::default();
     let (lat_tx, lat_rx) = mpsc::channel::<(u64, Duration)>();
+    // The same taps as an MQTT dashboard sees them (the retained status
+    // topics), for comparison: what the web path adds.
+    let sent_mqtt: Sent = Arc::default();
+    let (mqtt_tx, mqtt_rx) = mpsc::channel::<(u64, Duration)>();
+    {
+        let sent = sent_mqtt.clone();
+        let mut o = MqttOptions::new("bench-mqtt-dashboard", "127.0.0.1", broker.port);
+        o.set_keep_alive(Duration::from_secs(60));
+        let (sub, mut connection) = Client::new(o, 10_000);
+        sub.subscribe(format!("huddle/v1/{SITE}/+/+/status"), QoS::AtMostOnce)
+            .unwrap();
+        std::thread::spawn(move || {
+            let _keep = sub;
+            for ev in connection.iter() {
+                let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev else {
+                    continue;
+                };
+                let now = Instant::now();
+                let board = p.topic.rsplit('/').nth(1).unwrap_or("").to_owned();
+                let last = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                    .ok()
+                    .and_then(|v| v["last_seq"].as_u64());
+                if let Some(last) = last {
+                    if !matched(&sent, &board, last, now, &mqtt_tx) {
+                        return;
+                    }
+                }
+            }
+        });
+    }
     {
         let sent = sent.clone();
         let mut stream = TcpStream::connect(("127.0.0.1", web)).unwrap();
@@ -163,7 +195,9 @@ fn main() {
                 std::thread::sleep(wait);
             }
             let seq = round + 2;
-            sent.lock().unwrap().insert((i, seq), Instant::now());
+            let now = Instant::now();
+            sent.lock().unwrap().insert((i, seq), now);
+            sent_mqtt.lock().unwrap().insert((i, seq), now);
             publish(
                 i,
                 seq,
@@ -189,6 +223,12 @@ fn main() {
             }
         }
     }
+    let mut mqtt: Vec<Duration> = Vec::new();
+    while let Ok((seq, d)) = mqtt_rx.recv_timeout(Duration::from_millis(200)) {
+        if seq != 2 {
+            mqtt.push(d);
+        }
+    }
     let _ = aggregator.kill();
     let _ = aggregator.wait();
     let seen = lat.len() + first_round;
@@ -196,18 +236,60 @@ fn main() {
         seen == taps,
         "only {seen} of {taps} taps reached the event stream"
     );
+    println!(
+        "dashboard: tap → /api/events, {boards} boards, {:.0} taps/s: {} (target p99 ≤ 50 ms)",
+        boards as f64 / every,
+        figures(lat)
+    );
+    println!(
+        "  same run, tap → the retained status topic at an MQTT subscriber: {}",
+        figures(mqtt)
+    );
+}
+
+fn figures(mut lat: Vec<Duration>) -> String {
+    if lat.is_empty() {
+        return "no sample".into();
+    }
     lat.sort();
     let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "dashboard: tap → /api/events, {boards} boards, {:.0} taps/s: n={} p50={:.1} ms p90={:.1} ms p99={:.1} ms max={:.1} ms (target p99 ≤ 50 ms)",
-        boards as f64 / every,
+    format!(
+        "n={} p50={:.1} ms p90={:.1} ms p99={:.1} ms max={:.1} ms",
         lat.len(),
         ms(q(0.5)),
         ms(q(0.9)),
         ms(q(0.99)),
-        ms(*lat.last().unwrap()),
-    );
+        ms(lat[lat.len() - 1]),
+    )
+}
+
+type Sent = Arc<Mutex<HashMap<(usize, u64), Instant>>>;
+
+/// Every tap of `board` up to `last` not matched yet gets its latency;
+/// false when nobody listens any more.
+fn matched(
+    sent: &Sent,
+    board: &str,
+    last: u64,
+    now: Instant,
+    out: &mpsc::Sender<(u64, Duration)>,
+) -> bool {
+    let Some(i) = board
+        .strip_prefix('b')
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return true;
+    };
+    let mut sent = sent.lock().unwrap();
+    for seq in 2..=last {
+        if let Some(t) = sent.remove(&(i, seq)) {
+            if out.send((seq, now.duration_since(t))).is_err() {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Waits until `/api/state` shows every board.
@@ -243,11 +325,7 @@ fn wait_boards(web: u16, boards: usize) {
 
 /// Follows the stream; for each board status change, every tap it covers
 /// that was not matched yet gets its latency.
-fn read_events(
-    stream: TcpStream,
-    sent: Arc<Mutex<HashMap<(usize, u64), Instant>>>,
-    out: mpsc::Sender<(u64, Duration)>,
-) {
+fn read_events(stream: TcpStream, sent: Sent, out: mpsc::Sender<(u64, Duration)>) {
     let mut reader = BufReader::new(stream);
     let mut data = String::new();
     loop {
@@ -275,19 +353,8 @@ fn read_events(
         else {
             continue;
         };
-        let Some(i) = board
-            .strip_prefix('b')
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        let mut sent = sent.lock().unwrap();
-        for seq in 2..=last {
-            if let Some(t) = sent.remove(&(i, seq)) {
-                if out.send((seq, now.duration_since(t))).is_err() {
-                    return;
-                }
-            }
+        if !matched(&sent, board, last, now, &out) {
+            return;
         }
     }
 }
