@@ -797,4 +797,79 @@ mod tests {
         let c: serde_json::Value = serde_json::from_str(&change_json("s", &site)).unwrap();
         assert_eq!(c["slot"], "site");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_that_falls_behind_gets_a_fresh_snapshot() {
+        let hub = Hub::new(10);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let token = "0123456789abcdef";
+        tokio::spawn(serve(
+            listener,
+            Arc::new(Ctx {
+                site: "s".into(),
+                token: token.into(),
+                hub: hub.clone(),
+            }),
+        ));
+        let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        c.write_all(
+            format!("GET /api/events HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut seen = String::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while !seen.contains("event: snapshot\nid: 0\n") {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        // The client reads nothing while far more than the channel holds
+        // is published (the socket's buffers fill, the server waits).
+        let payload = format!("{{\"pad\":\"{}\"}}", "x".repeat(1000));
+        // Three times the hub's channel (4,096 changes, live.rs).
+        let n = 3 * 4096;
+        for i in 0..n {
+            hub.publish(
+                &format!("huddle/v1/s/a/b{i}/status"),
+                payload.as_bytes(),
+                true,
+            );
+        }
+        let (mut changes, mut tail) = (0usize, String::new());
+        let mut snapshot: Option<u64> = None;
+        let id = |event: &str| -> u64 {
+            let line = event.lines().find(|l| l.starts_with("id: ")).unwrap();
+            line[4..].parse().unwrap()
+        };
+        loop {
+            let r = timeout(Duration::from_secs(20), c.read(&mut buf)).await;
+            let k = r.expect("the stream stalled").unwrap();
+            assert!(k > 0, "the stream closed");
+            tail.push_str(&String::from_utf8_lossy(&buf[..k]));
+            // Whole events only; the unfinished one stays in `tail`.
+            while let Some(end) = tail.find("\n\n") {
+                let event: String = tail.drain(..end + 2).collect();
+                match (snapshot, event.starts_with("event: snapshot")) {
+                    (None, false) => changes += 1,
+                    // (A snapshot may lag again while it is written.)
+                    (_, true) => {
+                        assert!(changes < n, "{changes} changes came first: no lag");
+                        let v = id(&event);
+                        assert!(snapshot.is_none_or(|s| v > s));
+                        if v as usize == n {
+                            return;
+                        }
+                        snapshot = Some(v);
+                    }
+                    // After a snapshot the changes go on from it, none missed.
+                    (Some(v), false) => {
+                        assert_eq!(id(&event), v + 1);
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
