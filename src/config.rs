@@ -659,12 +659,12 @@ pub struct AggregatorConfig {
     /// The site roster.
     #[serde(default)]
     pub roster: RosterConfig,
-    /// Coaching cadence targets (issue 5).
-    #[serde(default)]
-    pub coaching: CoachingConfig,
     /// The web dashboard (issue 6); none without the section.
     #[serde(default)]
     pub web: Option<WebConfig>,
+    /// Coaching cadence targets (issue 5).
+    #[serde(default)]
+    pub coaching: CoachingConfig,
     /// The file this was read from, for messages. Not a key.
     #[serde(skip)]
     pub source: PathBuf,
@@ -1112,6 +1112,9 @@ impl AggregatorConfig {
                 "must be between 1 and 100000".into(),
             ));
         }
+        if let Some(web) = self.web.as_ref().filter(|w| w.enabled) {
+            web.listen_addr().map_err(|m| err("web.listen", m))?;
+        }
         if let Some(f) = &self.roster.file {
             if !f.is_file() {
                 return Err(err(
@@ -1119,9 +1122,6 @@ impl AggregatorConfig {
                     format!("{} is not a readable file", f.display()),
                 ));
             }
-        }
-        if let Some(web) = self.web.as_ref().filter(|w| w.enabled) {
-            web.listen_addr().map_err(|m| err("web.listen", m))?;
         }
         self.coaching.validate(&err)
     }
@@ -1317,53 +1317,6 @@ mod tests {
         assert_eq!(e.key, "huddle.target_minutes", "{e}");
     }
 
-    const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");
-
-    #[test]
-    fn coaching_keys_default_and_are_checked() {
-        // The shipped file names a roster relative to the repository.
-        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
-        let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
-        let text = shipped
-            .split("\n[coaching]")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let d = AggregatorConfig::from_toml(&text, Path::new("a.toml")).unwrap();
-        assert_eq!(
-            d.coaching.window_days, c.coaching.window_days,
-            "shipped = defaults"
-        );
-        assert_eq!(
-            (
-                c.coaching.team_leader_per_window,
-                c.coaching.supervisor_per_window,
-                c.coaching.window_days,
-                c.coaching.recompute_s
-            ),
-            (2, 1, 7, 60)
-        );
-        for (line, key) in [
-            ("window_days = 0", "coaching.window_days"),
-            (
-                "team_leader_per_window = 500",
-                "coaching.team_leader_per_window",
-            ),
-            (
-                "supervisor_per_window = -1",
-                "coaching.supervisor_per_window",
-            ),
-            ("recompute_s = 0", "coaching.recompute_s"),
-            ("per_week = 2", "coaching.per_week"),
-        ] {
-            let bad = format!("{text}\n[coaching]\n{line}\n");
-            let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
-                .unwrap_err();
-            assert_eq!(e.key, key, "{line}: {e}");
-            assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
-        }
-    }
-
     #[test]
     fn web_section_turns_the_dashboard_on_and_is_checked() {
         let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
@@ -1417,6 +1370,53 @@ mod tests {
             let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
                 .unwrap_err();
             assert_eq!(e.key, key, "{lines}: {e}");
+            assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
+        }
+    }
+
+    const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");
+
+    #[test]
+    fn coaching_keys_default_and_are_checked() {
+        // The shipped file names a roster relative to the repository.
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
+        let text = shipped
+            .split("\n[coaching]")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let d = AggregatorConfig::from_toml(&text, Path::new("a.toml")).unwrap();
+        assert_eq!(
+            d.coaching.window_days, c.coaching.window_days,
+            "shipped = defaults"
+        );
+        assert_eq!(
+            (
+                c.coaching.team_leader_per_window,
+                c.coaching.supervisor_per_window,
+                c.coaching.window_days,
+                c.coaching.recompute_s
+            ),
+            (2, 1, 7, 60)
+        );
+        for (line, key) in [
+            ("window_days = 0", "coaching.window_days"),
+            (
+                "team_leader_per_window = 500",
+                "coaching.team_leader_per_window",
+            ),
+            (
+                "supervisor_per_window = -1",
+                "coaching.supervisor_per_window",
+            ),
+            ("recompute_s = 0", "coaching.recompute_s"),
+            ("per_week = 2", "coaching.per_week"),
+        ] {
+            let bad = format!("{text}\n[coaching]\n{line}\n");
+            let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
+                .unwrap_err();
+            assert_eq!(e.key, key, "{line}: {e}");
             assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
         }
     }

@@ -540,7 +540,6 @@ pub async fn run(
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let hub = Hub::new(ALERTS_KEPT);
-    let web = super::web::start(config.web.as_ref(), &site, hub.clone());
     let (coaching, coaching_thread) = coaching_shell::start(
         &config,
         client.clone(),
@@ -564,6 +563,7 @@ pub async fn run(
             .map_err(IngestError::Thread)?
     };
     let output_task = tokio::spawn(output(client.clone(), hub.clone(), out_rx));
+    let web = super::web::start(config.web.as_ref(), &site, hub.clone());
     let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
     let roster_task = rosters.map(|(file, r)| {
         tokio::spawn(roster_task(

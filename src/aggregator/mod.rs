@@ -14,11 +14,11 @@
 //!   its own, and the observation and coaching exports.
 //! - [`live`]: the live picture for the web dashboard: every site-level
 //!   state the aggregator publishes retained, and recent alerts.
-//! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
-//!   events), read from [`live`] only.
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
+//! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
+//!   events), read from [`live`] only.
 //!
 //! The guarantees: a message is acknowledged to the broker only after the
 //! transaction that holds it has committed, and in the order it arrived
