@@ -369,6 +369,8 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
     }
     match req.path.as_str() {
         "/healthz" => return Reply::Bytes(simple("200 OK", text, "", b"ok\n")),
+        // No icon: an empty answer rather than a 404 in every console.
+        "/favicon.ico" => return Reply::Bytes(simple("204 No Content", text, "", b"")),
         "/app.js" => {
             return Reply::Bytes(simple(
                 "200 OK",
@@ -422,7 +424,7 @@ fn denied() -> Vec<u8> {
         "401 Unauthorized",
         "text/html; charset=utf-8",
         "WWW-Authenticate: Bearer realm=\"huddle\"\r\n",
-        b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Huddle dashboard: token needed</title></head>\
+        b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Huddle dashboard: token needed</title><link rel=\"icon\" href=\"data:,\"></head>\
 <body><h1>Token needed</h1><p>Open this page with the dashboard token from the aggregator's configuration \
 (<code>[web] token</code>): <code>/?token=TOKEN</code>.</p></body></html>\n",
     )

@@ -15,11 +15,11 @@
 //! for an MQTT subscriber of the retained status topics in the same run
 //! (the difference is what the web path adds).
 //!
-//! The aggregator publishes a board's status at once when the huddle's
-//! state changes, and a counter-only change (a tap) at most once a second
-//! per board (`ingest::STATUS_EVERY`): taps closer together than that on
-//! one board wait for it, so `--every` below 1 measures that throttle, not
-//! the dashboard.
+//! Written against the minimal board status, which publishes a board's
+//! counter-only change (a tap) at most once a second per board: taps
+//! closer together than that on one board wait for it, so `--every` below
+//! 1 measures that throttle, not the dashboard. Whatever publishes a
+//! board's status, a tap must change it (its `last_seq`).
 
 #[path = "../support/mod.rs"]
 mod support;

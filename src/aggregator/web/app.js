@@ -169,7 +169,7 @@ function tileHtml(key, b) {
   const observed = st && st.last_observation_at ? age(st.last_observation_at) + " ago" : NONE;
   const name = (st && st.board) || b.board;
   return `<button type="button" class="tile" data-state="${s}" data-key="${esc(key)}"
-      aria-label="${esc(name)}, ${esc(stateLabel)}: details">
+      aria-label="${esc(name)}, ${esc(b.area)}: ${esc(stateLabel)}; present ${attendance}; escalations ${escalations}. Show details">
     <span class="tile-head"><span class="name">${esc(name)}</span><span class="area">${esc(b.area)}</span></span>
     <span class="badge">${esc(stateLabel)}${step}</span>
     <span class="facts">
