@@ -12,7 +12,8 @@
 //! connection (`Connection: close`; a page load is four requests).
 //!
 //! Routes: `/` (the page), `/app.js`, `/style.css` (public: they are the
-//! repository's files and hold no data), `/healthz` (public, `ok`),
+//! repository's files and hold no data; `/favicon.ico` is empty),
+//! `/healthz` (public, `ok`),
 //! `/api/state` (the [`Snapshot`] as JSON) and `/api/events` (server-sent
 //! events: the snapshot, then every [`Change`], a fresh snapshot after a
 //! lag, a comment every 15 s). The data routes want the read-only token:
