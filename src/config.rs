@@ -1072,16 +1072,22 @@ impl AggregatorConfig {
                 config.mqtt.url = url;
             }
         }
-        config.resolve_web()?;
         config.validate()?;
+        config.resolve_web()?;
         Ok(config)
     }
 
-    /// Reads the dashboard's token (from the file or `token_file`).
+    /// Reads the dashboard's token (from the file or `token_file`, which
+    /// is taken from the configuration file's folder when relative).
     fn resolve_web(&mut self) -> Result<(), ConfigError> {
         let Some(web) = &mut self.web else {
             return Ok(());
         };
+        if let (Some(f), Some(dir)) = (&web.token_file, self.source.parent()) {
+            if f.is_relative() {
+                web.token_file = Some(dir.join(f));
+            }
+        }
         web.resolve().map_err(|(key, message)| ConfigError {
             file: self.source.clone(),
             key: key.to_owned(),
@@ -1130,8 +1136,8 @@ impl AggregatorConfig {
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut config: AggregatorConfig = parse_str(text, path)?;
         config.source = path.to_owned();
-        config.resolve_web()?;
         config.validate()?;
+        config.resolve_web()?;
         Ok(config)
     }
 
