@@ -830,12 +830,15 @@ mod tests {
         }
         // The client reads nothing while far more than the channel holds
         // is published (the socket's buffers fill, the server waits).
-        let payload = format!("{{\"pad\":\"{}\"}}", "x".repeat(1000));
-        // Three times the hub's channel (4,096 changes, live.rs).
+        // Ten boards, so that a snapshot stays small while the changes
+        // (each payload different) pile up: three times the hub's channel
+        // (4,096 changes, live.rs).
+        let pad = "x".repeat(1000);
         let n = 3 * 4096;
         for i in 0..n {
+            let payload = format!("{{\"i\":{i},\"pad\":\"{pad}\"}}");
             hub.publish(
-                &format!("huddle/v1/s/a/b{i}/status"),
+                &format!("huddle/v1/s/a/b{}/status", i % 10),
                 payload.as_bytes(),
                 true,
             );
