@@ -753,6 +753,9 @@ pub struct AggregatorConfig {
     /// The site roster.
     #[serde(default)]
     pub roster: RosterConfig,
+    /// The web dashboard (issue 6); none without the section.
+    #[serde(default)]
+    pub web: Option<WebConfig>,
     /// Coaching cadence targets (issue 5).
     #[serde(default)]
     pub coaching: CoachingConfig,
@@ -797,6 +800,115 @@ impl CoachingConfig {
         }
         Ok(())
     }
+}
+
+/// The web dashboard served by the aggregator (`[web]`). The section's
+/// presence turns it on (the shipped file has it, on port 8080): a
+/// configuration without it opens no port and needs no token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `false` keeps the section but serves nothing.
+    #[serde(default = "default_web_enabled")]
+    pub enabled: bool,
+    /// `ADDRESS:PORT` to listen on.
+    #[serde(default = "default_web_listen")]
+    pub listen: String,
+    /// The read-only access token, in the file itself.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Or a file holding the token (one line), e.g. made by the package.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The token from `token` or `token_file`, read at load. Not a key.
+    #[serde(skip)]
+    pub resolved_token: Option<Secret>,
+}
+
+/// A secret string that never shows in `Debug` output (logs).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+fn default_web_enabled() -> bool {
+    true
+}
+fn default_web_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+
+impl WebConfig {
+    /// The address to listen on (validated at load).
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "`{}` is not ADDRESS:PORT (for example 0.0.0.0:8080 or 127.0.0.1:8080)",
+                self.listen
+            )
+        })
+    }
+
+    /// Reads `token` or `token_file` into `resolved_token`; the key at
+    /// fault and the message otherwise.
+    fn resolve(&mut self) -> Result<(), (&'static str, String)> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let token =
+            match (&self.token, &self.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err((
+                        "web.token_file",
+                        "give `token` or `token_file`, not both".into(),
+                    ))
+                }
+                (None, None) => return Err((
+                    "web.token",
+                    "the dashboard needs a read-only access token: set `token` or `token_file` \
+                     (make one with `openssl rand -hex 32`), or remove the [web] section"
+                        .into(),
+                )),
+                (Some(t), None) => t.0.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        (
+                            "web.token_file",
+                            format!("cannot read {}: {e}", f.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            };
+        let key = if self.token.is_some() {
+            "web.token"
+        } else {
+            "web.token_file"
+        };
+        check_web_token(&token).map_err(|m| (key, m))?;
+        self.resolved_token = Some(Secret(token));
+        Ok(())
+    }
+}
+
+/// A dashboard token: 16 to 256 URL-safe characters, so that it travels
+/// in a URL or a header as it is.
+pub fn check_web_token(token: &str) -> Result<(), String> {
+    if !(16..=256).contains(&token.len()) {
+        return Err("the token must be 16 to 256 characters long".into());
+    }
+    if !token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
+    {
+        return Err("the token may only hold A-Z, a-z, 0-9, `-`, `.`, `_` and `~`".into());
+    }
+    Ok(())
 }
 
 /// The site served by an aggregator.
@@ -1062,7 +1174,26 @@ impl AggregatorConfig {
             }
         }
         config.validate()?;
+        config.resolve_web()?;
         Ok(config)
+    }
+
+    /// Reads the dashboard's token (from the file or `token_file`, which
+    /// is taken from the configuration file's folder when relative).
+    fn resolve_web(&mut self) -> Result<(), ConfigError> {
+        let Some(web) = &mut self.web else {
+            return Ok(());
+        };
+        if let (Some(f), Some(dir)) = (&web.token_file, self.source.parent()) {
+            if f.is_relative() {
+                web.token_file = Some(dir.join(f));
+            }
+        }
+        web.resolve().map_err(|(key, message)| ConfigError {
+            file: self.source.clone(),
+            key: key.to_owned(),
+            message,
+        })
     }
 
     /// Checks everything that the types alone do not.
@@ -1088,6 +1219,9 @@ impl AggregatorConfig {
                 "must be between 1 and 100000".into(),
             ));
         }
+        if let Some(web) = self.web.as_ref().filter(|w| w.enabled) {
+            web.listen_addr().map_err(|m| err("web.listen", m))?;
+        }
         if let Some(f) = &self.roster.file {
             if !f.is_file() {
                 return Err(err(
@@ -1107,6 +1241,7 @@ impl AggregatorConfig {
         config.source = path.to_owned();
         config.roster.file = config.roster.file.map(|f| beside(path, f));
         config.validate()?;
+        config.resolve_web()?;
         Ok(config)
     }
 
@@ -1299,6 +1434,63 @@ mod tests {
         let text = SHIPPED.replace("target_minutes = 15", "target_minutes = \"fifteen\"");
         let e = KioskConfig::from_toml(&text, Path::new("k.toml")).unwrap_err();
         assert_eq!(e.key, "huddle.target_minutes", "{e}");
+    }
+
+    #[test]
+    fn web_section_turns_the_dashboard_on_and_is_checked() {
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
+        let web = c.web.as_ref().expect("the shipped file has [web]");
+        assert!(web.enabled);
+        assert_eq!(web.listen_addr().unwrap().port(), 8080);
+        assert_eq!(
+            web.resolved_token.as_ref().map(|t| t.0.as_str()),
+            Some("demo-dashboard-token-change-me")
+        );
+        assert!(
+            !format!("{web:?}").contains("demo-dashboard-token"),
+            "Debug shows the token"
+        );
+        let without = shipped.split("\n[web]").next().unwrap_or_default();
+        let d = AggregatorConfig::from_toml(without, Path::new("a.toml")).unwrap();
+        assert!(d.web.is_none(), "no section, no dashboard");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dashboard.token");
+        std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
+        let with_file = format!(
+            "{without}\n[web]\nlisten = \"127.0.0.1:9090\"\ntoken_file = \"{}\"\n",
+            file.display()
+        );
+        let e = AggregatorConfig::from_toml(&with_file, Path::new("a.toml")).unwrap();
+        let web = e.web.unwrap();
+        assert_eq!(web.resolved_token.unwrap().0, "from-a-file-0123456789");
+        let off = format!("{without}\n[web]\nenabled = false\n");
+        assert!(
+            AggregatorConfig::from_toml(&off, Path::new("a.toml")).is_ok(),
+            "off needs no token"
+        );
+        for (lines, key) in [
+            ("listen = \"0.0.0.0:8080\"", "web.token"),
+            ("token = \"short\"", "web.token"),
+            ("token = \"has spaces in it, sixteen+\"", "web.token"),
+            ("token_file = \"/nonexistent/token\"", "web.token_file"),
+            (
+                "token = \"0123456789abcdef\"\ntoken_file = \"/x\"",
+                "web.token_file",
+            ),
+            (
+                "token = \"0123456789abcdef\"\nlisten = \"8080\"",
+                "web.listen",
+            ),
+            ("token = \"0123456789abcdef\"\nport = 1", "web.port"),
+        ] {
+            let bad = format!("{without}\n[web]\n{lines}\n");
+            let e = AggregatorConfig::from_toml(&bad, Path::new("/etc/huddle/aggregator.toml"))
+                .unwrap_err();
+            assert_eq!(e.key, key, "{lines}: {e}");
+            assert!(e.to_string().contains("/etc/huddle/aggregator.toml"), "{e}");
+        }
     }
 
     const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");

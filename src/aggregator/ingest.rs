@@ -594,6 +594,7 @@ pub async fn run(
             .map_err(IngestError::Thread)?
     };
     let output_task = tokio::spawn(output(client.clone(), hub.clone(), out_rx));
+    let web = super::web::start(config.web.as_ref(), &site, hub.clone());
     let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
     let roster_task = rosters.map(|(file, r)| {
         tokio::spawn(roster_task(
@@ -677,6 +678,9 @@ pub async fn run(
     drop(status);
     let _ = tokio::task::spawn_blocking(move || status_thread.join()).await;
     output_task.abort();
+    if let Some(t) = web {
+        t.abort();
+    }
     if let Some(t) = roster_task {
         t.abort();
     }

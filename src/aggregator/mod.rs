@@ -23,6 +23,8 @@
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
+//! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
+//!   events), read from [`live`] only.
 //!
 //! The guarantees: a message is acknowledged to the broker only after the
 //! transaction that holds it has committed, and in the order it arrived
@@ -43,6 +45,7 @@ pub mod status_db;
 pub mod status_shell;
 pub mod store;
 pub mod validate;
+pub mod web;
 
 pub use ingest::run;
 pub use roster::{BoardRoster, RosterError};

@@ -1,0 +1,130 @@
+// Drives headless Chromium (Debian's, through playwright-core) for
+// tests/dashboard.rs. Environment: DASHBOARD_URL, DASHBOARD_TOKEN,
+// DASHBOARD_BOARDS (tiles expected), CHROMIUM, CHROMIUM_PROFILE (a fresh
+// directory), optionally DASHBOARD_TAPPED (a board key: the script prints
+// READY, waits for a line on stdin, and expects that tile to turn
+// "in_progress" without a reload), DASHBOARD_EXPECT (JSON: tile key →
+// texts its tile must show), DASHBOARD_DETAIL (the tile whose details
+// open; the first by default), SCREENSHOT_DIR and SCREENSHOT_PREFIX.
+// Prints progress lines, then PASS; exits non-zero on any failure.
+'use strict';
+
+const { chromium } = require('playwright-core');
+const path = require('path');
+const readline = require('readline');
+
+const env = (k, d) => {
+  const v = process.env[k];
+  if (v === undefined && d === undefined) throw new Error(`${k} is not set`);
+  return v === undefined ? d : v;
+};
+const URL = env('DASHBOARD_URL');
+const TOKEN = env('DASHBOARD_TOKEN');
+const BOARDS = Number(env('DASHBOARD_BOARDS'));
+const TAPPED = env('DASHBOARD_TAPPED', '');
+const EXPECT = JSON.parse(env('DASHBOARD_EXPECT', '{}'));
+const SHOTS = env('SCREENSHOT_DIR', '');
+const PREFIX = env('SCREENSHOT_PREFIX', '3');
+
+function check(ok, what) {
+  if (!ok) throw new Error(what);
+}
+
+function nextLine() {
+  const rl = readline.createInterface({ input: process.stdin });
+  return new Promise((resolve) => rl.once('line', (l) => { rl.close(); resolve(l); }));
+}
+
+async function main() {
+  const context = await chromium.launchPersistentContext(env('CHROMIUM_PROFILE'), {
+    executablePath: env('CHROMIUM'),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1440, height: 900 },
+  });
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+
+    // No token, a wrong one: 401 with a short page.
+    for (const q of ['/', '/?token=wrong-token-0123456789', '/api/state']) {
+      const r = await page.goto(URL + q);
+      check(r.status() === 401, `${q} without the right token gave ${r.status()}`);
+    }
+    check((await page.textContent('h1')) === 'Token needed', 'the 401 page');
+    console.log('401 without the token');
+    problems.length = 0; // the browser logs the 401s themselves
+
+    // The token: a cookie, and the address bar loses it.
+    const r = await page.goto(`${URL}/?token=${TOKEN}`);
+    check(r.status() === 200, `the page gave ${r.status()}`);
+    check(page.url() === URL + '/', `the token stayed in the address bar: ${page.url()}`);
+    const cookie = (await context.cookies()).find((c) => c.name === 'huddle_token');
+    check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', 'an HttpOnly SameSite=Strict cookie');
+    check(await page.evaluate(() => document.cookie === ''), 'the page script cannot read the cookie');
+
+    await page.waitForFunction((n) => document.querySelectorAll('#grid .tile').length === n, BOARDS, { timeout: 10000 });
+    await page.waitForSelector('#conn[data-conn="live"]', { timeout: 10000 });
+    console.log(`the page shows ${BOARDS} boards, live`);
+
+    for (const [key, texts] of Object.entries(EXPECT)) {
+      const text = await page.textContent(`.tile[data-key="${key}"]`);
+      for (const t of texts) check(text.includes(t), `tile ${key} shows ${JSON.stringify(t)}: ${text.replace(/\s+/g, ' ')}`);
+    }
+
+    // Every control has an accessible name.
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, a, [tabindex], input, select')]
+      .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.getAttribute('title')))
+      .map((e) => e.outerHTML.slice(0, 80)));
+    check(unnamed.length === 0, 'controls without a name: ' + unnamed.join(' | '));
+
+    if (TAPPED) {
+      const sel = `.tile[data-key="${TAPPED}"]`;
+      const before = await page.getAttribute(sel, 'data-state');
+      check(before !== 'in_progress', `${TAPPED} is already in progress`);
+      await page.evaluate(() => { window.__sameDocument = true; });
+      console.log('READY');
+      await nextLine();
+      const t0 = Date.now();
+      await page.waitForFunction((s) => document.querySelector(s)?.dataset.state === 'in_progress', sel, { timeout: 5000 });
+      const took = Date.now() - t0;
+      check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+      const label = await page.textContent(`${sel} .badge`);
+      check(label.startsWith('In progress'), `the tile's label says ${label}`);
+      console.log(`tile ${TAPPED}: ${before} -> in_progress in ${took} ms, no reload`);
+      check(took < 1000, `the tile changed after ${took} ms (more than one second)`);
+    }
+
+    // A board's details.
+    const first = env('DASHBOARD_DETAIL', '') || await page.getAttribute('#grid .tile', 'data-key');
+    await page.click(`.tile[data-key="${first}"]`);
+    await page.waitForSelector('#detail[open]');
+    check((await page.textContent('#detail')).includes('Open escalations'), 'the detail view');
+    if (SHOTS) {
+      await page.screenshot({ path: path.join(SHOTS, `${PREFIX}2-dashboard-detail.png`) });
+    }
+    await page.click('#detail-close');
+    await page.waitForFunction(() => !document.getElementById('detail').open);
+
+    if (SHOTS) {
+      await page.screenshot({ path: path.join(SHOTS, `${PREFIX}0-dashboard-wide.png`), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(SHOTS, `${PREFIX}1-dashboard-phone.png`) });
+      console.log('screenshots in ' + SHOTS);
+    }
+    check(problems.length === 0, problems.join('\n'));
+    console.log('PASS');
+  } finally {
+    await context.close();
+  }
+}
+
+// Exit explicitly: a read of stdin keeps node's event loop alive.
+main().then(() => process.exit(0), (e) => {
+  console.log('FAIL: ' + (e && e.stack ? e.stack : e));
+  process.exit(1);
+});
