@@ -1438,7 +1438,7 @@ mod tests {
 
     #[test]
     fn web_section_turns_the_dashboard_on_and_is_checked() {
-        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"roster.csv\"", "");
         let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
         let web = c.web.as_ref().expect("the shipped file has [web]");
         assert!(web.enabled);
@@ -1561,7 +1561,7 @@ mod tests {
 
     #[test]
     fn status_keys_default_and_are_checked() {
-        let shipped = SHIPPED_AGGREGATOR.replace("file = \"config/roster.csv\"", "");
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"roster.csv\"", "");
         let c = AggregatorConfig::from_toml(&shipped, Path::new("a.toml")).unwrap();
         assert_eq!(
             (c.status.escalation_stale_s, c.status.offline_after_s),

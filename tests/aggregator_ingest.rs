@@ -15,7 +15,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -25,71 +24,11 @@ use huddle_board::config::KioskConfig;
 use huddle_board::event::{Envelope, Event, NeedRef};
 use huddle_board::payload::{Ack, BoardLive, RosterMessage};
 use huddle_board::topic::{BoardTopics, SiteTopics};
-use rumqttc::{Client, MqttOptions, Packet, QoS};
-use support::{free_port, Aggregator, Mosquitto, Sub};
+use support::{Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE_KEY: &str = "demo-site-key-change-me";
 const LIMIT: usize = 64 * 1024;
-
-/// A test publisher (rumqttc's blocking client) that counts PUBACKs.
-struct Publisher {
-    client: Client,
-    acks: mpsc::Receiver<()>,
-    sent: usize,
-    acked: usize,
-}
-
-impl Publisher {
-    fn connect(port: u16) -> Publisher {
-        let mut o = MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port);
-        o.set_max_packet_size(1 << 20, 1 << 20);
-        o.set_keep_alive(Duration::from_secs(30));
-        let (client, mut connection) = Client::new(o, 100);
-        let (tx, acks) = mpsc::channel();
-        std::thread::spawn(move || {
-            for ev in connection.iter() {
-                match ev {
-                    Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => {
-                        if tx.send(()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        });
-        Publisher {
-            client,
-            acks,
-            sent: 0,
-            acked: 0,
-        }
-    }
-
-    fn publish(&mut self, topic: &str, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .unwrap();
-        self.sent += 1;
-    }
-
-    /// Waits until the broker has acknowledged everything published.
-    fn flush(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.acked < self.sent {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                self.acks.recv_timeout(left).is_ok(),
-                "the broker acknowledged {} of {} publications",
-                self.acked,
-                self.sent
-            );
-            self.acked += 1;
-        }
-    }
-}
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -261,7 +200,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
     let kind = "need.closed";
     let events: BTreeMap<u64, Envelope> = (1..=5).map(|s| (s, envelope("b1", s))).collect();
     for seq in [1, 2, 4] {
-        publisher.publish(&b1.event(kind), events[&seq].to_json().into_bytes());
+        publisher.publish(&b1.event(kind), false, events[&seq].to_json().into_bytes());
     }
     publisher.flush();
     wait_for("ack 2", Duration::from_secs(10), || {
@@ -274,7 +213,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         "the ack passed the gap at 3"
     );
     // 3 fills the gap: 4.
-    publisher.publish(&b1.event(kind), events[&3].to_json().into_bytes());
+    publisher.publish(&b1.event(kind), false, events[&3].to_json().into_bytes());
     publisher.flush();
     wait_for("ack 4", Duration::from_secs(10), || {
         acks(&ack_sub).contains(&4).then_some(())
@@ -349,7 +288,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         *expected.entry(r.key().to_owned()).or_default() += 1;
     }
     for (topic, payload, _) in &bad {
-        publisher.publish(topic, payload.clone());
+        publisher.publish(topic.as_str(), false, payload.clone());
     }
     publisher.flush();
 
@@ -425,7 +364,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
 
     // Still alive: 5 moves the ack; the board's status follows.
     let status_sub = Sub::start(broker.port, &b1.status(), dir.path());
-    publisher.publish(&b1.event(kind), good.clone());
+    publisher.publish(&b1.event(kind), false, good.clone());
     publisher.flush();
     wait_for("ack 5", Duration::from_secs(10), || {
         acks(&ack_sub).contains(&5).then_some(())
@@ -446,7 +385,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         acks(&agg_sub).contains(&5).then_some(())
     });
     let before = acks(&agg_sub).len();
-    publisher.publish(&b1.event(kind), events[&3].to_json().into_bytes());
+    publisher.publish(&b1.event(kind), false, events[&3].to_json().into_bytes());
     publisher.flush();
     wait_for(
         "the ack again after a duplicate",

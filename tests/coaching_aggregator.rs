@@ -13,7 +13,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -24,70 +23,16 @@ use huddle_board::aggregator::store::Store;
 use huddle_board::domain::{mean_score, BehaviourScore, ObservationLevel, Pick, Role, SelfView};
 use huddle_board::event::{Envelope, Event, ObservationAcknowledged, ObservationRecorded};
 use huddle_board::topic::{BoardTopics, SiteTopics};
-use rumqttc::{Client, MqttOptions, Packet, QoS};
-use support::{free_port, Aggregator, Mosquitto, Sub};
+use support::{Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE_KEY: &str = "demo-site-key-change-me";
 /// The grace left before the never-observed people become overdue.
 const GRACE_S: i64 = 20;
 
-/// Publishes at QoS 1 and waits for the broker's PUBACKs.
-struct Publisher {
-    client: Client,
-    acks: mpsc::Receiver<()>,
-    sent: usize,
-}
-
-impl Publisher {
-    fn connect(port: u16) -> Publisher {
-        let mut o = MqttOptions::new(format!("test-board-{}", free_port()), "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30));
-        let (client, mut connection) = Client::new(o, 100);
-        let (tx, acks) = mpsc::channel();
-        std::thread::spawn(move || {
-            for ev in connection.iter() {
-                match ev {
-                    Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => {
-                        if tx.send(()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        });
-        Publisher {
-            client,
-            acks,
-            sent: 0,
-        }
-    }
-
-    /// Publishes the envelope on its event topic, as a board does.
-    fn event(&mut self, board: &BoardTopics, e: &Envelope) {
-        self.client
-            .publish(
-                board.event(&e.kind),
-                QoS::AtLeastOnce,
-                false,
-                e.to_json().into_bytes(),
-            )
-            .unwrap();
-        self.sent += 1;
-    }
-
-    fn flush(&mut self) {
-        for i in 0..self.sent {
-            assert!(
-                self.acks.recv_timeout(Duration::from_secs(30)).is_ok(),
-                "the broker acknowledged {i} of {} publications",
-                self.sent
-            );
-        }
-        self.sent = 0;
-    }
+/// Publishes the envelope on its event topic, as a board does.
+fn publish_event(p: &mut Publisher, board: &BoardTopics, e: &Envelope) {
+    p.publish(board.event(&e.kind), false, e.to_json().into_bytes());
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -300,7 +245,11 @@ fn observations_reach_the_coaching_topic_the_alert_and_both_exports() {
     for (i, e) in events.iter().enumerate() {
         let at = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
         times.push(at);
-        board.event(&demo, &Envelope::new("demo", i as u64 + 1, at, true, e));
+        publish_event(
+            &mut board,
+            &demo,
+            &Envelope::new("demo", i as u64 + 1, at, true, e),
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     board.flush();

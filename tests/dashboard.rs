@@ -25,7 +25,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -33,7 +32,7 @@ use huddle_board::event::{AttendanceTapped, Envelope, Event, HuddleStarted, Star
 use huddle_board::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use serde_json::Value;
-use support::{free_port, wait_port, Aggregator, Mosquitto};
+use support::{free_port, wait_port, Aggregator, Mosquitto, Publisher};
 
 const TOKEN: &str = "test-dashboard-token-0123456789";
 const SITE: &str = "plant1";
@@ -181,47 +180,24 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 /// Simulated kiosks: each board's events and `online` flag, published at
 /// QoS 1 as the outbox does, with its own seq.
 struct Boards {
-    client: Client,
-    acks: mpsc::Receiver<()>,
+    publisher: Publisher,
     seqs: std::collections::HashMap<String, u64>,
     last: Option<(String, Vec<u8>)>,
 }
 
 impl Boards {
     fn connect(port: u16) -> Boards {
-        let mut o = MqttOptions::new(format!("test-kiosks-{}", free_port()), "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30));
-        let (client, mut connection) = Client::new(o, 1000);
-        let (tx, acks) = mpsc::channel();
-        std::thread::spawn(move || {
-            for ev in connection.iter() {
-                match ev {
-                    Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => {
-                        if tx.send(()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        });
         Boards {
-            client,
-            acks,
+            publisher: Publisher::connect(port),
             seqs: Default::default(),
             last: None,
         }
     }
 
+    /// Publishes and waits for the broker's PUBACK.
     fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .unwrap();
-        assert!(
-            self.acks.recv_timeout(Duration::from_secs(10)).is_ok(),
-            "the broker did not acknowledge a publication"
-        );
+        self.publisher.publish(topic, retain, payload);
+        self.publisher.flush();
     }
 
     fn online(&mut self, board: &str) {

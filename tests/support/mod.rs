@@ -295,3 +295,65 @@ impl Drop for Aggregator {
         let _ = self.child.wait();
     }
 }
+
+/// Publishes at QoS 1 as a kiosk does and waits for the broker's PUBACKs.
+pub struct Publisher {
+    client: rumqttc::Client,
+    acks: std::sync::mpsc::Receiver<()>,
+    sent: usize,
+    acked: usize,
+}
+
+impl Publisher {
+    /// Connects to the broker on loopback `port` (clean session).
+    pub fn connect(port: u16) -> Publisher {
+        let mut o =
+            rumqttc::MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        o.set_keep_alive(Duration::from_secs(30));
+        let (client, mut connection) = rumqttc::Client::new(o, 1000);
+        let (tx, acks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for ev in connection.iter() {
+                match ev {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                        if tx.send(()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        Publisher {
+            client,
+            acks,
+            sent: 0,
+            acked: 0,
+        }
+    }
+
+    /// Queues one publication (QoS 1); [`Publisher::flush`] waits for it.
+    pub fn publish(&mut self, topic: impl Into<String>, retain: bool, payload: Vec<u8>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
+            .unwrap();
+        self.sent += 1;
+    }
+
+    /// Waits until the broker has acknowledged everything published.
+    pub fn flush(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.acked < self.sent {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                self.acks.recv_timeout(left).is_ok(),
+                "the broker acknowledged {} of {} publications",
+                self.acked,
+                self.sent
+            );
+            self.acked += 1;
+        }
+    }
+}
