@@ -200,7 +200,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
     let kind = "need.closed";
     let events: BTreeMap<u64, Envelope> = (1..=5).map(|s| (s, envelope("b1", s))).collect();
     for seq in [1, 2, 4] {
-        publisher.publish(&b1.event(kind), false, events[&seq].to_json().into_bytes());
+        publisher.publish(b1.event(kind), false, events[&seq].to_json().into_bytes());
     }
     publisher.flush();
     wait_for("ack 2", Duration::from_secs(10), || {
@@ -213,7 +213,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         "the ack passed the gap at 3"
     );
     // 3 fills the gap: 4.
-    publisher.publish(&b1.event(kind), false, events[&3].to_json().into_bytes());
+    publisher.publish(b1.event(kind), false, events[&3].to_json().into_bytes());
     publisher.flush();
     wait_for("ack 4", Duration::from_secs(10), || {
         acks(&ack_sub).contains(&4).then_some(())
@@ -364,7 +364,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
 
     // Still alive: 5 moves the ack; the board's status follows.
     let status_sub = Sub::start(broker.port, &b1.status(), dir.path());
-    publisher.publish(&b1.event(kind), false, good.clone());
+    publisher.publish(b1.event(kind), false, good.clone());
     publisher.flush();
     wait_for("ack 5", Duration::from_secs(10), || {
         acks(&ack_sub).contains(&5).then_some(())
@@ -385,7 +385,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         acks(&agg_sub).contains(&5).then_some(())
     });
     let before = acks(&agg_sub).len();
-    publisher.publish(&b1.event(kind), false, events[&3].to_json().into_bytes());
+    publisher.publish(b1.event(kind), false, events[&3].to_json().into_bytes());
     publisher.flush();
     wait_for(
         "the ack again after a duplicate",
