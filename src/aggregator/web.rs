@@ -815,7 +815,15 @@ mod tests {
                 hub: hub.clone(),
             }),
         ));
-        let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        // A fixed, small receive buffer: with the kernel's autotuning
+        // (tcp_rmem up to 32 MB on some machines) the socket could hold
+        // every change and the server would never fall behind.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut c = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
         c.write_all(
             format!("GET /api/events HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
         )
@@ -832,8 +840,10 @@ mod tests {
         // is published (the socket's buffers fill, the server waits).
         // Ten boards, so that a snapshot stays small while the changes
         // (each payload different) pile up: three times the hub's channel
-        // (4,096 changes, live.rs).
-        let pad = "x".repeat(1000);
+        // (4,096 changes, live.rs), 25 MB in all, far more than the
+        // server's send buffer (tcp_wmem, at most 4 MB here) and the
+        // client's 64 KiB can hold.
+        let pad = "x".repeat(2000);
         let n = 3 * 4096;
         for i in 0..n {
             let payload = format!("{{\"i\":{i},\"pad\":\"{pad}\"}}");
@@ -849,9 +859,15 @@ mod tests {
             let line = event.lines().find(|l| l.starts_with("id: ")).unwrap();
             line[4..].parse().unwrap()
         };
+        // Heartbeats keep a stalled stream talking: a deadline for it all.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let r = timeout(Duration::from_secs(20), c.read(&mut buf)).await;
-            let k = r.expect("the stream stalled").unwrap();
+            assert!(
+                changes < n,
+                "every change came through and no snapshot: the server never fell behind"
+            );
+            let r = tokio::time::timeout_at(deadline, c.read(&mut buf)).await;
+            let k = r.expect("no fresh snapshot within 60 s").unwrap();
             assert!(k > 0, "the stream closed");
             tail.push_str(&String::from_utf8_lossy(&buf[..k]));
             // Whole events only; the unfinished one stays in `tail`.
