@@ -31,7 +31,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::AsyncClient;
 
 use super::coaching::{
     self, coaching_rows, newly_overdue, observation_rows, people_from_rosters, Person, Report,
@@ -39,15 +39,12 @@ use super::coaching::{
 };
 use super::coaching_db::CoachingDb;
 use super::live::Hub;
+use super::outlet::{json, now_ms, Outlet};
 use super::roster::{self, RosterError};
 use super::status_shell::OverdueCount;
 use super::store::{Input, Store, StoreError};
 use crate::config::AggregatorConfig;
 use crate::topic::SiteTopics;
-
-/// A publication that does not leave the client's queue in this time is
-/// given up (and made again at the next computation).
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the coaching figures cannot be computed.
 #[derive(Debug, thiserror::Error)]
@@ -178,35 +175,13 @@ struct Loop {
     db: CoachingDb,
     roster: RosterCache,
     targets: Targets,
-    client: AsyncClient,
-    hub: Arc<Hub>,
-    runtime: tokio::runtime::Handle,
+    out: Outlet,
     overdue: OverdueCount,
     previous: Option<Report>,
     problems: Vec<String>,
 }
 
 impl Loop {
-    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
-        self.hub.publish(&topic, &payload, retain);
-        // The timer must be made inside the runtime: hence the async block.
-        let sent = self.runtime.block_on(async {
-            tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                self.client
-                    .publish(topic, QoS::AtLeastOnce, retain, payload),
-            )
-            .await
-        });
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue a coaching publication"),
-            Err(_) => tracing::warn!(
-                "the MQTT client's queue is full; coaching is published at the next computation"
-            ),
-        }
-    }
-
     fn tick(&mut self) {
         let people = match self.roster.people() {
             Ok(p) => p.to_vec(),
@@ -238,25 +213,19 @@ impl Loop {
         let alerts = newly_overdue(self.previous.as_ref(), &report);
         self.overdue
             .set(report.people.iter().filter(|p| p.overdue).count() as u32);
-        self.publish(topics.coaching(), true, json(&report));
+        self.out
+            .publish(topics.coaching(), true, json(&report), "coaching");
         for a in &alerts {
             tracing::info!(person = %a.id, since = %a.overdue_since, "coaching overdue");
-            self.publish(topics.coaching_overdue_alert(), false, json(a));
+            self.out.publish(
+                topics.coaching_overdue_alert(),
+                false,
+                json(a),
+                "coaching alert",
+            );
         }
         self.previous = Some(report);
     }
-}
-
-/// Now, to the millisecond (the precision of every stored time).
-fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Design: the report is plain strings, numbers, times and options; a
-    // non-finite float cannot arise (every mean is over a non-empty list).
-    serde_json::to_vec(value).expect("coaching payloads serialise")
 }
 
 /// Starts the coaching thread. The database must be migrated
@@ -278,9 +247,7 @@ pub fn start(
         db,
         roster: RosterCache::new(config.roster.file.clone()),
         targets: Targets::from_config(&config.coaching),
-        client,
-        hub,
-        runtime,
+        out: Outlet::new(client, runtime, hub),
         overdue,
         previous: None,
         problems: Vec::new(),

@@ -42,10 +42,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, Publish, QoS};
-use serde::Serialize;
 
 use super::coaching_shell::{self, CoachingError};
 use super::live::Hub;
+use super::outlet::json;
 use super::roster::{self, BoardRoster, RosterError};
 use super::status_shell::{self, Feed, Feeder, OverdueCount, StatusError};
 use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
@@ -157,11 +157,6 @@ impl LogLimiter {
             }
         }
     }
-}
-
-fn json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Design: the payload types are plain structs of strings, numbers and maps.
-    serde_json::to_vec(value).expect("payloads serialise")
 }
 
 /// How often, at most, the counters (stats) are published.

@@ -23,6 +23,8 @@
 //! - [`ingest`]: the shell that wires them: the MQTT event loop, the
 //!   writer thread that owns the database, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
+//! - [`outlet`]: what the coaching and status threads share: their way
+//!   out to the broker and the hub, JSON, the clock, the read-only file.
 //! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
 //!   events), read from [`live`] only.
 //!
@@ -39,6 +41,7 @@ pub mod coaching_shell;
 pub mod discovery;
 pub mod ingest;
 pub mod live;
+pub mod outlet;
 pub mod roster;
 pub mod status;
 pub mod status_db;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 use super::status::{Site, StoredEvent};
 use super::store::StoreError;
@@ -65,22 +65,8 @@ impl StatusDb {
     /// Opens the file read-only. It must exist and be migrated
     /// ([`super::store::Store::open`] first).
     pub fn open(path: &Path) -> Result<StatusDb, StoreError> {
-        let sql = |source| StoreError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        if !path.is_file() {
-            return Err(StoreError::Missing(path.to_owned()));
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql)?;
         Ok(StatusDb {
-            conn,
+            conn: super::outlet::open_read_only(path)?,
             path: path.to_owned(),
         })
     }

@@ -42,10 +42,11 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::AsyncClient;
 
 use super::discovery;
 use super::live::Hub;
+use super::outlet::{json, now_ms, Outlet};
 use super::roster;
 use super::status::{Rules, Site, StoredEvent};
 use super::status_db::StatusDb;
@@ -65,10 +66,6 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// The roster file's modification time is checked this often.
 const ROSTER_POLL: Duration = Duration::from_secs(10);
-/// A publication that does not leave the client's queue in this time is
-/// given up (and made again at the next change or reconnection).
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Why the live status cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -204,9 +201,7 @@ impl Expected {
 struct Loop {
     site_id: String,
     site: Site,
-    client: AsyncClient,
-    hub: Arc<Hub>,
-    runtime: tokio::runtime::Handle,
+    out: Outlet,
     overdue: OverdueCount,
     expected: Expected,
     /// Retained topic → the bytes last published.
@@ -249,7 +244,7 @@ impl Loop {
                     Ok(()) => {
                         // The dashboard shows it too (the kiosk published it).
                         let topic = BoardTopics::new(&self.site_id, &area, &message.board);
-                        self.hub.publish(&topic.schedule(), &json(&message), true);
+                        self.out.show(&topic.schedule(), true, &json(&message));
                     }
                     Err(e) => {
                         tracing::warn!(board = %message.board, error = %e, "a board's schedule cannot be used; its previous one stays")
@@ -278,27 +273,13 @@ impl Loop {
     }
 
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
-        self.hub.publish(&topic, &payload, retain);
         if !self.link_up && retain {
             // Everything retained goes again at the next ConnAck; an alert
             // waits in the client's queue for it.
+            self.out.show(&topic, retain, &payload);
             return;
         }
-        let sent = self.runtime.block_on(async {
-            tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                self.client
-                    .publish(topic, QoS::AtLeastOnce, retain, payload),
-            )
-            .await
-        });
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue a status publication"),
-            Err(_) => {
-                tracing::warn!("the MQTT client's queue is full; a status publication was given up")
-            }
-        }
+        self.out.publish(topic, retain, payload, "status");
     }
 
     fn retained(&mut self, topic: String, payload: Vec<u8>) {
@@ -351,18 +332,6 @@ impl Loop {
     }
 }
 
-/// Now, to the millisecond (the precision of every stored time).
-fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Design: the status payloads are strings, numbers, times, options and
-    // a rate rounded from a finite quotient (its divisor is checked > 0).
-    serde_json::to_vec(value).expect("status payloads serialise")
-}
-
 /// Starts the status thread: rebuilds the state from the database (which
 /// must be migrated: [`super::store::Store::open`] first), then runs until
 /// every [`Feeder`] is dropped. Publications go through `client` on
@@ -391,9 +360,7 @@ pub fn start(
     let mut state = Loop {
         site_id: config.site.id.clone(),
         site,
-        client,
-        hub,
-        runtime,
+        out: Outlet::new(client, runtime, hub),
         overdue,
         expected: Expected {
             file: config.roster.file.clone(),

@@ -35,6 +35,8 @@
 //!    restarted after the burst, and once its store stops growing the
 //!    events in its SQLite file are counted against the events published.
 
+#[path = "load.rs"]
+mod load;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -44,9 +46,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use huddle_board::event::{AttendanceTapped, Envelope, Event, TapVia};
-use huddle_board::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
@@ -362,90 +361,6 @@ impl Consumer {
 
 // ---------------------------------------------------------------- MQTT helpers
 
-fn board_id(i: usize) -> String {
-    format!("b{i:04}")
-}
-
-/// Publishes `boards x per_board` valid events of `site` at QoS 1 and waits
-/// for every PUBACK; `at_half` runs when half of them are acknowledged.
-async fn publish(
-    port: u16,
-    site: &str,
-    boards: usize,
-    per_board: u64,
-    at_half: Option<Box<dyn FnOnce() + Send>>,
-) {
-    let mut o = MqttOptions::new("bench-publisher", "127.0.0.1", port);
-    o.set_inflight(1000);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut ev) = AsyncClient::new(o, 10_000);
-    let total = boards as u64 * per_board;
-    let waiter = tokio::spawn(async move {
-        let mut at_half = at_half;
-        let mut acked = 0u64;
-        while acked < total {
-            match ev.poll().await {
-                Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
-                    acked += 1;
-                    if acked == total / 2 {
-                        if let Some(f) = at_half.take() {
-                            f();
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => panic!("publisher connection: {e}"),
-            }
-        }
-    });
-    let now = Utc::now();
-    for seq in 1..=per_board {
-        for b in 0..boards {
-            let board = board_id(b);
-            let event = Event::AttendanceTapped(AttendanceTapped {
-                huddle_id: format!("h-{board}"),
-                person_id: format!("p{seq}"),
-                via: TapVia::Badge,
-                late: false,
-            });
-            let env = Envelope::new(&board, seq, now, true, &event);
-            let topic = BoardTopics::new(site, "area", &board).event(&env.kind);
-            client
-                .publish(topic, QoS::AtLeastOnce, false, env.to_json())
-                .await
-                .expect("queue a publication");
-        }
-    }
-    waiter.await.expect("publisher task");
-    let _ = client.disconnect().await;
-}
-
-/// Waits until every board's retained ack reaches `per_board`.
-async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -> Instant {
-    let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut ev) = AsyncClient::new(o, 100);
-    client
-        .subscribe(format!("huddle/v1/{site}/+/+/ack"), QoS::AtLeastOnce)
-        .await
-        .expect("subscribe to acks");
-    let mut acks: HashMap<String, u64> = HashMap::new();
-    loop {
-        match ev.poll().await {
-            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
-                    acks.insert(ack.board, ack.seq);
-                    if acks.len() == boards && acks.values().all(|s| *s >= per_board) {
-                        return Instant::now();
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 /// Retained acks of `site` as the broker holds them now: board → seq.
 async fn read_acks(port: u16, site: &str) -> HashMap<String, u64> {
     let mut o = MqttOptions::new("bench-read-acks", "127.0.0.1", port);
@@ -508,7 +423,7 @@ fn bare_ingest(rt: &tokio::runtime::Runtime, port: u16, o: &Options) -> Rate {
         status.success(),
         "mosquitto_sub could not register its session"
     );
-    rt.block_on(publish(port, site, o.boards, o.per_board, None));
+    rt.block_on(load::publish(port, site, o.boards, o.per_board, None));
     let t = Instant::now();
     let status = Command::new(&sub)
         .args(args)
@@ -525,10 +440,10 @@ fn ingest(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options, per_board: u6
     let total = o.boards as u64 * per_board;
     let mut child = c.start();
     support::sigkill(&mut child);
-    rt.block_on(publish(c.port, &c.site, o.boards, per_board, None));
+    rt.block_on(load::publish(c.port, &c.site, o.boards, per_board, None));
     let t = Instant::now();
     let mut child = c.spawn();
-    let acks = rt.spawn(wait_acks(c.port, c.site.clone(), o.boards, per_board));
+    let acks = rt.spawn(load::wait_acks(c.port, c.site.clone(), o.boards, per_board));
     // The acks are the measure; the file is watched too (every second, so
     // as not to slow the aggregator) because the flow may lose ack
     // publications: see README "Performance".
@@ -588,7 +503,7 @@ fn commit_rate(dir: &Path) -> Rate {
     for i in 0..n {
         db.execute(
             "INSERT INTO e VALUES (?1, ?2)",
-            (board_id((i % 500) as usize), i as i64),
+            (load::board_id((i % 500) as usize), i as i64),
         )
         .expect("insert into commits.db");
     }
@@ -649,7 +564,7 @@ fn kill(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options) -> KillOutcome 
             support::sigkill(&mut ch);
         }
     });
-    rt.block_on(publish(
+    rt.block_on(load::publish(
         c.port,
         &c.site,
         o.kill_boards,

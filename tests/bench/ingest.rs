@@ -12,63 +12,16 @@
 //! `huddle-aggregator` until every board's retained ack reaches E (every
 //! event committed to SQLite with `synchronous=FULL` and acknowledged).
 
+#[path = "load.rs"]
+mod load;
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use huddle_board::event::{AttendanceTapped, Envelope, Event, TapVia};
-use huddle_board::topic::BoardTopics;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE: &str = "bench";
-
-fn board_id(i: usize) -> String {
-    format!("b{i:04}")
-}
-
-/// Publishes `boards x per_board` events at QoS 1 and waits for every PUBACK.
-async fn prefill(port: u16, boards: usize, per_board: u64) {
-    let mut o = MqttOptions::new("bench-prefill", "127.0.0.1", port);
-    o.set_inflight(1000);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut ev) = AsyncClient::new(o, 10_000);
-    let total = boards as u64 * per_board;
-    let waiter = tokio::spawn(async move {
-        let mut acked = 0u64;
-        while acked < total {
-            match ev.poll().await {
-                Ok(MqttEvent::Incoming(Packet::PubAck(_))) => acked += 1,
-                Ok(_) => {}
-                Err(e) => panic!("prefill connection: {e}"),
-            }
-        }
-    });
-    let now = Utc::now();
-    for seq in 1..=per_board {
-        for b in 0..boards {
-            let board = board_id(b);
-            let event = Event::AttendanceTapped(AttendanceTapped {
-                huddle_id: format!("h-{board}"),
-                person_id: format!("p{seq}"),
-                via: TapVia::Badge,
-                late: false,
-            });
-            let env = Envelope::new(&board, seq, now, true, &event);
-            let topic = BoardTopics::new(SITE, "area", &board).event(&env.kind);
-            client
-                .publish(topic, QoS::AtLeastOnce, false, env.to_json())
-                .await
-                .unwrap();
-        }
-    }
-    waiter.await.unwrap();
-    let _ = client.disconnect().await;
-}
 
 fn sub_args(port: u16) -> Vec<String> {
     let topic = format!("huddle/v1/{SITE}/+/+/event/+");
@@ -88,28 +41,6 @@ fn sub_args(port: u16) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// Waits until every board's retained ack reaches `per_board`.
-async fn wait_acks(port: u16, boards: usize, per_board: u64) -> Instant {
-    let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut ev) = AsyncClient::new(o, 100);
-    client
-        .subscribe(format!("huddle/v1/{SITE}/+/+/ack"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let mut acks: HashMap<String, u64> = HashMap::new();
-    loop {
-        if let Ok(MqttEvent::Incoming(Packet::Publish(p))) = ev.poll().await {
-            if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
-                acks.insert(ack.board, ack.seq);
-                if acks.len() == boards && acks.values().all(|s| *s >= per_board) {
-                    return Instant::now();
-                }
-            }
-        }
-    }
 }
 
 fn main() {
@@ -152,7 +83,7 @@ fn main() {
         status.success(),
         "mosquitto_sub could not register its session"
     );
-    rt.block_on(prefill(port, boards, per_board));
+    rt.block_on(load::publish(port, SITE, boards, per_board, None));
     let t = Instant::now();
     let status = Command::new(&sub)
         .args(sub_args(port))
@@ -187,11 +118,15 @@ fn main() {
     let mut agg = start();
     std::thread::sleep(Duration::from_secs(2));
     support::sigkill(&mut agg);
-    rt.block_on(prefill(port, boards, per_board));
+    rt.block_on(load::publish(port, SITE, boards, per_board, None));
     let t = Instant::now();
     let mut agg = start();
     let done = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(600), wait_acks(port, boards, per_board)).await
+        tokio::time::timeout(
+            Duration::from_secs(600),
+            load::wait_acks(port, SITE.to_owned(), boards, per_board),
+        )
+        .await
     });
     let done = done.expect("the aggregator did not ack everything within 10 minutes");
     let ingest = done - t;

@@ -1,0 +1,103 @@
+//! What the aggregator's background threads (coaching, live status) share:
+//! a blocking way out to the broker and the hub, payload serialisation, the
+//! millisecond clock, and the read-only connection to the database file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, QoS};
+use rusqlite::{Connection, OpenFlags};
+
+use super::live::Hub;
+use super::store::StoreError;
+
+/// A publication that does not leave the client's queue in this time is
+/// given up: the caller makes it again at its next change or computation.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A plain thread's way out: the live hub (the web dashboard) and the MQTT
+/// client, whose async `publish` it drives on the aggregator's runtime.
+pub struct Outlet {
+    client: AsyncClient,
+    runtime: tokio::runtime::Handle,
+    hub: Arc<Hub>,
+}
+
+impl Outlet {
+    /// The way out through `client`, driven on `runtime`, shown on `hub`.
+    pub fn new(client: AsyncClient, runtime: tokio::runtime::Handle, hub: Arc<Hub>) -> Outlet {
+        Outlet {
+            client,
+            runtime,
+            hub,
+        }
+    }
+
+    /// Shows the payload on the hub, then queues it for the broker.
+    pub fn publish(&self, topic: String, retain: bool, payload: Vec<u8>, what: &str) {
+        self.show(&topic, retain, &payload);
+        self.queue(topic, retain, payload, what);
+    }
+
+    /// Shows the payload on the hub only (the broker is not reachable and a
+    /// retained payload goes again at the next connection).
+    pub fn show(&self, topic: &str, retain: bool, payload: &[u8]) {
+        self.hub.publish(topic, payload, retain);
+    }
+
+    /// Queues the payload on the MQTT client, waiting at most
+    /// [`PUBLISH_TIMEOUT`] for room; a failure is logged with `what`.
+    pub fn queue(&self, topic: String, retain: bool, payload: Vec<u8>, what: &str) {
+        // The timer must be made inside the runtime: hence the async block.
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                self.client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload),
+            )
+            .await
+        });
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot queue the {what} publication"),
+            Err(_) => tracing::warn!(
+                "the MQTT client's queue is full; the {what} publication was given up until the next change"
+            ),
+        }
+    }
+}
+
+/// A payload as JSON bytes.
+pub fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Design: every payload type is plain strings, numbers, times, options
+    // and maps, and its floats are means or rates over a checked non-empty
+    // divisor, never NaN or infinite: serialisation cannot fail.
+    serde_json::to_vec(value).expect("payloads serialise")
+}
+
+/// Now, to the millisecond (the precision of every stored time).
+pub fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// Opens the aggregator's file read-only, for a thread of its own. It must
+/// exist and be migrated ([`super::store::Store::open`] first).
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    if !path.is_file() {
+        return Err(StoreError::Missing(path.to_owned()));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
+    Ok(conn)
+}
