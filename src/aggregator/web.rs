@@ -39,7 +39,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -465,19 +465,26 @@ async fn events(mut stream: TcpStream, hub: &Hub, site: &str) {
                 Ok(change) => {
                     let mut out = sse("change", change.version, &change_json(site, &change));
                     // Whatever else is waiting goes in the same write.
-                    while let Ok(more) = rx.try_recv() {
-                        out.push_str(&sse("change", more.version, &change_json(site, &more)));
-                        if out.len() > 256 * 1024 {
-                            break;
+                    let mut lagged = false;
+                    while out.len() <= 256 * 1024 {
+                        match rx.try_recv() {
+                            Ok(more) => out.push_str(&sse("change", more.version, &change_json(site, &more))),
+                            // Design: a lag seen here must give a snapshot
+                            // too: the receiver has already skipped ahead.
+                            Err(TryRecvError::Lagged(_)) => {
+                                lagged = true;
+                                break;
+                            }
+                            Err(_) => break,
                         }
                     }
-                    out
+                    if lagged {
+                        fresh_snapshot(hub, site, &mut rx)
+                    } else {
+                        out
+                    }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    let (snapshot, fresh) = hub.snapshot_and_subscribe();
-                    rx = fresh;
-                    sse("snapshot", snapshot.version, &state_json(site, &snapshot))
-                }
+                Err(RecvError::Lagged(_)) => fresh_snapshot(hub, site, &mut rx),
                 Err(RecvError::Closed) => return,
             },
             _ = heartbeat.tick() => ": heartbeat\n\n".to_owned(),
@@ -486,6 +493,18 @@ async fn events(mut stream: TcpStream, hub: &Hub, site: &str) {
             return;
         }
     }
+}
+
+/// A fresh snapshot event for a client that fell behind, and a fresh
+/// subscription from it.
+fn fresh_snapshot(
+    hub: &Hub,
+    site: &str,
+    rx: &mut tokio::sync::broadcast::Receiver<Change>,
+) -> String {
+    let (snapshot, fresh) = hub.snapshot_and_subscribe();
+    *rx = fresh;
+    sse("snapshot", snapshot.version, &state_json(site, &snapshot))
 }
 
 /// One server-sent event (JSON holds no raw newline).
@@ -815,15 +834,7 @@ mod tests {
                 hub: hub.clone(),
             }),
         ));
-        // A fixed, small receive buffer: with the kernel's autotuning
-        // (tcp_rmem up to 32 MB on some machines) the socket could hold
-        // every change and the server would never fall behind.
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(64 * 1024).unwrap();
-        let mut c = socket
-            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         c.write_all(
             format!("GET /api/events HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
         )
@@ -840,10 +851,11 @@ mod tests {
         // is published (the socket's buffers fill, the server waits).
         // Ten boards, so that a snapshot stays small while the changes
         // (each payload different) pile up: three times the hub's channel
-        // (4,096 changes, live.rs), 25 MB in all, far more than the
-        // server's send buffer (tcp_wmem, at most 4 MB here) and the
-        // client's 64 KiB can hold.
-        let pad = "x".repeat(2000);
+        // (4,096 changes, live.rs), 50 MB in all, more than the kernel's
+        // buffers can hold (tcp_wmem up to 4 MB and tcp_rmem up to 32 MB
+        // on this machine kind; a small SO_RCVBUF instead stalls loopback
+        // on zero-window probes).
+        let pad = "x".repeat(4000);
         let n = 3 * 4096;
         for i in 0..n {
             let payload = format!("{{\"i\":{i},\"pad\":\"{pad}\"}}");
@@ -855,6 +867,7 @@ mod tests {
         }
         let (mut changes, mut tail) = (0usize, String::new());
         let mut snapshot: Option<u64> = None;
+        let mut last: Option<u64> = None;
         let id = |event: &str| -> u64 {
             let line = event.lines().find(|l| l.starts_with("id: ")).unwrap();
             line[4..].parse().unwrap()
@@ -867,14 +880,29 @@ mod tests {
                 "every change came through and no snapshot: the server never fell behind"
             );
             let r = tokio::time::timeout_at(deadline, c.read(&mut buf)).await;
-            let k = r.expect("no fresh snapshot within 60 s").unwrap();
+            let Ok(k) = r else {
+                panic!("no fresh snapshot within 60 s ({changes} changes, the last {last:?})");
+            };
+            let k = k.unwrap();
             assert!(k > 0, "the stream closed");
             tail.push_str(&String::from_utf8_lossy(&buf[..k]));
             // Whole events only; the unfinished one stays in `tail`.
             while let Some(end) = tail.find("\n\n") {
                 let event: String = tail.drain(..end + 2).collect();
                 match (snapshot, event.starts_with("event: snapshot")) {
-                    (None, false) => changes += 1,
+                    // Heartbeats and the end of an event cut by the first
+                    // loop aside, changes come in order: none skipped
+                    // without a snapshot.
+                    (None, false) if !event.contains("\nid: ") => {}
+                    (None, false) => {
+                        let v = id(&event);
+                        assert!(
+                            last.is_none_or(|l| v == l + 1),
+                            "change {v} after {last:?}: changes skipped without a snapshot"
+                        );
+                        last = Some(v);
+                        changes += 1;
+                    }
                     // (A snapshot may lag again while it is written.)
                     (_, true) => {
                         assert!(changes < n, "{changes} changes came first: no lag");
