@@ -377,7 +377,8 @@ impl Outbox {
             true,
         ));
         let _enter = rt.enter();
-        let (client, eventloop) = AsyncClient::new(options, CHANNEL);
+        let (client, mut eventloop) = AsyncClient::new(options, CHANNEL);
+        crate::mqtt::no_delay(&mut eventloop);
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let initial = LinkStatus {
             connected: false,

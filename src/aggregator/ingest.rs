@@ -48,7 +48,7 @@ use super::live::Hub;
 use super::outlet::json;
 use super::roster::{self, BoardRoster, RosterError};
 use super::status_shell::{self, Feed, Feeder, OverdueCount, StatusError};
-use super::store::{BatchOutcome, Input, Stats, Store, StoreError};
+use super::store::{BatchOutcome, Checkpointer, Input, Stats, Store, StoreError};
 use super::validate::{validate, Reason, Reject};
 use crate::config::AggregatorConfig;
 use crate::mqtt::{Backoff, FailureLog, MqttError};
@@ -547,6 +547,7 @@ pub async fn run(
 ) -> Result<(), IngestError> {
     let site = config.site.id.clone();
     let store = Store::open(&config.database_path())?;
+    let _checkpointer = Checkpointer::start(&config.database_path())?;
     let rosters = match &config.roster.file {
         Some(f) => Some((f.clone(), roster::load(f)?)),
         None => None,
@@ -555,6 +556,7 @@ pub async fn run(
     options.set_manual_acks(true);
     options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    crate::mqtt::no_delay(&mut eventloop);
     let hub = Hub::new(ALERTS_KEPT);
     let overdue = OverdueCount::default();
     let (coaching, coaching_thread) = coaching_shell::start(

@@ -103,6 +103,9 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The checkpointer thread cannot be started.
+    #[error("cannot start the WAL checkpoint thread: {0}")]
+    Thread(std::io::Error),
     /// The file does not exist (export, which never creates it).
     #[error("no database at {0} yet: the aggregator has stored nothing")]
     Missing(PathBuf),
@@ -236,9 +239,68 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
         .map_err(sql)?;
     conn.pragma_update(None, "mmap_size", 268_435_456i64)
         .map_err(sql)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+    // Design: checkpoints are the checkpointer thread's ([`Checkpointer`]),
+    // so that copying the WAL into the file and its fsync never stall a
+    // group commit (with the writer checkpointing every 10,000 pages, one
+    // commit in every 40 MB of WAL paid for copying all of it). This
+    // limit is only the backstop should that thread stop.
+    conn.pragma_update(None, "wal_autocheckpoint", 100_000)
         .map_err(sql)?;
     Ok(conn)
+}
+
+/// How often the checkpointer copies the WAL back into the file.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The checkpointer: a thread with its own connection that runs a passive
+/// checkpoint every [`CHECKPOINT_EVERY`], beside the writer and never
+/// blocking it (a passive checkpoint copies what no reader still needs and
+/// waits for nobody). The WAL thus stays small and the writer's commits
+/// stay one WAL append and one fsync each. Ends when dropped.
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts it on the (migrated) file at `path`.
+    pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = open_conn(path)?;
+        let path = path.to_owned();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("aggregator-checkpoint".into())
+            .spawn(move || {
+                let mut failing = false;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    match r {
+                        Ok(()) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(db = %path.display(), error = %e, "a WAL checkpoint failed; trying again");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -756,6 +818,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("agg.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn the_checkpointer_copies_the_wal_into_the_file_and_the_writer_does_not() {
+        let (dir, mut s) = open();
+        let file = dir.path().join("agg.db");
+        let size = || std::fs::metadata(&file).unwrap().len();
+        let before = size();
+        let batch: Vec<Input> = (1..=2000).map(|i| ev(need("b1", i, "n"))).collect();
+        s.apply(&batch, Utc::now()).unwrap();
+        // Committed, but only in the WAL: the writer does not checkpoint.
+        assert_eq!(size(), before, "the writer checkpointed by itself");
+        let _checkpointer = Checkpointer::start(&file).unwrap();
+        let deadline = std::time::Instant::now() + 10 * CHECKPOINT_EVERY;
+        while size() < before + 200_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint within {:?}: the file is still {} bytes",
+                10 * CHECKPOINT_EVERY,
+                size()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The writer goes on beside it.
+        s.apply(&[ev(need("b1", 2001, "n"))], Utc::now()).unwrap();
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE: &str = "bench";
 
@@ -94,6 +96,20 @@ fn main() {
     assert!(status.success());
     let bare = t.elapsed();
 
+    // The floor of any consumer on rumqttc (the customer's MQTT crate): a
+    // persistent session with manual acks that PUBACKs every message and
+    // does nothing else, in the aggregator's shape (the event loop hands
+    // each message to a task that acks it). Timed on CPU too.
+    rt.block_on(rumqttc_null(port, 0));
+    rt.block_on(load::publish(port, SITE, boards, per_board, None));
+    let cpu_before = cpu_seconds(std::process::id());
+    let t = Instant::now();
+    rt.block_on(rumqttc_null(port, total));
+    let null = t.elapsed();
+    let null_cpu = cpu_seconds(std::process::id())
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
+
     // The aggregator: register its session, stop it, fill, start, time.
     let config = dir.path().join("aggregator.toml");
     let text = include_str!("../../config/aggregator.toml")
@@ -141,6 +157,18 @@ fn main() {
         bare.as_secs_f64()
     );
     println!(
+        "rumqttc, PUBACK only (no work)        {:>9.0} events/s  ({:.2} s, {:.2} of the ceiling)",
+        rate(null),
+        null.as_secs_f64(),
+        rate(null) / rate(bare)
+    );
+    if let Some(cpu) = null_cpu {
+        println!(
+            "rumqttc-only consumer CPU             {:>9.1} µs/event  ({cpu:.2} s)",
+            cpu * 1e6 / total as f64
+        );
+    }
+    println!(
         "huddle-aggregator, durable + acked    {:>9.0} events/s  ({:.2} s)",
         rate(ingest),
         ingest.as_secs_f64()
@@ -155,6 +183,63 @@ fn main() {
             cpu * 1e6 / total as f64
         );
     }
+}
+
+/// A consumer on rumqttc that PUBACKs `count` messages and nothing else
+/// (with `count` 0: registers its persistent session and leaves).
+async fn rumqttc_null(port: u16, count: u64) {
+    let mut o = MqttOptions::new("bench-rumqttc-null", "127.0.0.1", port);
+    o.set_clean_session(false);
+    o.set_manual_acks(true);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut ev) = AsyncClient::new(o, 1024);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<rumqttc::Publish>();
+    let acker = client.clone();
+    let acks = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            acker.ack(&p).await.expect("queue a PUBACK");
+        }
+    });
+    let mut seen = 0u64;
+    loop {
+        match ev.poll().await.expect("the null consumer's connection") {
+            MqttEvent::Incoming(Packet::ConnAck(a)) if !a.session_present => {
+                client
+                    .subscribe(format!("huddle/v1/{SITE}/+/+/event/+"), QoS::AtLeastOnce)
+                    .await
+                    .expect("subscribe");
+            }
+            MqttEvent::Incoming(Packet::SubAck(_)) if count == 0 => break,
+            MqttEvent::Incoming(Packet::Publish(p)) => {
+                tx.send(p).expect("the ack task");
+                seen += 1;
+                if seen == count {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    drop(tx);
+    // The acks leave only while the event loop is polled.
+    let mut acks = acks;
+    loop {
+        tokio::select! {
+            r = &mut acks => {
+                r.expect("the ack task");
+                break;
+            }
+            e = ev.poll() => {
+                e.expect("the null consumer's connection");
+            }
+        }
+    }
+    // The last PUBACKs leave before the disconnect.
+    client.disconnect().await.expect("disconnect");
+    while !matches!(
+        ev.poll().await,
+        Err(_) | Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect))
+    ) {}
 }
 
 /// A process's user + system CPU time so far, from `/proc/PID/stat`: a
