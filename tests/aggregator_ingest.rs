@@ -15,7 +15,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use huddle_board::aggregator::{validate, Stats};
@@ -24,22 +24,11 @@ use huddle_board::config::KioskConfig;
 use huddle_board::event::{Envelope, Event, NeedRef};
 use huddle_board::payload::{Ack, BoardLive, RosterMessage};
 use huddle_board::topic::{BoardTopics, SiteTopics};
-use support::{Aggregator, Mosquitto, Publisher, Sub};
+use support::{wait_for, Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE_KEY: &str = "demo-site-key-change-me";
 const LIMIT: usize = 64 * 1024;
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The payloads printed by `mosquitto_sub -v` (one JSON line per message).
 fn payloads<T: serde::de::DeserializeOwned>(sub: &Sub) -> Vec<T> {

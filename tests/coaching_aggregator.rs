@@ -13,7 +13,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use huddle_board::aggregator::coaching::{
@@ -23,7 +23,7 @@ use huddle_board::aggregator::store::Store;
 use huddle_board::domain::{mean_score, BehaviourScore, ObservationLevel, Pick, Role, SelfView};
 use huddle_board::event::{Envelope, Event, ObservationAcknowledged, ObservationRecorded};
 use huddle_board::topic::{BoardTopics, SiteTopics};
-use support::{Aggregator, Mosquitto, Publisher, Sub};
+use support::{wait_for, Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
 const SITE_KEY: &str = "demo-site-key-change-me";
@@ -33,17 +33,6 @@ const GRACE_S: i64 = 20;
 /// Publishes the envelope on its event topic, as a board does.
 fn publish_event(p: &mut Publisher, board: &BoardTopics, e: &Envelope) {
     p.publish(board.event(&e.kind), false, e.to_json().into_bytes());
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The payloads printed by `mosquitto_sub -v` (one JSON line per message).

@@ -32,7 +32,7 @@ use huddle_board::event::{AttendanceTapped, Envelope, Event, HuddleStarted, Star
 use huddle_board::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use serde_json::Value;
-use support::{free_port, wait_port, Aggregator, Mosquitto, Publisher};
+use support::{free_port, wait_for, wait_port, Aggregator, Mosquitto, Publisher};
 
 const TOKEN: &str = "test-dashboard-token-0123456789";
 const SITE: &str = "plant1";
@@ -163,17 +163,6 @@ fn http(port: u16, request: &str) -> Response {
         status,
         head: head.to_owned(),
         body: body.to_owned(),
-    }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

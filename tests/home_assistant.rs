@@ -138,23 +138,8 @@ fn with_discovery_on_each_board_appears_retained_and_reads_its_status_topic() {
     .unwrap();
     let mut agg = Aggregator::start(dir.path(), &broker.url());
     // A board announces itself as a kiosk does: its retained online flag.
-    let publish = |topic: &str, payload: &str| {
-        let ok = Command::new(support::require("mosquitto_pub", "mosquitto-clients"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &broker.port.to_string(),
-                "-q",
-                "1",
-                "-r",
-            ])
-            .args(["-t", topic, "-m", payload])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mosquitto_pub {topic}");
-    };
+    let publish =
+        |topic: &str, payload: &str| support::publish_retained(broker.port, topic, payload);
     publish("huddle/v1/plant1/assembly/line-3/online", "true");
 
     let sub = Sub::start(broker.port, "homeassistant/#", dir.path());

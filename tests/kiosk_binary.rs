@@ -319,20 +319,7 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
         "{{\"board\":\"demo\",\"seq\":2,\"at\":\"{}\"}}",
         chrono::Utc::now().to_rfc3339()
     );
-    let ok = Command::new(support::require("mosquitto_pub", "mosquitto-clients"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port.to_string(),
-            "-q",
-            "1",
-            "-r",
-        ])
-        .args(["-t", &format!("{base}/ack"), "-m", &ack])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    support::publish_retained(broker.port, &format!("{base}/ack"), &ack);
     let db = dir.path().join("data").join("kiosk-demo.db");
     wait_until("the ack remembered", || {
         let store = huddle_board::store::Store::open(&db, "demo").unwrap();

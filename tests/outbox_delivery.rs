@@ -22,7 +22,7 @@ use huddle_board::store::Store;
 use huddle_board::text::{Text, TextKey};
 use huddle_board::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use support::{require, Mosquitto};
+use support::{publish_retained, require, Mosquitto};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -185,16 +185,6 @@ fn retained(port: u16, topic: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn publish_retained(port: u16, topic: &str, payload: &str) {
-    let bin = require("mosquitto_pub", "mosquitto-clients");
-    let ok = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-r"])
-        .args(["-t", topic, "-m", payload])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 fn start(config: &KioskConfig, store: &mut Store) -> Outbox {

@@ -357,3 +357,26 @@ impl Publisher {
         }
     }
 }
+
+/// Publishes `payload` retained at QoS 1 on `topic` with `mosquitto_pub`.
+pub fn publish_retained(port: u16, topic: &str, payload: &str) {
+    let ok = Command::new(require("mosquitto_pub", "mosquitto-clients"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-r"])
+        .args(["-t", topic, "-m", payload])
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(ok.success(), "mosquitto_pub {topic}");
+}
+
+/// Polls `f` every 50 ms until it gives a value; fails naming `what`
+/// after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
