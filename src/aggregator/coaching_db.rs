@@ -30,10 +30,11 @@ pub const MIGRATION: &str = "CREATE INDEX events_observations ON events (kind)
      INSERT INTO coaching_meta (key, value)
          VALUES ('since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));";
 
-/// The query the partial index serves (its `WHERE` must be the index's).
+/// The query the partial index serves (its `WHERE` must be the index's,
+/// as migration 4 made it: see [`super::store::MIGRATIONS`]).
 const OBSERVATION_EVENTS: &str = "SELECT board, seq, at, clock_synced, received_at, kind, data
      FROM events INDEXED BY events_observations
-     WHERE kind IN ('observation.recorded', 'observation.acknowledged')";
+     WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
 
 /// A read-only connection to the aggregator's file.
 pub struct CoachingDb {

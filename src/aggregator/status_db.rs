@@ -29,10 +29,12 @@ pub const MIGRATION: &str = "CREATE INDEX events_status ON events (kind)
      WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed');
      ALTER TABLE boards ADD COLUMN first_seen TEXT;";
 
-/// The query the partial index serves (its `WHERE` must be the index's).
+/// The query the partial index serves (its `WHERE` must be the index's,
+/// as migration 4 made it: see [`super::store::MIGRATIONS`]).
 const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
      FROM events INDEXED BY events_status
-     WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed')";
+     WHERE kind = 'huddle.started' OR kind = 'huddle.closed' OR kind = 'need.raised'
+        OR kind = 'need.escalated' OR kind = 'need.closed'";
 
 /// Taps and steps of one board from a seq on (primary key range).
 const HUDDLE_DETAIL: &str = "SELECT seq, at, kind, data FROM events
@@ -41,7 +43,7 @@ const HUDDLE_DETAIL: &str = "SELECT seq, at, kind, data FROM events
 /// The coaching index's query (see [`super::coaching_db`]).
 const OBSERVATIONS: &str = "SELECT board, seq, at, kind, data
      FROM events INDEXED BY events_observations
-     WHERE kind IN ('observation.recorded', 'observation.acknowledged')";
+     WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
 
 /// Huddles started longer ago than this are not read back.
 const RECENT: Duration = Duration::hours(48);

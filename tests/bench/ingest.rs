@@ -86,6 +86,8 @@ fn main() {
         "mosquitto_sub could not register its session"
     );
     rt.block_on(load::publish(port, SITE, boards, per_board, None));
+    let broker_cpu = || broker.pid().and_then(cpu_seconds);
+    let b0 = broker_cpu();
     let t = Instant::now();
     let status = Command::new(&sub)
         .args(sub_args(port))
@@ -95,6 +97,7 @@ fn main() {
         .unwrap();
     assert!(status.success());
     let bare = t.elapsed();
+    let bare_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
 
     // The floor of any consumer on rumqttc (the customer's MQTT crate): a
     // persistent session with manual acks that PUBACKs every message and
@@ -103,9 +106,11 @@ fn main() {
     rt.block_on(rumqttc_null(port, 0));
     rt.block_on(load::publish(port, SITE, boards, per_board, None));
     let cpu_before = cpu_seconds(std::process::id());
+    let b0 = broker_cpu();
     let t = Instant::now();
     rt.block_on(rumqttc_null(port, total));
     let null = t.elapsed();
+    let null_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
     let null_cpu = cpu_seconds(std::process::id())
         .zip(cpu_before)
         .map(|(a, b)| a - b);
@@ -135,6 +140,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     support::sigkill(&mut agg);
     rt.block_on(load::publish(port, SITE, boards, per_board, None));
+    let b0 = broker_cpu();
     let t = Instant::now();
     let mut agg = start();
     let done = rt.block_on(async {
@@ -147,6 +153,7 @@ fn main() {
     let done = done.expect("the aggregator did not ack everything within 10 minutes");
     let ingest = done - t;
     let cpu = cpu_seconds(agg.id());
+    let agg_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
     support::sigkill(&mut agg);
 
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
@@ -182,6 +189,19 @@ fn main() {
             "aggregator CPU (user + system)        {:>9.1} µs/event  ({cpu:.2} s)",
             cpu * 1e6 / total as f64
         );
+    }
+    // The broker shares the machine: what each consumer costs it.
+    for (who, cpu) in [
+        ("mosquitto_sub", bare_broker),
+        ("rumqttc-only", null_broker),
+        ("huddle-aggregator", agg_broker),
+    ] {
+        if let Some(cpu) = cpu {
+            println!(
+                "broker CPU while {who:<18}   {:>9.1} µs/event  ({cpu:.2} s)",
+                cpu * 1e6 / total as f64
+            );
+        }
     }
 }
 

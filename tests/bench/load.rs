@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use huddle_board::event::{AttendanceTapped, Envelope, Event, TapVia};
 use huddle_board::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
@@ -13,6 +13,20 @@ use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 /// The board id of board number `i`.
 pub fn board_id(i: usize) -> String {
     format!("b{i:04}")
+}
+
+/// Event `seq` of board number `b` (an attendance tap): topic and payload.
+pub fn message(site: &str, b: usize, seq: u64, now: DateTime<Utc>) -> (String, String) {
+    let board = board_id(b);
+    let event = Event::AttendanceTapped(AttendanceTapped {
+        huddle_id: format!("h-{board}"),
+        person_id: format!("p{seq}"),
+        via: TapVia::Badge,
+        late: false,
+    });
+    let env = Envelope::new(&board, seq, now, true, &event);
+    let topic = BoardTopics::new(site, "area", &board).event(&env.kind);
+    (topic, env.to_json())
 }
 
 /// Publishes `boards x per_board` valid events of `site` at QoS 1 and waits
@@ -50,17 +64,9 @@ pub async fn publish(
     let now = Utc::now();
     for seq in 1..=per_board {
         for b in 0..boards {
-            let board = board_id(b);
-            let event = Event::AttendanceTapped(AttendanceTapped {
-                huddle_id: format!("h-{board}"),
-                person_id: format!("p{seq}"),
-                via: TapVia::Badge,
-                late: false,
-            });
-            let env = Envelope::new(&board, seq, now, true, &event);
-            let topic = BoardTopics::new(site, "area", &board).event(&env.kind);
+            let (topic, payload) = message(site, b, seq, now);
             client
-                .publish(topic, QoS::AtLeastOnce, false, env.to_json())
+                .publish(topic, QoS::AtLeastOnce, false, payload)
                 .await
                 .expect("queue a publication");
         }
