@@ -146,13 +146,15 @@ fn main() {
     let done = rt.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(600),
-            load::wait_acks(port, SITE.to_owned(), boards, per_board),
+            load::wait_acks_counted(port, SITE.to_owned(), boards, per_board),
         )
         .await
     });
     let done = done.expect("the aggregator did not ack everything within 10 minutes");
+    let (done, ack_publications) = done;
     let ingest = done - t;
     let cpu = cpu_seconds(agg.id());
+    let threads = thread_cpu(agg.id());
     let agg_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
     support::sigkill(&mut agg);
 
@@ -187,6 +189,16 @@ fn main() {
     if let Some(cpu) = cpu {
         println!(
             "aggregator CPU (user + system)        {:>9.1} µs/event  ({cpu:.2} s)",
+            cpu * 1e6 / total as f64
+        );
+    }
+    println!(
+        "ack publications seen by a subscriber  {:>9.2} per event ({ack_publications})",
+        ack_publications as f64 / total as f64
+    );
+    for (name, cpu) in threads {
+        println!(
+            "  aggregator thread {name:<18} {:>9.1} µs/event  ({cpu:.2} s)",
             cpu * 1e6 / total as f64
         );
     }
@@ -266,7 +278,31 @@ async fn rumqttc_null(port: u16, count: u64) {
 /// figure that other load on the machine does not inflate the way it
 /// inflates wall time.
 fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time so far per thread name of a process (threads of one name
+/// summed), largest first.
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let Some(cpu) = stat_cpu(&dir.join("stat").to_string_lossy()) {
+            *by_name.entry(name.trim().to_owned()).or_default() += cpu;
+        }
+    }
+    let mut v: Vec<_> = by_name.into_iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
+/// User + system CPU seconds from a `stat` file of `/proc`.
+fn stat_cpu(file: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(file).ok()?;
     // Fields after the command name (which may hold spaces) in parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -77,6 +77,16 @@ pub async fn publish(
 
 /// Waits until every board's retained ack reaches `per_board`.
 pub async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -> Instant {
+    wait_acks_counted(port, site, boards, per_board).await.0
+}
+
+/// [`wait_acks`], and how many ack publications arrived on the way.
+pub async fn wait_acks_counted(
+    port: u16,
+    site: String,
+    boards: usize,
+    per_board: u64,
+) -> (Instant, u64) {
     let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut ev) = AsyncClient::new(o, 100);
@@ -85,13 +95,15 @@ pub async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -
         .await
         .expect("subscribe to acks");
     let mut acks: HashMap<String, u64> = HashMap::new();
+    let mut seen = 0u64;
     loop {
         match ev.poll().await {
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                seen += 1;
                 if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
                     acks.insert(ack.board, ack.seq);
                     if acks.len() == boards && acks.values().all(|s| *s >= per_board) {
-                        return Instant::now();
+                        return (Instant::now(), seen);
                     }
                 }
             }
