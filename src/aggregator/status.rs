@@ -423,12 +423,17 @@ impl Site {
         if !self.dirty.contains(board) {
             self.dirty.insert(board.to_owned());
         }
-        let roster = &self.roster;
-        let b = self.boards.entry(board.to_owned()).or_insert_with(|| {
+        // Design: every event comes here; the board's id is copied only
+        // the first time.
+        if !self.boards.contains_key(board) {
             let mut b = BoardFold::new(area, now);
-            b.expected = roster.get(board).copied().unwrap_or(0);
-            b
-        });
+            b.expected = self.roster.get(board).copied().unwrap_or(0);
+            self.boards.insert(board.to_owned(), b);
+        }
+        let b = self
+            .boards
+            .get_mut(board)
+            .expect("inserted above when it was missing");
         if b.area != area {
             b.area = area.to_owned();
         }
