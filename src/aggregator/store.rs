@@ -349,6 +349,11 @@ impl Drop for Checkpointer {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_to(conn, path, MIGRATIONS.len())
+}
+
+/// Runs the migrations after the file's version up to version `to`.
+fn migrate_to(conn: &mut Connection, path: &Path, to: usize) -> Result<(), StoreError> {
     let sql = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -364,7 +369,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known,
         });
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (i, step) in MIGRATIONS[..to].iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute_batch(step).map_err(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)
@@ -1046,13 +1051,7 @@ mod tests {
         {
             // A file as version 3 wrote it: events clustered by (board, seq).
             let mut conn = Connection::open(&path).unwrap();
-            for (i, step) in MIGRATIONS[..3].iter().enumerate() {
-                let tx = conn.transaction().unwrap();
-                tx.execute_batch(step).unwrap();
-                tx.pragma_update(None, "user_version", i as i64 + 1)
-                    .unwrap();
-                tx.commit().unwrap();
-            }
+            migrate_to(&mut conn, &path, 3).unwrap();
             let tx = conn.transaction().unwrap();
             let (boards, stats) = (HashMap::new(), Stats::default());
             let batch = [
