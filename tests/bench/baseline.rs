@@ -463,7 +463,7 @@ fn ingest(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options, per_board: u6
         }
     }
     let acked_at = if acks.is_finished() {
-        rt.block_on(acks).ok()
+        rt.block_on(acks).ok().map(|(at, _)| at)
     } else {
         acks.abort();
         None

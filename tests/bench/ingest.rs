@@ -146,7 +146,7 @@ fn main() {
     let done = rt.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(600),
-            load::wait_acks_counted(port, SITE.to_owned(), boards, per_board),
+            load::wait_acks(port, SITE.to_owned(), boards, per_board),
         )
         .await
     });

@@ -76,17 +76,8 @@ pub async fn publish(
 }
 
 /// Waits until every board's retained ack reaches `per_board`.
-pub async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -> Instant {
-    wait_acks_counted(port, site, boards, per_board).await.0
-}
-
-/// [`wait_acks`], and how many ack publications arrived on the way.
-pub async fn wait_acks_counted(
-    port: u16,
-    site: String,
-    boards: usize,
-    per_board: u64,
-) -> (Instant, u64) {
+/// Returns when, and how many ack publications arrived on the way.
+pub async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -> (Instant, u64) {
     let mut o = MqttOptions::new("bench-acks", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut ev) = AsyncClient::new(o, 100);
