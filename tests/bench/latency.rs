@@ -7,12 +7,23 @@
 //! Starts a Mosquitto here (TCP_NODELAY, queue limits raised), the release
 //! `huddle-aggregator`, and `huddle-kiosk simulate --latency` with N boards
 //! (default 500) each doing one huddle at R actions per second (default 1),
-//! all on this machine; prints the simulator's p50/p99 line.
+//! all on this machine; prints the simulator's p50/p99 line. An observer
+//! subscribed to every event and ack (QoS 0) also times each event from
+//! the moment the broker forwards it to the moment the broker forwards the
+//! ack covering it: the aggregator's share of the latency (with the
+//! broker's two hops), so that a tail can be placed on the kiosks' side or
+//! the aggregator's.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
@@ -42,7 +53,12 @@ fn main() {
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("start huddle-aggregator");
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let observer = {
+        let (port, stop) = (broker.port, stop.clone());
+        std::thread::spawn(move || observe(port, &stop))
+    };
     let out = Command::new(KIOSK)
         .args([
             "simulate",
@@ -61,14 +77,76 @@ fn main() {
         .output()
         .expect("run huddle-kiosk simulate");
     support::sigkill(&mut aggregator);
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = observer.join().expect("the observer");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr
         .lines()
         .find(|l| l.contains("latency"))
         .unwrap_or("no latency line");
     println!("{boards} boards at {rate} actions/s each: {line}");
+    seen.sort_by(f64::total_cmp);
+    if !seen.is_empty() {
+        let q = |p: f64| seen[((seen.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "the aggregator's share (event forwarded by the broker -> ack forwarded), {} events: \
+             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            seen.len(),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    }
     assert!(
         out.status.success(),
         "some boards were not fully acknowledged:\n{stderr}"
     );
+}
+
+/// Subscribes to every event and ack at QoS 0 until `stop`; returns, in ms,
+/// for each event the time from its arrival here to the arrival of the
+/// first ack covering it.
+fn observe(port: u16, stop: &AtomicBool) -> Vec<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut o = MqttOptions::new("bench-latency-observer", "127.0.0.1", port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut ev) = AsyncClient::new(o, 100);
+        huddle_board::mqtt::no_delay(&mut ev);
+        for topic in ["huddle/v1/+/+/+/event/+", "huddle/v1/+/+/+/ack"] {
+            client.subscribe(topic, QoS::AtMostOnce).await.unwrap();
+        }
+        let mut pending: HashMap<String, BTreeMap<u64, Instant>> = HashMap::new();
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), ev.poll()).await
+            else {
+                continue;
+            };
+            let MqttEvent::Incoming(Packet::Publish(p)) = e else {
+                continue;
+            };
+            let now = Instant::now();
+            let levels: Vec<&str> = p.topic.split('/').collect();
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                continue;
+            };
+            let (Some(board), Some(seq)) = (levels.get(4), v["seq"].as_u64()) else {
+                continue;
+            };
+            let waiting = pending.entry((*board).to_owned()).or_default();
+            if levels.get(5) == Some(&"event") {
+                waiting.entry(seq).or_insert(now);
+            } else if !p.retain {
+                let rest = waiting.split_off(&(seq + 1));
+                for at in std::mem::replace(waiting, rest).into_values() {
+                    seen.push((now - at).as_secs_f64() * 1e3);
+                }
+            }
+        }
+        seen
+    })
 }
