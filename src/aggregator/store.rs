@@ -1073,7 +1073,19 @@ mod tests {
         assert_eq!(seqs, [1, 2, 4]);
         assert_eq!(s.boards().unwrap()[0].1.last_seq, 2);
         let o = s.apply(&[ev(two), ev(need("b1", 3, "n"))], at(1)).unwrap();
-        assert_eq!(o.stats.duplicates, 1, "the unique (board, seq) index holds");
+        assert_eq!(o.stats.duplicates, 1, "seq 2, stored before, is known");
+        let unique: bool = s
+            .conn
+            .query_row(
+                "SELECT \"unique\" FROM pragma_index_list('events') WHERE name = 'events_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            unique,
+            "(board, seq) is unique in the file, not only in memory"
+        );
         assert_eq!(o.boards["b1"].ack, 4, "seq 4, stored before, is found");
         let plan: String = s
             .conn
@@ -1084,6 +1096,20 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("events_key"), "{plan}");
+    }
+
+    #[test]
+    fn a_stored_event_the_memory_does_not_know_is_a_re_send_not_an_error() {
+        let (_dir, mut s) = open();
+        let one = need("b1", 1, "n");
+        s.apply(&[ev(one.clone())], at(0)).unwrap();
+        // Memory that knows the board but missed the event: the insert
+        // meets the unique key.
+        let boards = HashMap::from([("b1".to_owned(), BoardRow::new("a"))]);
+        let tx = s.conn.transaction().unwrap();
+        let done = apply_in(&tx, &boards, &Stats::default(), &[ev(one)], at(1)).unwrap();
+        assert_eq!((done.stats.stored, done.stats.duplicates), (0, 1));
+        assert!(done.alerts.is_empty());
     }
 
     #[test]
