@@ -438,18 +438,13 @@ fn writer(
         let mut publications =
             publications(&site, &outcome, &mut published, Utc::now(), Instant::now());
         if republish {
-            match (store.boards(), store.stats()) {
-                (Ok(boards), Ok(stats)) => publications.extend(republish_all(
-                    &site,
-                    &boards,
-                    &stats,
-                    &mut published,
-                    Utc::now(),
-                )),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %e, "cannot read the boards to publish them again")
-                }
-            }
+            publications.extend(republish_all(
+                &site,
+                &store.boards(),
+                store.stats(),
+                &mut published,
+                Utc::now(),
+            ));
         }
         if out.send(Output { acks, publications }).is_err() {
             break;

@@ -36,7 +36,8 @@ const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
      WHERE kind = 'huddle.started' OR kind = 'huddle.closed' OR kind = 'need.raised'
         OR kind = 'need.escalated' OR kind = 'need.closed'";
 
-/// Taps and steps of one board from a seq on (primary key range).
+/// Taps and steps of one board from a seq on (a range of the `(board, seq)`
+/// index).
 const HUDDLE_DETAIL: &str = "SELECT seq, at, kind, data FROM events
      WHERE board = ?1 AND seq >= ?2 AND kind IN ('attendance.tapped', 'huddle.advanced')";
 
