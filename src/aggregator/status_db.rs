@@ -122,7 +122,7 @@ impl StatusDb {
         type BoardRow = (String, String, u64, bool, Option<String>, Option<String>);
         let boards: Vec<BoardRow> = (|| {
             // When the board was first seen; for boards older than this
-            // column, its first event's arrival (by the primary key).
+            // column, its first event's arrival (by the `(board, seq)` index).
             let mut stmt = self.conn.prepare(
                 "SELECT board, area, acked, online, last_event_at,
                      coalesce(first_seen, (SELECT received_at FROM events e
