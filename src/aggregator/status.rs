@@ -257,6 +257,12 @@ struct BoardFold {
     /// Since when the aggregator knows the board: earlier slots count for
     /// nothing (a board installed at noon missed no morning huddle).
     since: DateTime<Utc>,
+    /// Changed since the last evaluation.
+    dirty: bool,
+    /// The last evaluation: the board's status and its share of today's
+    /// counts. Kept here, not in a map beside the boards, so that a batch
+    /// that changed one board of five hundred looks none of the others up.
+    cached: Option<(BoardLive, Tally)>,
 }
 
 impl BoardFold {
@@ -275,6 +281,8 @@ impl BoardFold {
             last_observation_at: None,
             expected: 0,
             since: now,
+            dirty: true,
+            cached: None,
         }
     }
 }
@@ -365,10 +373,6 @@ pub struct Site {
     coaching_overdue: u32,
     /// Members and team leaders per board in the roster.
     roster: BTreeMap<String, u32>,
-    /// Boards changed since the last evaluation.
-    dirty: BTreeSet<String>,
-    /// Each board's last status and its share of today's counts.
-    cached: BTreeMap<String, (BoardLive, Tally)>,
 }
 
 /// One board's share of the site's counts for today.
@@ -414,15 +418,10 @@ impl Site {
             link_up: true,
             coaching_overdue: 0,
             roster: BTreeMap::new(),
-            dirty: BTreeSet::new(),
-            cached: BTreeMap::new(),
         }
     }
 
     fn board(&mut self, area: &str, board: &str, now: DateTime<Utc>) -> &mut BoardFold {
-        if !self.dirty.contains(board) {
-            self.dirty.insert(board.to_owned());
-        }
         // Design: every event comes here; the board's id is copied only
         // the first time.
         if !self.boards.contains_key(board) {
@@ -437,6 +436,7 @@ impl Site {
         if b.area != area {
             b.area = area.to_owned();
         }
+        b.dirty = true;
         b
     }
 
@@ -538,7 +538,7 @@ impl Site {
         self.roster.insert(board.to_owned(), n);
         if let Some(b) = self.boards.get_mut(board) {
             b.expected = n;
-            self.dirty.insert(board.to_owned());
+            b.dirty = true;
         }
     }
 
@@ -550,12 +550,12 @@ impl Site {
     /// The aggregator's own link to the broker went up or down. While down
     /// silence is not judged; when it is back every board counts as heard.
     pub fn link(&mut self, up: bool, now: DateTime<Utc>) {
-        if up && !self.link_up {
-            for b in self.boards.values_mut() {
+        for b in self.boards.values_mut() {
+            if up && !self.link_up {
                 b.heard_at = b.heard_at.max(now);
             }
+            b.dirty = true;
         }
-        self.dirty.extend(self.boards.keys().cloned());
         self.link_up = up;
     }
 
@@ -596,8 +596,8 @@ impl Site {
         };
         let (mut present, mut expected) = (0u64, 0u64);
         for (name, b) in self.boards.iter_mut() {
-            if !full && !self.dirty.contains(name) {
-                if let Some((live, t)) = self.cached.get(name) {
+            if !full && !b.dirty {
+                if let Some((live, t)) = &b.cached {
                     add(&mut summary, live, t, &mut present, &mut expected);
                     continue;
                 }
@@ -716,10 +716,10 @@ impl Site {
                 }
             }
             add(&mut summary, &live, &t, &mut present, &mut expected);
-            self.cached.insert(name.clone(), (live.clone(), t));
+            b.cached = Some((live.clone(), t));
+            b.dirty = false;
             boards.push(live);
         }
-        self.dirty.clear();
         if expected > 0 {
             let rate = present as f64 / expected as f64;
             summary.attendance_rate = Some((rate * 1000.0).round() / 1000.0);

@@ -404,11 +404,11 @@ fn bump(tx: &Transaction<'_>, name: &str, by: u64) -> rusqlite::Result<()> {
     if by == 0 {
         return Ok(());
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO counters (name, value) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-        params![name, by as i64],
-    )?;
+    )?
+    .execute(params![name, by as i64])?;
     Ok(())
 }
 

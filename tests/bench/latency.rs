@@ -12,7 +12,12 @@
 //! the moment the broker forwards it to the moment the broker forwards the
 //! ack covering it: the aggregator's share of the latency (with the
 //! broker's two hops), so that a tail can be placed on the kiosks' side or
-//! the aggregator's.
+//! the aggregator's, and counts the events over 10 ms there.
+//!
+//! `HUDDLE_BENCH_KIOSK_DIR=/dev/shm` puts the simulated kiosks' SQLite
+//! files in that directory instead of beside the aggregator's. In a plant
+//! every kiosk writes to its own SD card; here 500 of them would otherwise
+//! share the aggregator's disk and its fsyncs.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -54,6 +59,11 @@ fn main() {
         .spawn()
         .expect("start huddle-aggregator");
     std::thread::sleep(Duration::from_secs(1));
+    let kiosk_dir = match std::env::var_os("HUDDLE_BENCH_KIOSK_DIR") {
+        Some(d) => tempfile::tempdir_in(d)
+            .expect("HUDDLE_BENCH_KIOSK_DIR: a directory to create the kiosks' files in"),
+        None => tempfile::tempdir().unwrap(),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let observer = {
         let (port, stop) = (broker.port, stop.clone());
@@ -70,7 +80,7 @@ fn main() {
         ])
         .args(["--boards", &boards.to_string(), "--rate", &rate.to_string()])
         .arg("--data-dir")
-        .arg(dir.path().join("kiosks"))
+        .arg(kiosk_dir.path())
         .env("HUDDLE_MQTT_URL", broker.url())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -90,11 +100,12 @@ fn main() {
         let q = |p: f64| seen[((seen.len() - 1) as f64 * p).round() as usize];
         println!(
             "the aggregator's share (event forwarded by the broker -> ack forwarded), {} events: \
-             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} over 10 ms",
             seen.len(),
             q(0.5),
             q(0.99),
-            q(1.0)
+            q(1.0),
+            seen.iter().filter(|&&ms| ms > 10.0).count()
         );
     }
     assert!(
