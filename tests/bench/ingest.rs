@@ -14,6 +14,8 @@
 
 #[path = "load.rs"]
 mod load;
+#[path = "proc.rs"]
+mod proc;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -86,7 +88,7 @@ fn main() {
         "mosquitto_sub could not register its session"
     );
     rt.block_on(load::publish(port, SITE, boards, per_board, None));
-    let broker_cpu = || broker.pid().and_then(cpu_seconds);
+    let broker_cpu = || broker.pid().and_then(proc::cpu_seconds);
     let b0 = broker_cpu();
     let t = Instant::now();
     let status = Command::new(&sub)
@@ -105,13 +107,13 @@ fn main() {
     // each message to a task that acks it). Timed on CPU too.
     rt.block_on(rumqttc_null(port, 0));
     rt.block_on(load::publish(port, SITE, boards, per_board, None));
-    let cpu_before = cpu_seconds(std::process::id());
+    let cpu_before = proc::cpu_seconds(std::process::id());
     let b0 = broker_cpu();
     let t = Instant::now();
     rt.block_on(rumqttc_null(port, total));
     let null = t.elapsed();
     let null_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
-    let null_cpu = cpu_seconds(std::process::id())
+    let null_cpu = proc::cpu_seconds(std::process::id())
         .zip(cpu_before)
         .map(|(a, b)| a - b);
 
@@ -153,8 +155,8 @@ fn main() {
     let done = done.expect("the aggregator did not ack everything within 10 minutes");
     let (done, ack_publications) = done;
     let ingest = done - t;
-    let cpu = cpu_seconds(agg.id());
-    let threads = thread_cpu(agg.id());
+    let cpu = proc::cpu_seconds(agg.id());
+    let threads = proc::thread_cpu(agg.id());
     let agg_broker = broker_cpu().zip(b0).map(|(a, b)| a - b);
     support::sigkill(&mut agg);
 
@@ -272,42 +274,4 @@ async fn rumqttc_null(port: u16, count: u64) {
         ev.poll().await,
         Err(_) | Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect))
     ) {}
-}
-
-/// A process's user + system CPU time so far, from `/proc/PID/stat`: a
-/// figure that other load on the machine does not inflate the way it
-/// inflates wall time.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    stat_cpu(&format!("/proc/{pid}/stat"))
-}
-
-/// CPU time so far per thread name of a process (threads of one name
-/// summed), largest first.
-fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
-    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    for task in tasks.flatten() {
-        let dir = task.path();
-        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if let Some(cpu) = stat_cpu(&dir.join("stat").to_string_lossy()) {
-            *by_name.entry(name.trim().to_owned()).or_default() += cpu;
-        }
-    }
-    let mut v: Vec<_> = by_name.into_iter().collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1));
-    v
-}
-
-/// User + system CPU seconds from a `stat` file of `/proc`.
-fn stat_cpu(file: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(file).ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| ticks as f64 / hz as f64)
 }

@@ -19,6 +19,8 @@
 //! every kiosk writes to its own SD card; here 500 of them would otherwise
 //! share the aggregator's disk and its fsyncs.
 
+#[path = "proc.rs"]
+mod proc;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -51,7 +53,9 @@ fn main() {
     }
     let broker = support::Mosquitto::start_with("max_queued_messages 100000\n");
     let dir = tempfile::tempdir().unwrap();
-    let mut aggregator = Command::new(AGGREGATOR)
+    // `HUDDLE_BENCH_AGGREGATOR=path` times another build (A/B comparisons).
+    let binary = std::env::var("HUDDLE_BENCH_AGGREGATOR").unwrap_or_else(|_| AGGREGATOR.into());
+    let mut aggregator = Command::new(binary)
         .args(["--config", "config/aggregator.toml"])
         .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
         .env("HUDDLE_MQTT_URL", broker.url())
@@ -86,6 +90,8 @@ fn main() {
         .stdout(Stdio::null())
         .output()
         .expect("run huddle-kiosk simulate");
+    let threads = proc::thread_cpu(aggregator.id());
+    let cpu = proc::cpu_seconds(aggregator.id()).unwrap_or(0.0);
     support::sigkill(&mut aggregator);
     stop.store(true, Ordering::Relaxed);
     let mut seen = observer.join().expect("the observer");
@@ -108,6 +114,18 @@ fn main() {
             seen.iter().filter(|&&ms| ms > 10.0).count()
         );
     }
+    // The whole run: start, the huddles, and the wait for the last acks.
+    let events = seen.len().max(1) as f64;
+    println!(
+        "aggregator CPU over the run: {cpu:.2} s, {:.0} µs per event ({})",
+        cpu / events * 1e6,
+        threads
+            .iter()
+            .filter(|(_, s)| *s >= 0.01)
+            .map(|(name, s)| format!("{name} {:.0} µs", s / events * 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     assert!(
         out.status.success(),
         "some boards were not fully acknowledged:\n{stderr}"
