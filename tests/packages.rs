@@ -9,6 +9,8 @@
 //!   expect: the kiosk's postinst makes the `huddle` user (the sysusers
 //!   file, run here by the real `systemd-sysusers` into a scratch root) with
 //!   every group of the unit's `SupplementaryGroups=`, and enables the unit;
+//!   the aggregator's makes the `huddle-aggregator` user the same way, and
+//!   both give their config (it holds secrets) to that user's group, 0640;
 //! - the unit, the binary path and the config path agree, and the shipped
 //!   config as installed loads with the packaged binary (the aggregator's
 //!   `--check` finds the roster beside it in /etc/huddle).
@@ -329,6 +331,7 @@ fn both_packages_hold_what_the_units_expect() {
             "/usr/lib/systemd/system/huddle-aggregator.service",
             "-rw-r--r--",
         ),
+        ("/usr/lib/sysusers.d/huddle-aggregator.conf", "-rw-r--r--"),
         ("/etc/huddle/aggregator.toml", "-rw-r--r--"),
         ("/etc/huddle/roster.csv", "-rw-r--r--"),
         (
@@ -371,9 +374,23 @@ fn both_packages_hold_what_the_units_expect() {
         ["/etc/huddle/aggregator.toml", "/etc/huddle/roster.csv"]
     );
     let postinst = check_scripts(&aggregator, &control, "huddle-aggregator");
+    for needed in [
+        "systemd-sysusers",
+        "huddle-aggregator.conf",
+        "deb-systemd-helper enable huddle-aggregator.service",
+        "/etc/huddle/aggregator.toml",
+        "chgrp huddle-aggregator",
+        "chmod 0640",
+    ] {
+        assert!(
+            postinst.contains(needed),
+            "huddle-aggregator's postinst lacks `{needed}`:\n{postinst}"
+        );
+    }
     assert!(
-        postinst.contains("deb-systemd-helper enable huddle-aggregator.service"),
-        "{postinst}"
+        postinst.find("systemd-sysusers").unwrap()
+            < postinst.find("chgrp huddle-aggregator").unwrap(),
+        "the user must exist before aggregator.toml is given to its group"
     );
 
     let root = scratch.path().join("aggregator-root");
@@ -391,6 +408,37 @@ fn both_packages_hold_what_the_units_expect() {
     );
     assert!(unit.contains("Environment=HUDDLE_DATA_DIR=/var/lib/huddle-aggregator"));
     assert_eq!(unit_values(&unit, "StateDirectory"), ["huddle-aggregator"]);
+    // Its own user, which the config's group can name (a DynamicUser= could
+    // be given no group, and the config with its secrets stayed 0644).
+    assert_eq!(unit_values(&unit, "User"), ["huddle-aggregator"]);
+    assert!(
+        !unit.contains("DynamicUser="),
+        "the aggregator runs as its packaged user"
+    );
+    let sysroot = scratch.path().join("aggregator-sysroot");
+    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
+    std::fs::create_dir_all(sysroot.join("usr/lib/sysusers.d")).unwrap();
+    std::fs::copy(
+        root.join("usr/lib/sysusers.d/huddle-aggregator.conf"),
+        sysroot.join("usr/lib/sysusers.d/huddle-aggregator.conf"),
+    )
+    .unwrap();
+    run(Command::new(require("systemd-sysusers", "systemd"))
+        .arg(format!("--root={}", sysroot.display()))
+        .arg("huddle-aggregator.conf"));
+    let passwd = std::fs::read_to_string(sysroot.join("etc/passwd")).unwrap();
+    assert!(
+        passwd
+            .lines()
+            .any(|l| l.starts_with("huddle-aggregator:")
+                && l.contains(":/var/lib/huddle-aggregator:")),
+        "no huddle-aggregator user made: {passwd}"
+    );
+    let group = std::fs::read_to_string(sysroot.join("etc/group")).unwrap();
+    assert!(
+        group.lines().any(|l| l.starts_with("huddle-aggregator:")),
+        "no huddle-aggregator group made: {group}"
+    );
     // The installed config finds the installed roster (beside it), from
     // any working directory, as systemd starts it in `/`.
     let check = text(run(Command::new(root.join("usr/bin/huddle-aggregator"))
