@@ -198,6 +198,21 @@ fn check_scripts(deb: &Path, control: &Path, package: &str) -> String {
     control_member(deb, control, "postinst")
 }
 
+/// Runs the real systemd-sysusers, as `package`'s postinst runs it, on its
+/// packaged sysusers file (from the extracted `root`) into the scratch
+/// root `sysroot`; returns the `/etc/passwd` and `/etc/group` it made.
+fn make_users(root: &Path, sysroot: &Path, package: &str) -> (String, String) {
+    let conf = format!("usr/lib/sysusers.d/{package}.conf");
+    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
+    std::fs::create_dir_all(sysroot.join("usr/lib/sysusers.d")).unwrap();
+    std::fs::copy(root.join(&conf), sysroot.join(&conf)).unwrap();
+    run(Command::new(require("systemd-sysusers", "systemd"))
+        .arg(format!("--root={}", sysroot.display()))
+        .arg(format!("{package}.conf")));
+    let read = |f: &str| std::fs::read_to_string(sysroot.join(f)).unwrap();
+    (read("etc/passwd"), read("etc/group"))
+}
+
 #[test]
 fn both_packages_hold_what_the_units_expect() {
     let scratch = tempfile::Builder::new()
@@ -256,9 +271,8 @@ fn both_packages_hold_what_the_units_expect() {
             "huddle-kiosk's postinst lacks `{needed}`:\n{postinst}"
         );
     }
-    let sysusers = postinst.find("systemd-sysusers").unwrap();
     assert!(
-        sysusers < postinst.find("chgrp huddle").unwrap(),
+        postinst.find("systemd-sysusers").unwrap() < postinst.find("chgrp huddle").unwrap(),
         "the user must exist before kiosk.toml is given to its group"
     );
 
@@ -280,26 +294,13 @@ fn both_packages_hold_what_the_units_expect() {
     assert!(unit.contains("Environment=HUDDLE_DATA_DIR=/var/lib/huddle-kiosk"));
     assert_eq!(unit_values(&unit, "StateDirectory"), ["huddle-kiosk"]);
     assert_eq!(unit_values(&unit, "ConfigurationDirectory"), ["huddle"]);
-    // systemd-sysusers, as the postinst runs it, into a scratch root.
-    let sysroot = scratch.path().join("sysroot");
-    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
-    std::fs::create_dir_all(sysroot.join("usr/lib/sysusers.d")).unwrap();
-    std::fs::copy(
-        root.join("usr/lib/sysusers.d/huddle-kiosk.conf"),
-        sysroot.join("usr/lib/sysusers.d/huddle-kiosk.conf"),
-    )
-    .unwrap();
-    run(Command::new(require("systemd-sysusers", "systemd"))
-        .arg(format!("--root={}", sysroot.display()))
-        .arg("huddle-kiosk.conf"));
-    let passwd = std::fs::read_to_string(sysroot.join("etc/passwd")).unwrap();
+    let (passwd, group) = make_users(&root, &scratch.path().join("sysroot"), "huddle-kiosk");
     assert!(
         passwd
             .lines()
             .any(|l| l.starts_with("huddle:") && l.contains(":/var/lib/huddle-kiosk:")),
         "no huddle user made: {passwd}"
     );
-    let group = std::fs::read_to_string(sysroot.join("etc/group")).unwrap();
     for g in unit_values(&unit, "SupplementaryGroups") {
         assert!(
             group
@@ -415,18 +416,11 @@ fn both_packages_hold_what_the_units_expect() {
         !unit.contains("DynamicUser="),
         "the aggregator runs as its packaged user"
     );
-    let sysroot = scratch.path().join("aggregator-sysroot");
-    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
-    std::fs::create_dir_all(sysroot.join("usr/lib/sysusers.d")).unwrap();
-    std::fs::copy(
-        root.join("usr/lib/sysusers.d/huddle-aggregator.conf"),
-        sysroot.join("usr/lib/sysusers.d/huddle-aggregator.conf"),
-    )
-    .unwrap();
-    run(Command::new(require("systemd-sysusers", "systemd"))
-        .arg(format!("--root={}", sysroot.display()))
-        .arg("huddle-aggregator.conf"));
-    let passwd = std::fs::read_to_string(sysroot.join("etc/passwd")).unwrap();
+    let (passwd, group) = make_users(
+        &root,
+        &scratch.path().join("aggregator-sysroot"),
+        "huddle-aggregator",
+    );
     assert!(
         passwd
             .lines()
@@ -434,7 +428,6 @@ fn both_packages_hold_what_the_units_expect() {
                 && l.contains(":/var/lib/huddle-aggregator:")),
         "no huddle-aggregator user made: {passwd}"
     );
-    let group = std::fs::read_to_string(sysroot.join("etc/group")).unwrap();
     assert!(
         group.lines().any(|l| l.starts_with("huddle-aggregator:")),
         "no huddle-aggregator group made: {group}"
