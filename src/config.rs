@@ -923,7 +923,35 @@ pub struct SiteConfig {
     pub site_key: String,
 }
 
+/// How the shipped files mark a secret that is only good for a demo: its
+/// value ends so (`demo-site-key-change-me`).
+pub const DEMO_SECRET_MARK: &str = "change-me";
+
+/// The warning for secrets left at their shipped demo values, naming the
+/// keys and the file; `None` when there are none.
+pub fn demo_secret_warning(keys: &[&str], file: &Path) -> Option<String> {
+    (!keys.is_empty()).then(|| {
+        format!(
+            "{} in {} still {} the shipped demo value: anyone with this package knows it. \
+             Set your own (for example `openssl rand -hex 32`)",
+            keys.join(", "),
+            file.display(),
+            if keys.len() == 1 { "has" } else { "have" }
+        )
+    })
+}
+
 impl KioskConfig {
+    /// The secret keys still at their shipped demo values (a warning at
+    /// start; the kiosk runs with them, as the one-command demo needs).
+    pub fn demo_secrets(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.badge.site_key.ends_with(DEMO_SECRET_MARK) {
+            keys.push("badge.site_key");
+        }
+        keys
+    }
+
     /// Reads, overrides from the environment, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut config: KioskConfig = parse_file(path)?;
@@ -1158,6 +1186,23 @@ impl KioskConfig {
 }
 
 impl AggregatorConfig {
+    /// The secret keys still at their shipped demo values (a warning at
+    /// start and from `--check`; the aggregator runs with them).
+    pub fn demo_secrets(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.site.site_key.ends_with(DEMO_SECRET_MARK) {
+            keys.push("site.site_key");
+        }
+        let token = self
+            .web
+            .as_ref()
+            .and_then(|w| w.resolved_token.as_ref().or(w.token.as_ref()));
+        if token.is_some_and(|t| t.0.ends_with(DEMO_SECRET_MARK)) {
+            keys.push("web.token");
+        }
+        keys
+    }
+
     /// Reads, overrides from the environment, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut config: AggregatorConfig = parse_file(path)?;
@@ -1494,6 +1539,41 @@ mod tests {
     }
 
     const SHIPPED_AGGREGATOR: &str = include_str!("../config/aggregator.toml");
+
+    #[test]
+    fn the_shipped_demo_secrets_are_named_and_real_ones_are_not() {
+        let path = Path::new("/etc/huddle/aggregator.toml");
+        let shipped = SHIPPED_AGGREGATOR.replace("file = \"roster.csv\"", "");
+        let c = AggregatorConfig::from_toml(&shipped, path).unwrap();
+        assert_eq!(c.demo_secrets(), ["site.site_key", "web.token"]);
+        let warning = demo_secret_warning(&c.demo_secrets(), path).unwrap();
+        assert!(
+            warning
+                .starts_with("site.site_key, web.token in /etc/huddle/aggregator.toml still have"),
+            "{warning}"
+        );
+        let own = shipped
+            .replace(
+                "demo-site-key-change-me",
+                "3f9a0c7d1e2b4a5968c7d0e1f2a3b4c5",
+            )
+            .replace(
+                "demo-dashboard-token-change-me",
+                "b1e2c3d4e5f60718293a4b5c6d7e8f90",
+            );
+        let c = AggregatorConfig::from_toml(&own, path).unwrap();
+        assert!(c.demo_secrets().is_empty());
+        assert_eq!(demo_secret_warning(&c.demo_secrets(), path), None);
+
+        let k = KioskConfig::from_toml(SHIPPED, Path::new("config/kiosk.toml")).unwrap();
+        assert_eq!(k.demo_secrets(), ["badge.site_key"]);
+        let own = SHIPPED.replace(
+            "demo-site-key-change-me",
+            "3f9a0c7d1e2b4a5968c7d0e1f2a3b4c5",
+        );
+        let k = KioskConfig::from_toml(&own, Path::new("config/kiosk.toml")).unwrap();
+        assert!(k.demo_secrets().is_empty());
+    }
 
     #[test]
     fn a_relative_roster_file_is_beside_the_config_file() {

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use huddle_board::aggregator::coaching_shell;
 use huddle_board::aggregator::store::{EventRow, Store};
 use huddle_board::badge::hash_badge;
-use huddle_board::config::AggregatorConfig;
+use huddle_board::config::{demo_secret_warning, AggregatorConfig};
 
 /// The site service of huddle-board.
 #[derive(Parser)]
@@ -81,10 +81,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             huddle_board::aggregator::roster::load(f)?;
         }
         println!("{}: ok (site {})", cli.config.display(), config.site.id);
+        if let Some(w) = demo_secret_warning(&config.demo_secrets(), &cli.config) {
+            eprintln!("warning: {w}");
+        }
         return Ok(());
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
+            if let Some(w) = demo_secret_warning(&config.demo_secrets(), &cli.config) {
+                tracing::warn!("{w}");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

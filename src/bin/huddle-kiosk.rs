@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use huddle_board::app::Board;
 use huddle_board::badge::{hash_badge, BadgeSource, FifoSource, LineSource};
-use huddle_board::config::{BadgeSourceKind, KioskConfig};
+use huddle_board::config::{demo_secret_warning, BadgeSourceKind, KioskConfig};
 use huddle_board::store::Store;
 
 /// The embedded defaults: the shipped `config/kiosk.toml`.
@@ -250,6 +250,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let source = badge_source(&config)?;
             tracing::info!(board = %config.board.id, db = %config.database_path().display(), "starting");
+            if let Some(w) = demo_secret_warning(&config.demo_secrets(), &config.source) {
+                tracing::warn!("{w}");
+            }
             let board = Board::open(config, chrono::Utc::now())?;
             huddle_board::ui::run(board, source)
         }
