@@ -434,11 +434,18 @@ fn both_packages_hold_what_the_units_expect() {
     );
     // The installed config finds the installed roster (beside it), from
     // any working directory, as systemd starts it in `/`.
-    let check = text(run(Command::new(root.join("usr/bin/huddle-aggregator"))
+    let out = run(Command::new(root.join("usr/bin/huddle-aggregator"))
         .current_dir("/")
         .arg("--config")
         .arg(root.join("etc/huddle/aggregator.toml"))
-        .arg("--check")));
+        .arg("--check"));
+    // The packaged secrets are demo values: --check passes, and says so.
+    let warning = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        warning.contains("site.site_key, web.token in ") && warning.contains("demo value"),
+        "--check did not warn of the demo secrets: {warning}"
+    );
+    let check = text(out);
     assert!(check.contains(": ok"), "--check printed: {check}");
     // setup.sh runs from where the package puts it.
     let help = text(run(Command::new("bash")
