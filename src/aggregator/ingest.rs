@@ -59,6 +59,8 @@ use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
 pub const ROSTER_POLL: Duration = Duration::from_secs(3);
 /// How many recent alerts the live picture keeps for the dashboard.
 pub const ALERTS_KEPT: usize = 200;
+/// A commit that takes longer is logged at debug level.
+pub const SLOW_COMMIT: Duration = Duration::from_millis(8);
 /// A (board, reason) is logged at most once in this interval.
 pub const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
 /// The largest packet MQTT can carry. Incoming packets up to it are read
@@ -407,9 +409,18 @@ fn writer(
             }
         }
         let mut pause = Duration::from_millis(100);
+        let started = Instant::now();
         let outcome = loop {
             match store.apply(&inputs, Utc::now()) {
-                Ok(o) => break o,
+                Ok(o) => {
+                    // For finding where a latency tail comes from (README,
+                    // "Performance"): a disk that stalls its fsync.
+                    let took = started.elapsed();
+                    if took > SLOW_COMMIT {
+                        tracing::debug!(took = ?took, messages = inputs.len(), "slow commit");
+                    }
+                    break o;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?pause, "commit failed; nothing is acknowledged until it succeeds");
                     std::thread::sleep(pause);

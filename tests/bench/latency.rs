@@ -55,11 +55,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     // `HUDDLE_BENCH_AGGREGATOR=path` times another build (A/B comparisons).
     let binary = std::env::var("HUDDLE_BENCH_AGGREGATOR").unwrap_or_else(|_| AGGREGATOR.into());
+    // `HUDDLE_BENCH_AGGREGATOR_LOG=huddle_board::aggregator=debug` shows
+    // its slow commits (over `ingest::SLOW_COMMIT`) on stderr.
+    let aggregator_log =
+        std::env::var("HUDDLE_BENCH_AGGREGATOR_LOG").unwrap_or_else(|_| "warn".into());
     let mut aggregator = Command::new(binary)
         .args(["--config", "config/aggregator.toml"])
         .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
         .env("HUDDLE_MQTT_URL", broker.url())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", aggregator_log)
         .spawn()
         .expect("start huddle-aggregator");
     std::thread::sleep(Duration::from_secs(1));
