@@ -10,8 +10,28 @@
 //!   "kind": "attendance.tapped", "data": { ... } }
 //! ```
 //!
-//! `seq` is per board and gap-free; `(board, seq)` identifies an event,
-//! `id` is global. `at` is UTC; `clock_synced` says whether the kernel's
+//! `seq` is per board and gap-free; `(board, incarnation, seq)`
+//! identifies an event, `id` is global.
+//!
+//! # Incarnations (schema 2)
+//!
+//! A board's database file can be replaced under it: an SD card
+//! reflashed, a spare Pi given the same board id, an old image restored,
+//! or (by mistake) two boards running with one id. Its `seq` then starts
+//! again, or goes back, while the aggregator holds events under the same
+//! numbers. So every kiosk file makes a random **incarnation** id when it
+//! is created, and a new one whenever the aggregator's ack shows that the
+//! file and the aggregator disagree (see [`crate::outbox`]). Schema 2
+//! envelopes carry it, with `base`, the first `seq` of that incarnation:
+//!
+//! ```json
+//! { "schema": 2, "incarnation": "0193…", "base": 1, "seq": 42, ... }
+//! ```
+//!
+//! The aggregator keys events by `(board, incarnation, seq)` and acks each
+//! incarnation apart, from `base - 1`. Schema 1 envelopes (boards not yet
+//! upgraded) have neither field and belong to the board's legacy
+//! incarnation `""` with `base` 1; the aggregator accepts both. `at` is UTC; `clock_synced` says whether the kernel's
 //! clock was synchronised (NTP) when the event was written, because a Pi
 //! without a real-time clock boots with a wrong time. Payloads name people
 //! by person id and badges by keyed hash only: never a badge number.
@@ -22,8 +42,12 @@ use serde::{Deserialize, Serialize};
 use crate::badge::BadgeHash;
 use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, Summary};
 
-/// The envelope's schema version. A consumer refuses versions it does not know.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The envelope's schema version that kiosks write. A consumer refuses
+/// versions it does not know.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The schema of boards not yet upgraded: no `incarnation`, no `base`
+/// (the legacy incarnation `""`, base 1). Still accepted.
+pub const LEGACY_SCHEMA_VERSION: u32 = 1;
 
 /// One event as it goes on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -35,7 +59,14 @@ pub struct Envelope {
     pub id: uuid::Uuid,
     /// The board that wrote it.
     pub board: String,
-    /// Per-board sequence number, from 1, gap-free.
+    /// The board file's incarnation (schema 2; empty and absent in schema 1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub incarnation: String,
+    /// The first `seq` of this incarnation (schema 2; absent, meaning 1,
+    /// in schema 1).
+    #[serde(default = "first_seq", skip_serializing_if = "is_first_seq")]
+    pub base: u64,
+    /// Per-board sequence number, gap-free from `base`.
     pub seq: u64,
     /// UTC wall time, milliseconds.
     #[serde(with = "utc_millis")]
@@ -47,6 +78,35 @@ pub struct Envelope {
     pub kind: String,
     /// The kind's payload.
     pub data: serde_json::Value,
+}
+
+/// The chain digest of an incarnation before its first event: both sides
+/// fold each event's `id` into it in `seq` order ([`chain_next`]), so that
+/// equal digests at one `seq` mean the same events up to it. 128 bits of
+/// SHA-256, in hex.
+pub fn chain_start(incarnation: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"huddle-board chain 1\0");
+    h.update(incarnation.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The chain digest after the event `id`, from the digest before it.
+pub fn chain_next(before: &str, id: &uuid::Uuid) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(before.as_bytes());
+    h.update(id.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn first_seq() -> u64 {
+    1
+}
+
+fn is_first_seq(base: &u64) -> bool {
+    *base == 1
 }
 
 mod utc_millis {
@@ -403,7 +463,9 @@ pub fn clock_synced() -> bool {
 }
 
 impl Envelope {
-    /// The envelope of an event.
+    /// The envelope of an event in the board's legacy incarnation
+    /// (schema 1, as boards not yet upgraded write it); a kiosk's store
+    /// moves it into its incarnation with [`Envelope::in_incarnation`].
     pub fn new(
         board: &str,
         seq: u64,
@@ -413,15 +475,26 @@ impl Envelope {
     ) -> Envelope {
         let (kind, data) = event.to_parts();
         Envelope {
-            schema: SCHEMA_VERSION,
+            schema: LEGACY_SCHEMA_VERSION,
             id: uuid::Uuid::now_v7(),
             board: board.to_owned(),
+            incarnation: String::new(),
+            base: 1,
             seq,
             at,
             clock_synced,
             kind,
             data,
         }
+    }
+
+    /// The same event in incarnation `incarnation` starting at `base`
+    /// (schema 2).
+    pub fn in_incarnation(mut self, incarnation: &str, base: u64) -> Envelope {
+        self.schema = SCHEMA_VERSION;
+        incarnation.clone_into(&mut self.incarnation);
+        self.base = base;
+        self
     }
 
     /// The JSON text that goes on the wire.
@@ -463,6 +536,15 @@ mod tests {
         let back: Envelope = serde_json::from_str(&env.to_json()).unwrap();
         assert_eq!(back, env);
         assert_eq!(back.event().unwrap(), e);
+        assert!(json.get("incarnation").is_none() && json.get("base").is_none());
+
+        let env = env.in_incarnation("0193aa", 7);
+        let json: serde_json::Value = serde_json::from_str(&env.to_json()).unwrap();
+        assert_eq!(json["schema"], 2);
+        assert_eq!(json["incarnation"], "0193aa");
+        assert_eq!(json["base"], 7);
+        let back: Envelope = serde_json::from_str(&env.to_json()).unwrap();
+        assert_eq!(back, env);
     }
 
     #[test]

@@ -14,10 +14,16 @@
 //! - on each ConnAck, and whenever the ack has not moved for
 //!   `delivery.ack_timeout_s` while events are outstanding, sends again
 //!   from ack + 1 (the aggregator is idempotent on `(board, seq)`);
-//! - on an ack, marks the rows up to it delivered and remembers the ack in
-//!   the counter row `acked` (one short transaction), so that a restarted
-//!   kiosk resumes from it. An ack beyond the board's last `seq` (the
-//!   database was replaced under a running aggregator) is logged and capped;
+//! - on an ack, takes the entry of the file's incarnation
+//!   ([`crate::store`]): when its chain digest shows the aggregator holds
+//!   exactly this file's events up to it, marks the rows up to it
+//!   delivered and remembers the ack in the counter row `acked` (one short
+//!   transaction), so that a restarted kiosk resumes from it. When it does
+//!   not (an older copy of the file restored, or a second board with this
+//!   id and a copy of the file), the store starts a new incarnation from
+//!   the remembered ack + 1 and the publisher sends every undelivered
+//!   event again in it: nothing this board wrote is lost, whatever
+//!   happened to its file;
 //! - prunes events delivered more than `delivery.retention_days` ago, at
 //!   start and every hour.
 //!
@@ -229,6 +235,12 @@ impl Window {
     /// A ConnAck: everything beyond the ack is sent again.
     pub fn connack(&mut self, now: Instant) {
         self.connected = true;
+        self.restart(now);
+    }
+
+    /// The undelivered events were moved to a new incarnation: all of them
+    /// are sent again.
+    pub fn restart(&mut self, now: Instant) {
         self.next = self.acked + 1;
         self.progress_at = now;
     }
@@ -243,7 +255,7 @@ impl Window {
         self.last_seq = self.last_seq.max(last_seq);
     }
 
-    /// The store applied an ack (already capped and never lowered).
+    /// The store applied an ack (checked and never lowered).
     /// Returns whether it moved.
     pub fn acked_to(&mut self, acked: u64, last_seq: u64, now: Instant) -> bool {
         self.committed(last_seq);
@@ -672,27 +684,21 @@ impl Driver {
     }
 
     async fn ack(&mut self, ack: Ack) {
-        let seq = ack.seq;
-        if seq < self.window.acked() {
-            tracing::warn!(
-                ack = seq,
-                remembered = self.window.acked(),
-                "the aggregator's ack went back (did it lose its database?); keeping the remembered one"
-            );
-            return;
-        }
-        if seq == self.window.acked() {
-            return;
-        }
-        let Some(done) = self.db(move |s| s.mark_delivered(seq, Utc::now())).await else {
+        let Some(done) = self.db(move |s| s.mark_delivered(&ack, Utc::now())).await else {
             return;
         };
-        if done.capped {
-            tracing::error!(
-                ack = seq,
-                last_seq = done.last_seq,
-                "the aggregator acknowledges events this board never wrote (was the database replaced?); capped at the last seq"
+        if let Some(fork) = &done.fork {
+            tracing::warn!(
+                old = %fork.old,
+                new = %fork.new,
+                base = fork.base,
+                why = %fork.why,
+                "another database file wrote under this board's incarnation (an older copy restored, or a second board with this id): \
+                 a new incarnation starts and every undelivered event is sent again in it"
             );
+            self.window.committed(done.last_seq);
+            self.window.restart(Instant::now());
+            return;
         }
         self.window
             .acked_to(done.acked, done.last_seq, Instant::now());

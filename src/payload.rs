@@ -7,16 +7,50 @@ use serde::{Deserialize, Serialize};
 use crate::badge::BadgeHash;
 use crate::domain::Role;
 
-/// `.../ack`, retained, from the aggregator: the highest `seq` of the board
-/// that it has stored durably with no gap below it.
+/// `.../ack`, retained, from the aggregator: per incarnation of the board,
+/// the highest `seq` that it has stored durably with no gap below it.
+///
+/// `seq` is the legacy incarnation's (boards not yet upgraded read only
+/// it); `incarnations` lists the board's newest incarnations (at most
+/// [`Ack::MAX_INCARNATIONS`], most recently active first), each with the
+/// chain digest of the events its ack covers, so that a board can tell
+/// its own events from another file's ([`crate::outbox`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ack {
     /// The board.
     pub board: String,
-    /// Every event with `seq <= this` is stored; 0 before the first.
+    /// Legacy incarnation (schema 1 events): every event with
+    /// `seq <= this` is stored; 0 before the first.
     pub seq: u64,
     /// When the aggregator committed it.
     pub at: DateTime<Utc>,
+    /// The board's incarnations (schema 2 events), newest activity first.
+    #[serde(default)]
+    pub incarnations: Vec<IncarnationAck>,
+}
+
+impl Ack {
+    /// Most incarnations one ack lists (a board that opened more is
+    /// misbehaving; its oldest are left out, their events stay stored).
+    pub const MAX_INCARNATIONS: usize = 8;
+
+    /// This incarnation's entry, if listed.
+    pub fn incarnation(&self, id: &str) -> Option<&IncarnationAck> {
+        self.incarnations.iter().find(|i| i.incarnation == id)
+    }
+}
+
+/// One incarnation's ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IncarnationAck {
+    /// The incarnation id.
+    pub incarnation: String,
+    /// Every event of it with `base <= seq <= this` is stored; `base - 1`
+    /// before the first.
+    pub seq: u64,
+    /// The chain digest after the event at `seq` ([`crate::event::chain`]):
+    /// equal on both sides only when every event up to it is the same.
+    pub chain: String,
 }
 
 /// One person in a roster message.
@@ -73,6 +107,14 @@ pub struct BoardStatus {
     pub last_event_at: Option<DateTime<Utc>>,
     /// The huddle's state from the events.
     pub huddle: HuddleState,
+    /// The board file's current incarnation (none: a board not yet
+    /// upgraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+    /// When the current incarnation replaced another (a reflashed card, a
+    /// spare Pi, a restored copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_at: Option<DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------

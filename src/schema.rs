@@ -36,13 +36,22 @@ pub struct TopicSchema {
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 struct EventMessage<T> {
-    /// Envelope schema version: 1.
+    /// Envelope schema version: 2 (1 from boards not yet upgraded, without
+    /// `incarnation` and `base`).
     schema: u32,
     /// Globally unique id (UUID v7).
     id: uuid::Uuid,
     /// The board that wrote it (equals the topic's board level).
     board: String,
-    /// Per-board sequence number, from 1, gap-free.
+    /// The board file's incarnation: a random id made when the file was
+    /// created, and again when the file and the aggregator disagreed
+    /// (schema 2, required there).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[0-9A-Za-z-]+$"))]
+    incarnation: Option<String>,
+    /// The first `seq` of this incarnation (schema 2, required there).
+    #[schemars(range(min = 1))]
+    base: Option<u64>,
+    /// Sequence number within the board's incarnation, gap-free from `base`.
     #[schemars(range(min = 1))]
     seq: u64,
     /// UTC wall time, RFC 3339 with milliseconds.
@@ -72,7 +81,35 @@ fn event_schema<T: JsonSchema>(kind: &str) -> Value {
         props.insert("kind".into(), serde_json::json!({ "const": kind }));
         props.insert(
             "schema".into(),
-            serde_json::json!({ "const": event::SCHEMA_VERSION }),
+            serde_json::json!({ "enum": [event::LEGACY_SCHEMA_VERSION, event::SCHEMA_VERSION] }),
+        );
+        for optional in ["incarnation", "base"] {
+            if let Some(p) = props.get_mut(optional).and_then(Value::as_object_mut) {
+                p.remove("type");
+                p.insert(
+                    "type".into(),
+                    serde_json::json!(if optional == "base" {
+                        "integer"
+                    } else {
+                        "string"
+                    }),
+                );
+            }
+        }
+    }
+    if let Some(obj) = v.as_object_mut() {
+        // Schema 2 names its incarnation; schema 1 has none.
+        obj.insert(
+            "if".into(),
+            serde_json::json!({ "properties": { "schema": { "const": event::SCHEMA_VERSION } } }),
+        );
+        obj.insert(
+            "then".into(),
+            serde_json::json!({ "required": ["incarnation", "base"] }),
+        );
+        obj.insert(
+            "else".into(),
+            serde_json::json!({ "not": { "anyOf": [ { "required": ["incarnation"] }, { "required": ["base"] } ] } }),
         );
     }
     v

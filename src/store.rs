@@ -10,13 +10,30 @@
 //! survives a power cut. Migrations are numbered in [`MIGRATIONS`] and the
 //! schema version lives in `PRAGMA user_version`; a database written by a
 //! newer version is refused rather than guessed at.
+//!
+//! # The file's incarnation
+//!
+//! The file holds one **incarnation** ([`crate::event`]): a random id made
+//! when the file is created (or migrated to schema 4), the first `seq` it
+//! covers (`base`), and the chain digest after its last event. Every
+//! emitted envelope carries the incarnation, and every outbox row the
+//! chain digest after it. [`Store::mark_delivered`] accepts the
+//! aggregator's ack only when it names this incarnation and its digest
+//! equals the row's: an ack beyond the last `seq`, or one whose digest
+//! differs, means that another file wrote under this incarnation (an older
+//! copy restored, a clone running beside it). The store then starts a new
+//! incarnation at once, from the remembered ack + 1, and rewrites every
+//! undelivered row into it (same ids, same `seq`s, new envelope and
+//! digests), so that nothing this file wrote counts as delivered unless
+//! the aggregator stored exactly it.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::event::{Envelope, Event};
+use crate::event::{chain_next, chain_start, Envelope, Event};
+use crate::payload::{Ack, IncarnationAck};
 
 /// The schema, one migration per entry; entry `i` takes the file from
 /// version `i` to `i + 1`. Append only.
@@ -144,6 +161,16 @@ pub const MIGRATIONS: &[&str] = &[
          acknowledged_at TEXT NOT NULL
      );
      CREATE INDEX observations_learner ON observations (learner, acknowledged_at);",
+    // 4: the file's incarnation (one row, made by `ensure_incarnation`
+    // after the migrations) and each outbox row's chain digest.
+    "CREATE TABLE incarnation (
+         id TEXT NOT NULL,
+         base INTEGER NOT NULL,
+         chain TEXT NOT NULL,
+         started_at TEXT NOT NULL,
+         reason TEXT NOT NULL
+     );
+     ALTER TABLE outbox ADD COLUMN chain TEXT;",
 ];
 
 /// Errors of the store.
@@ -206,14 +233,98 @@ pub struct OutboxRow {
 }
 
 /// What [`Store::mark_delivered`] did with an ack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
     /// The remembered ack after this one (never lower than before).
     pub acked: u64,
     /// The board's last `seq` at the time.
     pub last_seq: u64,
-    /// The ack was beyond `last_seq` and was capped to it.
-    pub capped: bool,
+    /// The ack showed another file writing under this incarnation: a new
+    /// one was started and the undelivered rows moved into it.
+    pub fork: Option<Fork>,
+}
+
+/// A new incarnation started because the aggregator's ack disagreed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// The incarnation the ack named.
+    pub old: String,
+    /// The new one.
+    pub new: String,
+    /// Its first `seq` (the remembered ack + 1).
+    pub base: u64,
+    /// What disagreed (for the log).
+    pub why: String,
+}
+
+/// The file's current incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incarnation {
+    /// Its id (32 hex digits).
+    pub id: String,
+    /// Its first `seq`.
+    pub base: u64,
+    /// The chain digest after the board's last `seq`.
+    pub chain: String,
+    /// When it started.
+    pub started_at: String,
+    /// Why: `new file`, `migrated`, or what the ack showed.
+    pub reason: String,
+}
+
+fn read_incarnation(conn: &Connection) -> rusqlite::Result<Incarnation> {
+    conn.query_row(
+        "SELECT id, base, chain, started_at, reason FROM incarnation",
+        [],
+        |r| {
+            Ok(Incarnation {
+                id: r.get(0)?,
+                base: r.get::<_, i64>(1)? as u64,
+                chain: r.get(2)?,
+                started_at: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        },
+    )
+}
+
+fn counter(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v as u64)
+}
+
+/// Starts a new incarnation from the remembered ack + 1 and moves every
+/// row above the ack into it (inside the caller's transaction).
+fn start_incarnation(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> rusqlite::Result<Incarnation> {
+    let acked = counter(conn, "acked")?;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let base = acked + 1;
+    let mut chain = chain_start(&id);
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, body FROM outbox WHERE seq > ?1 ORDER BY seq")?
+        .query_map([acked as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE outbox SET body = ?2, chain = ?3 WHERE seq = ?1")?;
+    for (seq, body) in rows {
+        let env: Envelope = serde_json::from_str(&body).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let env = env.in_incarnation(&id, base);
+        chain = chain_next(&chain, &env.id);
+        update.execute(params![seq, env.to_json(), chain])?;
+    }
+    conn.execute("DELETE FROM incarnation", [])?;
+    conn.execute(
+        "INSERT INTO incarnation (id, base, chain, started_at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, base as i64, chain, ts(now), reason],
+    )?;
+    read_incarnation(conn)
 }
 
 /// Formats a UTC time the way the store keeps it (sortable text).
@@ -391,14 +502,46 @@ impl Store {
         rows.map_err(|e| self.err(e))
     }
 
-    /// Applies the aggregator's ack in one short transaction: rows up to it
-    /// get `delivered_at = now` and the ack is remembered (counter
-    /// `acked`, never lowered). An ack beyond the board's last `seq` (a
-    /// database replaced under a running aggregator) is capped to it, so
-    /// that events not yet written can never count as delivered.
+    /// The file's current incarnation.
+    pub fn incarnation(&self) -> Result<Incarnation, StoreError> {
+        read_incarnation(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// The ack entry that acknowledges exactly this file's events of its
+    /// current incarnation up to `seq` (`None` when that row is not in the
+    /// outbox, or is not of the current incarnation). For tests and tools
+    /// that stand in for the aggregator.
+    pub fn ack_for(&self, seq: u64) -> Result<Option<IncarnationAck>, StoreError> {
+        let inc = self.incarnation()?;
+        let chain: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT chain FROM outbox WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        Ok(chain
+            .filter(|_| seq >= inc.base)
+            .map(|chain| IncarnationAck {
+                incarnation: inc.id,
+                seq,
+                chain,
+            }))
+    }
+
+    /// Applies the aggregator's ack in one short transaction. Only the
+    /// entry of this file's incarnation counts, and only when this file
+    /// wrote exactly what it covers (see the module doc): then rows up to
+    /// it get `delivered_at = now` and the ack is remembered (counter
+    /// `acked`, never lowered). When the entry is beyond the last `seq`,
+    /// or its chain digest differs from the row's, a new incarnation
+    /// starts ([`Delivered::fork`]) and nothing is marked.
     pub fn mark_delivered(
         &mut self,
-        ack: u64,
+        ack: &Ack,
         now: DateTime<Utc>,
     ) -> Result<Delivered, StoreError> {
         let path = self.path.clone();
@@ -410,16 +553,55 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
-        let counter = |name: &str| {
-            tx.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|v| v as u64)
+        let last_seq = counter(&tx, "seq").map_err(sql)?;
+        let before = counter(&tx, "acked").map_err(sql)?;
+        let current = read_incarnation(&tx).map_err(sql)?;
+        let Some(entry) = ack.incarnation(&current.id) else {
+            return Ok(Delivered {
+                acked: before,
+                last_seq,
+                fork: None,
+            });
         };
-        let last_seq = counter("seq").map_err(sql)?;
-        let before = counter("acked").map_err(sql)?;
-        let capped = ack > last_seq;
-        let acked = ack.min(last_seq).max(before);
+        let why = if entry.seq > last_seq {
+            Some(format!(
+                "the aggregator holds seq {} of this incarnation, this file ends at {last_seq}",
+                entry.seq
+            ))
+        } else if entry.seq > before {
+            let mine: Option<String> = tx
+                .query_row(
+                    "SELECT chain FROM outbox WHERE seq = ?1",
+                    [entry.seq as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?
+                .flatten();
+            (mine.as_deref() != Some(entry.chain.as_str())).then(|| {
+                format!(
+                    "the aggregator's events up to seq {} are not this file's",
+                    entry.seq
+                )
+            })
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let new = start_incarnation(&tx, now, &why).map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            return Ok(Delivered {
+                acked: before,
+                last_seq,
+                fork: Some(Fork {
+                    old: current.id,
+                    new: new.id,
+                    base: new.base,
+                    why,
+                }),
+            });
+        }
+        let acked = entry.seq.max(before);
         if acked > before {
             tx.execute(
                 "UPDATE outbox SET delivered_at = ?2 WHERE seq <= ?1 AND delivered_at IS NULL",
@@ -436,7 +618,7 @@ impl Store {
         Ok(Delivered {
             acked,
             last_seq,
-            capped,
+            fork: None,
         })
     }
 
@@ -500,12 +682,18 @@ impl Tx<'_> {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
-        let env = Envelope::new(&self.board, seq as u64, self.now, self.synced, event);
+        let inc = read_incarnation(&self.tx).map_err(|e| self.err(e))?;
+        let env = Envelope::new(&self.board, seq as u64, self.now, self.synced, event)
+            .in_incarnation(&inc.id, inc.base);
+        let chain = chain_next(&inc.chain, &env.id);
         self.tx
             .execute(
-                "INSERT INTO outbox (seq, id, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![seq, env.id.to_string(), ts(env.at), env.kind, env.to_json()],
+                "INSERT INTO outbox (seq, id, at, kind, body, chain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![seq, env.id.to_string(), ts(env.at), env.kind, env.to_json(), chain],
             )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute("UPDATE incarnation SET chain = ?1", [&chain])
             .map_err(|e| self.err(e))?;
         self.emitted.push(env);
         Ok(seq as u64)
@@ -547,7 +735,20 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.commit().map_err(sql)?;
         tracing::info!(path = %path.display(), version = i + 1, "database migrated");
     }
-    Ok(())
+    ensure_incarnation(conn, found == 0).map_err(sql)
+}
+
+/// Gives a file without an incarnation its first one: a new file, or one
+/// made before incarnations (its undelivered events move into it).
+fn ensure_incarnation(conn: &mut Connection, created: bool) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let have: i64 = tx.query_row("SELECT COUNT(*) FROM incarnation", [], |r| r.get(0))?;
+    if have == 0 {
+        let reason = if created { "new file" } else { "migrated" };
+        let inc = start_incarnation(&tx, Utc::now(), reason)?;
+        tracing::info!(incarnation = %inc.id, base = inc.base, reason, "the board's database file has a new incarnation");
+    }
+    tx.commit()
 }
 
 /// Parses a stored local date.
@@ -651,7 +852,7 @@ mod tests {
     }
 
     #[test]
-    fn acks_mark_delivered_durably_capped_and_pruning_keeps_seq() {
+    fn acks_mark_delivered_durably_and_pruning_keeps_seq() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
         let mut s = Store::open(&path, "demo").unwrap();
@@ -660,13 +861,12 @@ mod tests {
                 .map_err(|e: StoreError| e)
                 .unwrap();
         }
-        let d = s.mark_delivered(2, t0()).unwrap();
-        assert_eq!((d.acked, d.last_seq, d.capped), (2, 4, false));
+        let d = s.mark_delivered(&ack(&s, 2), t0()).unwrap();
+        assert_eq!((d.acked, d.last_seq, d.fork), (2, 4, None));
         assert_eq!(s.undelivered().unwrap(), 2);
-        // Lower acks never lower it; one beyond the last seq is capped.
-        assert_eq!(s.mark_delivered(1, t0()).unwrap().acked, 2);
-        let d = s.mark_delivered(99, t0()).unwrap();
-        assert_eq!((d.acked, d.capped), (4, true));
+        // Lower acks never lower it.
+        assert_eq!(s.mark_delivered(&ack(&s, 1), t0()).unwrap().acked, 2);
+        assert_eq!(s.mark_delivered(&ack(&s, 4), t0()).unwrap().acked, 4);
         assert_eq!(s.undelivered().unwrap(), 0);
         assert_eq!(s.outbox_rows(3, 4).unwrap().len(), 2);
         // Pruned rows leave the counter alone.
@@ -685,6 +885,95 @@ mod tests {
             })
             .unwrap();
         assert_eq!(envs[0].seq, 5);
+    }
+
+    fn ack(s: &Store, seq: u64) -> Ack {
+        Ack {
+            board: "demo".into(),
+            seq: 0,
+            at: t0(),
+            incarnations: vec![s.ack_for(seq).unwrap().expect("a row of this incarnation")],
+        }
+    }
+
+    fn emit_n(s: &mut Store, n: usize) {
+        for i in 0..n {
+            s.transact(t0(), |tx| tx.emit(&closed(&i.to_string())))
+                .map_err(|e: StoreError| e)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_new_file_has_an_incarnation_and_its_envelopes_carry_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("k.db"), "demo").unwrap();
+        let inc = s.incarnation().unwrap();
+        assert_eq!((inc.base, inc.reason.as_str()), (1, "new file"));
+        assert_eq!(inc.id.len(), 32);
+        emit_n(&mut s, 2);
+        let rows = s.outbox_rows(1, 2).unwrap();
+        for row in &rows {
+            let env: Envelope = serde_json::from_str(&row.body).unwrap();
+            assert_eq!(
+                (env.schema, env.incarnation.as_str(), env.base),
+                (2, inc.id.as_str(), 1)
+            );
+        }
+        // Another file for the same board is another incarnation.
+        let other = Store::open(&dir.path().join("k2.db"), "demo").unwrap();
+        assert_ne!(other.incarnation().unwrap().id, inc.id);
+    }
+
+    #[test]
+    fn an_ack_that_is_not_this_files_starts_a_new_incarnation_and_marks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let mut s = Store::open(&path, "demo").unwrap();
+        emit_n(&mut s, 4);
+        s.mark_delivered(&ack(&s, 2), t0()).unwrap();
+        let first = s.incarnation().unwrap();
+
+        // Another incarnation's entry: ignored.
+        let mut other = ack(&s, 3);
+        other.incarnations[0].incarnation = "someone-else".into();
+        let d = s.mark_delivered(&other, t0()).unwrap();
+        assert_eq!((d.acked, d.fork.is_none()), (2, true));
+
+        // Beyond the last seq (an older copy of the file): a fork.
+        let mut beyond = ack(&s, 4);
+        beyond.incarnations[0].seq = 9;
+        let d = s.mark_delivered(&beyond, t0()).unwrap();
+        let fork = d.fork.expect("a fork");
+        assert_eq!(
+            (d.acked, fork.old.as_str(), fork.base),
+            (2, first.id.as_str(), 3)
+        );
+        assert_eq!(s.undelivered().unwrap(), 2, "nothing marked");
+        let second = s.incarnation().unwrap();
+        assert_eq!((second.id.as_str(), second.base), (fork.new.as_str(), 3));
+        // The undelivered rows moved into it, ids and seqs kept.
+        for row in s.outbox_rows(3, 4).unwrap() {
+            let env: Envelope = serde_json::from_str(&row.body).unwrap();
+            assert_eq!(
+                (env.incarnation.as_str(), env.base),
+                (second.id.as_str(), 3)
+            );
+        }
+        // A digest that differs (a clone wrote other events): a fork again.
+        let mut forged = ack(&s, 3);
+        forged.incarnations[0].chain = "0".repeat(32);
+        assert!(s.mark_delivered(&forged, t0()).unwrap().fork.is_some());
+        // New events go on in the newest incarnation, and its own ack counts.
+        emit_n(&mut s, 1);
+        let d = s.mark_delivered(&ack(&s, 5), t0()).unwrap();
+        assert_eq!((d.acked, d.fork), (5, None));
+        assert_eq!(s.undelivered().unwrap(), 0);
+        let third = s.incarnation().unwrap();
+        assert_ne!(third.id, second.id);
+        drop(s);
+        let s = Store::open(&path, "demo").unwrap();
+        assert_eq!(s.incarnation().unwrap(), third, "kept across reopen");
     }
 
     #[test]

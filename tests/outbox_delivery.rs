@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use huddle_board::config::KioskConfig;
-use huddle_board::event::{Envelope, Event, NeedRef};
+use huddle_board::event::{chain_next, chain_start, Envelope, Event, NeedRef};
 use huddle_board::outbox::{LinkStatus, Outbox};
-use huddle_board::payload::{Ack, RosterMessage};
+use huddle_board::payload::{Ack, IncarnationAck, RosterMessage};
 use huddle_board::store::Store;
 use huddle_board::text::{Text, TextKey};
 use huddle_board::topic::BoardTopics;
@@ -103,8 +103,9 @@ impl Peer {
         let mut drop_first: HashSet<u64> = drop_first.iter().copied().collect();
         let seen = receipts.clone();
         let task = tokio::spawn(async move {
-            let mut have = BTreeSet::new();
-            let mut contiguous = 0u64;
+            // Per incarnation: base, stored seqs above the ack, ack, chain.
+            let mut streams: BTreeMap<String, (BTreeMap<u64, uuid::Uuid>, u64, String)> =
+                BTreeMap::new();
             loop {
                 match eventloop.poll().await {
                     Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
@@ -122,14 +123,27 @@ impl Peer {
                         if drop_first.remove(&env.seq) {
                             continue;
                         }
-                        have.insert(env.seq);
-                        while have.contains(&(contiguous + 1)) {
-                            contiguous += 1;
+                        let (have, contiguous, chain) =
+                            streams.entry(env.incarnation.clone()).or_insert_with(|| {
+                                (BTreeMap::new(), env.base - 1, chain_start(&env.incarnation))
+                            });
+                        have.insert(env.seq, env.id);
+                        while let Some(id) = have.remove(&(*contiguous + 1)) {
+                            *contiguous += 1;
+                            *chain = chain_next(chain, &id);
                         }
                         let ack = Ack {
                             board: board.clone(),
-                            seq: contiguous,
+                            seq: 0,
                             at: Utc::now(),
+                            incarnations: streams
+                                .iter()
+                                .map(|(id, (_, seq, chain))| IncarnationAck {
+                                    incarnation: id.clone(),
+                                    seq: *seq,
+                                    chain: chain.clone(),
+                                })
+                                .collect(),
                         };
                         let _ = client.try_publish(
                             topics.ack(),
@@ -345,42 +359,53 @@ async fn online_is_retained_true_and_the_last_will_says_false() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ack_beyond_the_last_seq_is_capped_and_marks_nothing_unsent() {
+async fn an_ack_beyond_the_last_seq_starts_a_new_incarnation_and_marks_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start();
     let c = config(dir.path(), &broker.url(), 2);
     let t = topics(&c);
-    // An aggregator that saw 1000 events from a database since replaced.
+    let mut store = Store::open(&c.database_path(), &c.board.id).unwrap();
+    let first = store.incarnation().unwrap();
+    // An aggregator that holds 1000 events of this incarnation: this file
+    // is an older copy of the one that wrote them.
     let ack = Ack {
         board: c.board.id.clone(),
         seq: 1000,
         at: Utc::now(),
+        incarnations: vec![IncarnationAck {
+            incarnation: first.id.clone(),
+            seq: 1000,
+            chain: "0".repeat(32),
+        }],
     };
     publish_retained(broker.port, &t.ack(), &serde_json::to_string(&ack).unwrap());
-    let mut store = Store::open(&c.database_path(), &c.board.id).unwrap();
     commit(&mut store, 3);
     let outbox = start(&c, &mut store);
     let mut status = outbox.status();
-    let s = wait_status(&mut status, Duration::from_secs(5), "ack applied", |s| {
-        s.connected && s.acked > 0
+    wait_status(&mut status, Duration::from_secs(5), "connected", |s| {
+        s.connected
     })
     .await;
-    assert_eq!(s.acked, 3, "capped at the board's last seq");
-    commit(&mut store, 2);
-    wait_status(
-        &mut status,
-        Duration::from_secs(5),
-        "new events seen",
-        |s| s.last_seq == 5,
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(store.acked().unwrap(), 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.incarnation().unwrap().id == first.id {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new incarnation after an ack beyond the last seq"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = store.incarnation().unwrap();
+    assert_eq!(second.base, 1);
+    assert_eq!(store.acked().unwrap(), 0);
     assert_eq!(
         store.undelivered().unwrap(),
-        2,
-        "events 4 and 5 are not delivered"
+        3,
+        "nothing counts as delivered"
     );
+    for row in store.outbox_rows(1, 3).unwrap() {
+        let env: Envelope = serde_json::from_str(&row.body).unwrap();
+        assert_eq!(env.incarnation, second.id, "re-sent in the new incarnation");
+    }
     outbox.shutdown().await;
 }
 

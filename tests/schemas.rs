@@ -141,6 +141,11 @@ fn the_aggregators_roster_and_ack_payloads_fit_their_schemas() {
         board: "b1".into(),
         seq: 4,
         at: chrono::Utc::now(),
+        incarnations: vec![huddle_board::payload::IncarnationAck {
+            incarnation: "0193aa".into(),
+            seq: 7,
+            chain: huddle_board::event::chain_start("0193aa"),
+        }],
     };
     assert_valid(
         &validator("ack.schema.json"),

@@ -113,6 +113,8 @@ pub struct Publication {
     pub topic: String,
     /// JSON bytes.
     pub payload: Vec<u8>,
+    /// Retained (state) or not (an alert).
+    pub retain: bool,
 }
 
 /// What the writer hands to the output task after a commit.
@@ -161,6 +163,32 @@ impl LogLimiter {
     }
 }
 
+/// The alert kind (topic level) of an integrity conflict: a second event
+/// under a stored `(board, incarnation, seq)` with other content.
+pub const ALERT_INTEGRITY: &str = "integrity";
+/// The alert kind (topic level) of two boards claiming one board id.
+pub const ALERT_BOARD_TWIN: &str = "board_twin";
+
+/// `huddle/v1/{site}/alert/integrity` (not retained).
+#[derive(serde::Serialize)]
+struct IntegrityAlertMessage<'a> {
+    kind: &'static str,
+    board: &'a str,
+    incarnation: &'a str,
+    seq: u64,
+    stored_id: &'a str,
+    received_id: &'a str,
+    at: chrono::DateTime<Utc>,
+}
+
+/// `huddle/v1/{site}/alert/board_twin` (not retained).
+#[derive(serde::Serialize)]
+struct TwinAlertMessage<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    alert: &'a super::store::TwinAlert,
+}
+
 /// How often, at most, the counters (stats) are published.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -184,12 +212,40 @@ pub fn publications(
             out.push(Publication {
                 topic: topics.ack(),
                 payload: json(&Ack {
-                    board: board.clone(),
-                    seq: b.ack,
                     at: now,
+                    ..b.ack.clone()
                 }),
+                retain: true,
             });
         }
+    }
+    // Integrity conflicts are never only a log line: each is an alert on
+    // MQTT and on the dashboard.
+    let site_topics = SiteTopics::new(site);
+    for a in &outcome.alerts {
+        out.push(Publication {
+            topic: site_topics.alert(ALERT_INTEGRITY),
+            payload: json(&IntegrityAlertMessage {
+                kind: ALERT_INTEGRITY,
+                board: &a.board,
+                incarnation: &a.incarnation,
+                seq: a.seq,
+                stored_id: &a.stored_id,
+                received_id: &a.received_id,
+                at: now,
+            }),
+            retain: false,
+        });
+    }
+    for t in &outcome.twins {
+        out.push(Publication {
+            topic: site_topics.alert(ALERT_BOARD_TWIN),
+            payload: json(&TwinAlertMessage {
+                kind: ALERT_BOARD_TWIN,
+                alert: t,
+            }),
+            retain: false,
+        });
     }
     if published.stats.as_ref() != Some(&outcome.stats) {
         published.pending_stats = Some(outcome.stats.clone());
@@ -209,6 +265,7 @@ pub fn due_publications(site: &str, published: &mut Published, tick: Instant) ->
             out.push(Publication {
                 topic: SiteTopics::new(site).aggregator_stats(),
                 payload: json(&stats),
+                retain: true,
             });
             published.stats = Some(stats);
             published.stats_at = Some(tick);
@@ -229,26 +286,23 @@ pub struct Published {
 /// Everything retained, published again after a (re)connection.
 fn republish_all(
     site: &str,
-    boards: &[(String, crate::payload::BoardStatus)],
+    acks: &[(String, Ack)],
     stats: &Stats,
     published: &mut Published,
-    now: chrono::DateTime<Utc>,
 ) -> Vec<Publication> {
     let mut out = Vec::new();
-    for (area, status) in boards {
-        let topics = BoardTopics::new(site, area, &status.board);
+    for (area, ack) in acks {
+        let topics = BoardTopics::new(site, area, &ack.board);
         out.push(Publication {
             topic: topics.ack(),
-            payload: json(&Ack {
-                board: status.board.clone(),
-                seq: status.last_seq,
-                at: now,
-            }),
+            payload: json(ack),
+            retain: true,
         });
     }
     out.push(Publication {
         topic: SiteTopics::new(site).aggregator_stats(),
         payload: json(stats),
+        retain: true,
     });
     published.stats = Some(stats.clone());
     out
@@ -322,7 +376,7 @@ fn status_feeds(inputs: Vec<Input>, outcome: &BatchOutcome, feeds: &mut Vec<Feed
         feeds.push(Feed::Stored {
             area: b.area.clone(),
             board: board.clone(),
-            last_seq: b.ack,
+            last_seq: b.status.last_seq,
             last_event_at: b.status.last_event_at,
         });
     }
@@ -443,18 +497,21 @@ fn writer(
             }
         }
         for a in &outcome.alerts {
-            tracing::error!(board = %a.board, seq = a.seq, stored_id = %a.stored_id, received_id = %a.received_id,
-                "integrity alert: a second event with the same (board, seq) and other content; the first is kept");
+            tracing::error!(board = %a.board, incarnation = %a.incarnation, seq = a.seq, stored_id = %a.stored_id, received_id = %a.received_id,
+                "integrity alert: a second event with the same (board, incarnation, seq) and other content; the first is kept");
+        }
+        for t in &outcome.twins {
+            tracing::error!(board = %t.board, older = %t.older, newer = %t.newer,
+                "two boards claim one board id: an older incarnation of its database file stores new events after a newer one appeared; both are kept");
         }
         let mut publications =
             publications(&site, &outcome, &mut published, Utc::now(), Instant::now());
         if republish {
             publications.extend(republish_all(
                 &site,
-                &store.boards(),
+                &store.acks(Utc::now()),
                 store.stats(),
                 &mut published,
-                Utc::now(),
             ));
         }
         if out.send(Output { acks, publications }).is_err() {
@@ -476,9 +533,9 @@ async fn output(
             }
         }
         for p in o.publications {
-            hub.publish(&p.topic, &p.payload, true);
+            hub.publish(&p.topic, &p.payload, p.retain);
             if let Err(e) = client
-                .publish(p.topic, QoS::AtLeastOnce, true, p.payload)
+                .publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload)
                 .await
             {
                 tracing::warn!(error = %e, "cannot queue a publication");
@@ -723,8 +780,13 @@ mod tests {
             "b1".into(),
             BoardOutcome {
                 area: "assembly".into(),
-                ack_before,
-                ack,
+                ack: Ack {
+                    board: "b1".into(),
+                    seq: ack,
+                    at: Utc::now(),
+                    incarnations: Vec::new(),
+                },
+                ack_moved: ack != ack_before,
                 duplicate_at_or_below_ack: dup,
                 status: BoardStatus {
                     board: "b1".into(),
@@ -732,6 +794,8 @@ mod tests {
                     last_seq: ack,
                     last_event_at: None,
                     huddle: HuddleState::NotStarted,
+                    incarnation: None,
+                    replaced_at: None,
                 },
             },
         );

@@ -7,9 +7,12 @@
 //! 1. `oversize`: more bytes than `ingest.max_message_bytes`;
 //! 2. `bad_topic`: not `huddle/v1/{site}/{area}/{board}/event/{kind}` of this site;
 //! 3. `malformed_json`: not a JSON object;
-//! 4. `bad_schema`: its `schema` is missing or not [`SCHEMA_VERSION`];
-//! 5. `malformed_json`: not an envelope (a missing, unknown or mistyped field);
-//! 6. `bad_seq`: `seq` is 0 (sequences start at 1);
+//! 4. `bad_schema`: its `schema` is missing, or neither
+//!    [`LEGACY_SCHEMA_VERSION`] nor [`SCHEMA_VERSION`];
+//! 5. `malformed_json`: not an envelope (a missing, unknown or mistyped
+//!    field; schema 2 without `incarnation` and `base`, schema 1 with them);
+//! 6. `bad_seq`: `seq` is below the incarnation's `base` (0 included), or
+//!    beyond [`MAX_SEQ`] (SQLite's integers);
 //! 7. `unknown_kind`: `kind` is not one of [`Event::KINDS`];
 //! 8. `kind_mismatch`: the topic's kind level differs from `kind`;
 //! 9. `board_mismatch`: the topic's board level differs from `board`;
@@ -34,7 +37,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Envelope, Event, SCHEMA_VERSION};
+use crate::event::{Envelope, Event, LEGACY_SCHEMA_VERSION, SCHEMA_VERSION};
 use crate::topic::parse_board_topic;
 
 /// Why a message was rejected. The names are the wire names of the
@@ -120,7 +123,11 @@ pub struct Reject {
 pub struct Incoming {
     /// The board that wrote it.
     pub board: String,
-    /// Its per-board sequence number (at least 1).
+    /// The board file's incarnation (`""`: legacy, schema 1).
+    pub incarnation: String,
+    /// The incarnation's first seq (1 for legacy).
+    pub base: u64,
+    /// Its sequence number within the incarnation (at least `base`).
     pub seq: u64,
     /// Its global id.
     pub id: uuid::Uuid,
@@ -139,6 +146,8 @@ impl Incoming {
     pub fn from_envelope(e: &Envelope) -> Incoming {
         Incoming {
             board: e.board.clone(),
+            incarnation: e.incarnation.clone(),
+            base: e.base,
             seq: e.seq,
             id: e.id,
             at: e.at,
@@ -167,6 +176,10 @@ struct Wire<'a> {
     id: uuid::Uuid,
     #[serde(borrow)]
     board: Cow<'a, str>,
+    #[serde(default, borrow)]
+    incarnation: Option<Cow<'a, str>>,
+    #[serde(default)]
+    base: Option<u64>,
     seq: u64,
     #[serde(borrow)]
     at: Cow<'a, str>,
@@ -193,7 +206,7 @@ fn diagnose(payload: &[u8], strict: serde_json::Error) -> (Reason, String) {
         return (Reason::MalformedJson, "not a JSON object".to_owned());
     };
     match probe.schema.as_ref().and_then(|s| s.as_u64()) {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {
+        Some(v) if v == u64::from(SCHEMA_VERSION) || v == u64::from(LEGACY_SCHEMA_VERSION) => {
             (Reason::MalformedJson, format!("not an envelope: {strict}"))
         }
         other => (Reason::BadSchema, schema_detail(other)),
@@ -202,7 +215,7 @@ fn diagnose(payload: &[u8], strict: serde_json::Error) -> (Reason, String) {
 
 fn schema_detail(found: Option<u64>) -> String {
     format!(
-        "schema {} (this aggregator knows {SCHEMA_VERSION})",
+        "schema {} (this aggregator knows {LEGACY_SCHEMA_VERSION} and {SCHEMA_VERSION})",
         found.map_or_else(|| "missing or not a number".to_owned(), |v| v.to_string())
     )
 }
@@ -243,9 +256,35 @@ pub fn validate(
             return Err(reject(reason, detail));
         }
     };
-    if wire.schema != u64::from(SCHEMA_VERSION) {
-        return Err(reject(Reason::BadSchema, schema_detail(Some(wire.schema))));
-    }
+    let (incarnation, base) = match (wire.schema, &wire.incarnation, wire.base) {
+        (s, None, None) if s == u64::from(LEGACY_SCHEMA_VERSION) => (String::new(), 1),
+        (s, Some(inc), Some(base)) if s == u64::from(SCHEMA_VERSION) => {
+            if !valid_incarnation(inc) {
+                return Err(reject(
+                    Reason::MalformedJson,
+                    format!(
+                        "not an envelope: incarnation `{}` is not 1 to {MAX_INCARNATION} letters, digits or dashes",
+                        truncate(inc)
+                    ),
+                ));
+            }
+            (inc.to_string(), base)
+        }
+        (s, _, _) if s == u64::from(LEGACY_SCHEMA_VERSION) || s == u64::from(SCHEMA_VERSION) => {
+            return Err(reject(
+                Reason::MalformedJson,
+                format!(
+                    "not an envelope: schema {s} {} `incarnation` and `base`",
+                    if s == u64::from(SCHEMA_VERSION) {
+                        "needs"
+                    } else {
+                        "has no"
+                    }
+                ),
+            ))
+        }
+        (s, _, _) => return Err(reject(Reason::BadSchema, schema_detail(Some(s)))),
+    };
     let at = DateTime::parse_from_rfc3339(&wire.at)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -254,10 +293,13 @@ pub fn validate(
                 format!("not an envelope: `at` is not an RFC 3339 time: {e}"),
             )
         })?;
-    if wire.seq == 0 {
+    if base == 0 || wire.seq < base || wire.seq > MAX_SEQ {
         return Err(reject(
             Reason::BadSeq,
-            "seq 0 (sequences start at 1)".to_owned(),
+            format!(
+                "seq {} (base {base}): sequences run from base >= 1 to {MAX_SEQ}",
+                wire.seq
+            ),
         ));
     }
     let Some(kind) = Event::KINDS.iter().find(|k| **k == wire.kind) else {
@@ -295,6 +337,8 @@ pub fn validate(
         area: parsed.area.to_owned(),
         envelope: Incoming {
             board: wire.board.into_owned(),
+            incarnation,
+            base,
             seq: wire.seq,
             id: wire.id,
             at,
@@ -303,6 +347,17 @@ pub fn validate(
             data: wire.data.get().to_owned(),
         },
     })
+}
+
+/// The longest incarnation id accepted (kiosks make 32 hex digits).
+pub const MAX_INCARNATION: usize = 64;
+
+/// The highest seq accepted: SQLite stores integers as i64.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+fn valid_incarnation(id: &str) -> bool {
+    (1..=MAX_INCARNATION).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// At most 64 characters of untrusted text, for log lines.
@@ -363,8 +418,33 @@ mod tests {
         assert_eq!(reason(&t, b""), Reason::MalformedJson);
 
         let mut v = good(1);
-        v["schema"] = 2.into();
+        v["schema"] = 3.into();
         assert_eq!(reason(&t, &json(&v)), Reason::BadSchema);
+        // Schema 2 without its incarnation, schema 1 with one.
+        v["schema"] = 2.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+        v["schema"] = 1.into();
+        v["incarnation"] = "abc".into();
+        v["base"] = 1.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+        v["schema"] = 2.into();
+        v["incarnation"] = "not/ok".into();
+        assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
+        v["incarnation"] = "abc".into();
+        assert!(check(&t, &json(&v)).is_ok());
+        // A seq below its base, or beyond SQLite's integers.
+        v["base"] = 5.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadSeq);
+        v["base"] = 1.into();
+        v["seq"] = (u64::MAX - 3).into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadSeq);
+        v["seq"] = (i64::MAX as u64).into();
+        assert!(check(&t, &json(&v)).is_ok());
+        v["base"] = 0.into();
+        v["seq"] = 0.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadSeq);
+        let mut v = good(1);
+        v["schema"] = 3.into();
         v.as_object_mut().unwrap().remove("schema");
         assert_eq!(reason(&t, &json(&v)), Reason::BadSchema);
 
