@@ -62,8 +62,8 @@ pub struct Envelope {
     /// The board file's incarnation (schema 2; empty and absent in schema 1).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub incarnation: String,
-    /// The first `seq` of this incarnation (schema 2; absent, meaning 1,
-    /// in schema 1).
+    /// The first `seq` of this incarnation (schema 2; absent means 1, and
+    /// schema 1 never has it).
     #[serde(default = "first_seq", skip_serializing_if = "is_first_seq")]
     pub base: u64,
     /// Per-board sequence number, gap-free from `base`.

@@ -48,7 +48,7 @@ struct EventMessage<T> {
     /// (schema 2, required there).
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[0-9A-Za-z-]+$"))]
     incarnation: Option<String>,
-    /// The first `seq` of this incarnation (schema 2, required there).
+    /// The first `seq` of this incarnation (schema 2; absent means 1).
     #[schemars(range(min = 1))]
     base: Option<u64>,
     /// Sequence number within the board's incarnation, gap-free from `base`.
@@ -105,7 +105,7 @@ fn event_schema<T: JsonSchema>(kind: &str) -> Value {
         );
         obj.insert(
             "then".into(),
-            serde_json::json!({ "required": ["incarnation", "base"] }),
+            serde_json::json!({ "required": ["incarnation"] }),
         );
         obj.insert(
             "else".into(),

@@ -244,7 +244,7 @@ fn ingest_acks_contiguously_rejects_bad_input_and_publishes_the_roster() {
         Some("malformed_json"),
     ));
     let mut schema2: serde_json::Value = serde_json::from_slice(&good).unwrap();
-    schema2["schema"] = 2.into();
+    schema2["schema"] = 3.into();
     bad.push((
         b1.event(kind),
         serde_json::to_vec(&schema2).unwrap(),

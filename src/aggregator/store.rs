@@ -1263,7 +1263,11 @@ mod tests {
         let o = s
             .apply(&new.iter().cloned().map(ev).collect::<Vec<_>>(), at(1))
             .unwrap();
-        assert_eq!(o.stats.stored, 3 + 2, "same seqs, other incarnation: stored");
+        assert_eq!(
+            o.stats.stored,
+            3 + 2,
+            "same seqs, other incarnation: stored"
+        );
         assert!(o.alerts.is_empty() && o.twins.is_empty());
         let mut chain = chain_start("bbb");
         for e in &new {

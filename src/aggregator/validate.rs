@@ -10,7 +10,7 @@
 //! 4. `bad_schema`: its `schema` is missing, or neither
 //!    [`LEGACY_SCHEMA_VERSION`] nor [`SCHEMA_VERSION`];
 //! 5. `malformed_json`: not an envelope (a missing, unknown or mistyped
-//!    field; schema 2 without `incarnation` and `base`, schema 1 with them);
+//!    field; schema 2 without `incarnation`, schema 1 with it or `base`);
 //! 6. `bad_seq`: `seq` is below the incarnation's `base` (0 included), or
 //!    beyond [`MAX_SEQ`] (SQLite's integers);
 //! 7. `unknown_kind`: `kind` is not one of [`Event::KINDS`];
@@ -258,7 +258,8 @@ pub fn validate(
     };
     let (incarnation, base) = match (wire.schema, &wire.incarnation, wire.base) {
         (s, None, None) if s == u64::from(LEGACY_SCHEMA_VERSION) => (String::new(), 1),
-        (s, Some(inc), Some(base)) if s == u64::from(SCHEMA_VERSION) => {
+        (s, Some(inc), base) if s == u64::from(SCHEMA_VERSION) => {
+            let base = base.unwrap_or(1);
             if !valid_incarnation(inc) {
                 return Err(reject(
                     Reason::MalformedJson,
@@ -432,6 +433,13 @@ mod tests {
         assert_eq!(reason(&t, &json(&v)), Reason::MalformedJson);
         v["incarnation"] = "abc".into();
         assert!(check(&t, &json(&v)).is_ok());
+        v.as_object_mut().unwrap().remove("base");
+        assert_eq!(
+            check(&t, &json(&v)).unwrap().envelope.base,
+            1,
+            "absent means 1"
+        );
+        v["base"] = 1.into();
         // A seq below its base, or beyond SQLite's integers.
         v["base"] = 5.into();
         assert_eq!(reason(&t, &json(&v)), Reason::BadSeq);
