@@ -74,6 +74,12 @@ impl Site {
     }
 
     fn simulate_cmd(&self, boards: usize, huddles: usize, rate: f64) -> Command {
+        self.simulate_in("kiosks", boards, huddles, rate)
+    }
+
+    /// `huddle-kiosk simulate` with its boards' files in `data` (a folder
+    /// of the site's temp dir).
+    fn simulate_in(&self, data: &str, boards: usize, huddles: usize, rate: f64) -> Command {
         let mut c = Command::new(KIOSK);
         c.args([
             "--config",
@@ -87,7 +93,7 @@ impl Site {
             &huddles.to_string(),
         ])
         .args(["--rate", &rate.to_string(), "--timeout", "90"])
-        .args(["--data-dir", self.path("kiosks").to_str().unwrap()])
+        .args(["--data-dir", self.path(data).to_str().unwrap()])
         .env("HUDDLE_MQTT_URL", self.broker.url())
         .env("RUST_LOG", "warn");
         c
@@ -105,6 +111,32 @@ impl Site {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// The ids of every event the boards' files in `data` hold.
+    fn ids_in(&self, data: &str) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for entry in std::fs::read_dir(self.path(data)).unwrap() {
+            let dir = entry.unwrap().path();
+            let board = dir.file_name().unwrap().to_str().unwrap().to_owned();
+            let store =
+                huddle_board::store::Store::open(&dir.join(format!("kiosk-{board}.db")), &board)
+                    .unwrap();
+            for line in store.events_since(0).unwrap() {
+                let e: Envelope = serde_json::from_str(&line).unwrap();
+                ids.insert(e.id.to_string());
+            }
+        }
+        ids
+    }
+
+    /// The ids in the aggregator's export; each appears once.
+    fn exported_ids(&self) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for (board, seq, id, _, _) in self.exported() {
+            assert!(ids.insert(id), "{board}/{seq} exported twice");
+        }
+        ids
     }
 
     /// Every event of every simulated kiosk, by (board, seq).
@@ -410,5 +442,96 @@ fn observations_at_simulated_kiosks_reach_the_coaching_report_and_export() {
     assert!(
         seen,
         "the retained coaching report does not show every learner ({learners:?}) as observed:\n{last}"
+    );
+}
+
+/// Runs `huddle-kiosk simulate` to the end and checks every board was
+/// fully acknowledged.
+fn run_to_acked(mut cmd: Command, boards: usize) {
+    let out = cmd.output().expect("run huddle-kiosk simulate");
+    assert!(
+        out.status.success(),
+        "simulate failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_all_acked(&out, boards);
+}
+
+fn assert_all_in(written: &BTreeSet<String>, exported: &BTreeSet<String>, what: &str) {
+    let missing: Vec<_> = written.difference(exported).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} of {} events never reached the aggregator, e.g. {missing:?}",
+        written.difference(exported).count(),
+        written.len()
+    );
+}
+
+#[test]
+fn a_reflashed_restored_or_doubled_board_loses_nothing() {
+    let mut site = Site::new();
+    let alerts = Sub::start(
+        site.broker.port,
+        &SiteTopics::new("plant1").alert("#"),
+        site.dir.path(),
+    );
+    site.start_aggregator();
+    run_to_acked(site.simulate_in("kiosks", 2, 3, 0.0), 2);
+    let mut written = site.ids_in("kiosks");
+
+    // 1. Reflashed: the boards' files are gone; one more huddle each.
+    std::fs::remove_dir_all(site.path("kiosks")).unwrap();
+    run_to_acked(site.simulate_in("kiosks", 2, 1, 0.0), 2);
+    let reflashed = site.ids_in("kiosks");
+    assert_all_in(&reflashed, &site.exported_ids(), "after a reflash");
+    written.extend(reflashed);
+
+    // 2. Restored from an older copy: the copy is behind what the
+    // aggregator stored for its incarnation.
+    let copy = site.path("copy");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(site.path("kiosks"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    run_to_acked(site.simulate_in("kiosks", 2, 1, 0.0), 2);
+    written.extend(site.ids_in("kiosks"));
+    std::fs::remove_dir_all(site.path("kiosks")).unwrap();
+    std::fs::rename(&copy, site.path("kiosks")).unwrap();
+    run_to_acked(site.simulate_in("kiosks", 2, 1, 0.0), 2);
+    let restored = site.ids_in("kiosks");
+    assert_all_in(&restored, &site.exported_ids(), "after a restore");
+    written.extend(restored);
+
+    // 3. Two boards with one id at once (a spare set up with the same id).
+    let (mut a, mut b) = (
+        site.simulate_in("kiosks", 2, 2, 40.0),
+        site.simulate_in("spare", 2, 2, 40.0),
+    );
+    let (a, b) = (
+        a.stdout(Stdio::piped()).spawn().unwrap(),
+        b.stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "simulate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_all_acked(&out, 2);
+    }
+    written.extend(site.ids_in("kiosks"));
+    written.extend(site.ids_in("spare"));
+    assert_all_in(&written, &site.exported_ids(), "in all");
+    assert!(
+        wait_until(Duration::from_secs(10), || alerts
+            .text()
+            .contains("board_twin")),
+        "no alert says two boards claim one id: {}",
+        alerts.text()
     );
 }

@@ -128,9 +128,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open_existing(&config.database_path())?;
             let mut out =
                 csv::Writer::from_writer(std::io::BufWriter::new(std::io::stdout().lock()));
-            out.write_record(["board", "seq", "id", "at", "kind", "data"])?;
+            out.write_record(["board", "seq", "id", "at", "kind", "data", "incarnation"])?;
             store.for_each_event(|r: EventRow| -> anyhow::Result<()> {
-                out.write_record([r.board, r.seq.to_string(), r.id, r.at, r.kind, r.data])?;
+                out.write_record([
+                    r.board,
+                    r.seq.to_string(),
+                    r.id,
+                    r.at,
+                    r.kind,
+                    r.data,
+                    r.incarnation,
+                ])?;
                 Ok(())
             })?;
             out.flush()?;
