@@ -1,38 +1,107 @@
 #!/usr/bin/env bash
 # Creates what the site's Mosquitto needs: a CA, the broker's certificate,
-# a password file with one user per board plus `aggregator` and
-# `dashboard`, the ACL, and mosquitto.conf pointing at them.
+# a password file with one user per board plus `aggregator` and one per
+# dashboard, the ACL, and mosquitto.conf pointing at them.
 #
 #   config/mosquitto/setup.sh --site plant1 [--out /etc/mosquitto/huddle]
-#       [--host broker.plant1.example] [--port 8883] BOARD...
+#       [--host broker.plant1.example] [--port 8883]
+#       [--dashboard NAME]... BOARD=AREA...
 #
-# Run again with more boards to add them: the CA, the broker's key and
-# existing passwords are kept. New passwords are appended to
-# OUT/credentials.txt (mode 600): copy each board's into its kiosk.toml
-# ([mqtt] username = board id, password), the CA (OUT/ca.crt) to every
-# board as mqtt.ca_file, then delete the file.
+# BOARD=AREA: the board's id (its user name) and its area, as in the
+# board's kiosk.toml ([board] id and area): the ACL lets a board write only
+# under huddle/v1/SITE/AREA/BOARD/. A bare BOARD is accepted only for a
+# board an earlier run already knows (OUT/boards); a new one without its
+# area is an error. Giving a known board another area moves it.
+#
+# The user `dashboard` always exists; --dashboard NAME adds another
+# dashboard user: every program that connects needs its own user, since
+# the broker uses the user name as client id (one connection per user).
+#
+# Run again with more boards to add them: the CA, the broker's key,
+# existing passwords, boards and dashboards are kept. New passwords are
+# appended to OUT/credentials.txt (mode 600): copy each board's into its
+# kiosk.toml ([mqtt] username = board id, password), the CA (OUT/ca.crt)
+# to every board as mqtt.ca_file, then delete the file. After a run on a
+# live broker, reload it (systemctl reload mosquitto, or SIGHUP).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 site="" out="/etc/mosquitto/huddle" host="$(hostname -f 2>/dev/null || hostname)" port=8883
-boards=()
+args=() new_dashboards=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --site) site="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --dashboard) new_dashboards+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
-    *) boards+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
   esac
 done
+fail() { echo "setup.sh: $*" >&2; exit 2; }
 level='^[a-z0-9_-]+$'
-[[ "$site" =~ $level ]] || { echo "setup.sh: --site must be one topic level of [a-z0-9_-] (got '$site')" >&2; exit 2; }
-for b in "${boards[@]}"; do
-  [[ "$b" =~ $level ]] || { echo "setup.sh: board '$b' is not one topic level of [a-z0-9_-]" >&2; exit 2; }
-  case "$b" in aggregator|dashboard) echo "setup.sh: '$b' is reserved for the $b's user" >&2; exit 2 ;; esac
+[[ "$site" =~ $level ]] || fail "--site must be one topic level of [a-z0-9_-] (got '$site')"
+
+# What earlier runs set up: board -> area, and the dashboard users.
+declare -A area=() dashboard=([dashboard]=1)
+if [ -f "$out/boards" ]; then
+  while read -r b a; do
+    case "$b" in ''|'#'*) continue ;; esac
+    area[$b]="$a"
+  done < "$out/boards"
+fi
+if [ -f "$out/dashboards" ]; then
+  while read -r d; do
+    case "$d" in ''|'#'*) continue ;; esac
+    dashboard[$d]=1
+  done < "$out/dashboards"
+fi
+
+for d in "${new_dashboards[@]}"; do
+  [[ "$d" =~ $level ]] || fail "dashboard '$d' is not one topic level of [a-z0-9_-]"
+  [ "$d" != aggregator ] || fail "'aggregator' is reserved for the aggregator's user"
+  [ -z "${area[$d]+x}" ] || fail "'$d' is already a board's user name"
+  dashboard[$d]=1
 done
+
+declare -A given=()
+for arg in "${args[@]}"; do
+  b="${arg%%=*}"
+  [[ "$b" =~ $level ]] || fail "board '$b' is not one topic level of [a-z0-9_-]"
+  if [[ "$arg" == *=* ]]; then
+    a="${arg#*=}"
+  else
+    a="${area[$b]:-}"
+    [ -n "$a" ] || fail "board '$b' needs its area: give it as $b=AREA ([board] area in its kiosk.toml); a board may write only under its own area"
+  fi
+  [[ "$a" =~ $level ]] || fail "area '$a' of board '$b' is not one topic level of [a-z0-9_-]"
+  [ "$b" != aggregator ] || fail "'aggregator' is reserved for the aggregator's user"
+  [ -z "${dashboard[$b]+x}" ] || fail "'$b' is reserved for a dashboard's user"
+  case "$a" in
+    alert|aggregator) fail "area '$a' is reserved: huddle/v1/$site/$a/# holds the aggregator's topics" ;;
+  esac
+  if [ -n "${given[$b]+x}" ] && [ "${given[$b]}" != "$a" ]; then
+    fail "board '$b' is given two areas ('${given[$b]}' and '$a')"
+  fi
+  given[$b]="$a"
+  if [ -n "${area[$b]+x}" ] && [ "${area[$b]}" != "$a" ]; then
+    echo "setup.sh: board '$b' moves from area '${area[$b]}' to '$a': it may now write only under huddle/v1/$site/$a/$b/; what is retained under huddle/v1/$site/${area[$b]}/$b/ stays on the broker until cleared" >&2
+  fi
+  area[$b]="$a"
+done
+
+# A password file from before boards had areas: every board user needs one.
+if [ -f "$out/passwd" ]; then
+  while IFS=: read -r user _; do
+    [ -n "$user" ] || continue
+    [ "$user" = aggregator ] && continue
+    [ -n "${dashboard[$user]+x}" ] && continue
+    [ -n "${area[$user]+x}" ] || fail "user '$user' in $out/passwd has no area (made by an older setup.sh?): run again with $user=AREA"
+  done < "$out/passwd"
+fi
+
 for tool in openssl mosquitto_passwd; do
   command -v "$tool" >/dev/null || { echo "setup.sh: $tool is missing: apt-get install openssl mosquitto" >&2; exit 1; }
 done
@@ -55,8 +124,11 @@ if [ ! -f server.key ]; then
 fi
 chmod 644 ca.crt server.crt
 
+mapfile -t boards < <(printf '%s\n' "${!area[@]}" | sed '/^$/d' | sort)
+mapfile -t dashboards < <(printf '%s\n' "${!dashboard[@]}" | sort)
+
 touch passwd credentials.txt
-for user in aggregator dashboard "${boards[@]}"; do
+for user in aggregator "${dashboards[@]}" "${boards[@]}"; do
   if ! grep -q "^$user:" passwd; then
     pass="$(openssl rand -hex 16)"
     mosquitto_passwd -b passwd "$user" "$pass" 2>/dev/null
@@ -64,7 +136,43 @@ for user in aggregator dashboard "${boards[@]}"; do
   fi
 done
 
-sed "s/@SITE@/$site/g" "$here/acl.template" > acl
+{
+  echo "# board area: the boards setup.sh knows (the ACL pins each to its area)."
+  for b in "${boards[@]}"; do echo "$b ${area[$b]}"; done
+} > boards
+{
+  echo "# dashboard users besides 'dashboard' (setup.sh --dashboard NAME)."
+  for d in "${dashboards[@]}"; do [ "$d" = dashboard ] || echo "$d"; done
+} > dashboards
+
+# The ACL: the template, with its BOARD block once per board and its
+# DASHBOARD block once per dashboard user.
+block="" in=""
+while IFS= read -r line || [ -n "$line" ]; do
+  case "$line" in
+    '#BEGIN-BOARD') in=board block=""; continue ;;
+    '#BEGIN-DASHBOARD') in=dashboard block=""; continue ;;
+    '#END-BOARD')
+      for b in "${boards[@]}"; do
+        text="${block//@BOARD@/$b}"; text="${text//@AREA@/${area[$b]}}"
+        printf '%s\n' "${text//@SITE@/$site}"
+      done
+      in=""; continue ;;
+    '#END-DASHBOARD')
+      for d in "${dashboards[@]}"; do
+        text="${block//@DASHBOARD@/$d}"
+        printf '%s\n' "${text//@SITE@/$site}"
+      done
+      in=""; continue ;;
+  esac
+  if [ -n "$in" ]; then
+    block+="${block:+$'\n'}$line"
+  else
+    printf '%s\n' "${line//@SITE@/$site}"
+  fi
+done < "$here/acl.template" > acl
+[ -z "$in" ] || fail "$here/acl.template: #BEGIN-... without its #END-..."
+
 sed -e "s#/etc/mosquitto/huddle#$out#g" -e "s/^listener 8883$/listener $port/" \
   "$here/mosquitto.conf" > mosquitto.conf
 # Mosquitto drops privileges to the `mosquitto` user: let it read its files.
@@ -73,4 +181,4 @@ if id mosquitto >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   chmod 750 .
   chmod 640 passwd acl server.key mosquitto.conf
 fi
-echo "setup.sh: $out ready for site $site (${#boards[@]} boards); new passwords in $out/credentials.txt"
+echo "setup.sh: $out ready for site $site (${#boards[@]} boards, ${#dashboards[@]} dashboard users); new passwords in $out/credentials.txt"

@@ -803,6 +803,44 @@ mod tests {
     }
 
     #[test]
+    fn integrity_conflicts_and_twins_are_alerts_on_mqtt_not_retained() {
+        let mut o = outcome(1, 1, false);
+        o.alerts.push(super::super::store::IntegrityAlert {
+            board: "b1".into(),
+            incarnation: "aaa".into(),
+            seq: 7,
+            stored_id: "s".into(),
+            received_id: "r".into(),
+        });
+        o.twins.push(super::super::store::TwinAlert {
+            board: "b1".into(),
+            older: "aaa".into(),
+            newer: "bbb".into(),
+            at: Utc::now(),
+        });
+        let out = publications(
+            "plant1",
+            &o,
+            &mut Published::default(),
+            Utc::now(),
+            Instant::now(),
+        );
+        let alerts: Vec<&Publication> =
+            out.iter().filter(|p| p.topic.contains("/alert/")).collect();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].topic, "huddle/v1/plant1/alert/integrity");
+        assert_eq!(alerts[1].topic, "huddle/v1/plant1/alert/board_twin");
+        assert!(alerts.iter().all(|p| !p.retain));
+        let twin: serde_json::Value = serde_json::from_slice(&alerts[1].payload).unwrap();
+        assert_eq!(
+            (twin["board"].as_str(), twin["older"].as_str()),
+            (Some("b1"), Some("aaa"))
+        );
+        let conflict: serde_json::Value = serde_json::from_slice(&alerts[0].payload).unwrap();
+        assert_eq!(conflict["seq"], 7);
+    }
+
+    #[test]
     fn publishes_the_ack_when_it_moves_or_a_duplicate_arrives_and_never_a_status() {
         let now = Utc::now();
         let t0 = Instant::now();
