@@ -178,6 +178,8 @@ struct IntegrityAlertMessage<'a> {
     seq: u64,
     stored_id: &'a str,
     received_id: &'a str,
+    /// For people (the dashboard shows it).
+    message: String,
     at: chrono::DateTime<Utc>,
 }
 
@@ -185,6 +187,8 @@ struct IntegrityAlertMessage<'a> {
 #[derive(serde::Serialize)]
 struct TwinAlertMessage<'a> {
     kind: &'static str,
+    /// For people (the dashboard shows it).
+    message: String,
     #[serde(flatten)]
     alert: &'a super::store::TwinAlert,
 }
@@ -232,6 +236,11 @@ pub fn publications(
                 seq: a.seq,
                 stored_id: &a.stored_id,
                 received_id: &a.received_id,
+                message: format!(
+                    "a second event for seq {} of incarnation {} with other content; the first is kept",
+                    a.seq,
+                    if a.incarnation.is_empty() { "(legacy)" } else { &a.incarnation }
+                ),
                 at: now,
             }),
             retain: false,
@@ -242,6 +251,11 @@ pub fn publications(
             topic: site_topics.alert(ALERT_BOARD_TWIN),
             payload: json(&TwinAlertMessage {
                 kind: ALERT_BOARD_TWIN,
+                message: format!(
+                    "two boards send events as {}: database files {} (older) and {} (newer). \
+                     Both are kept; give the spare or the copied card its own board id",
+                    t.board, t.older, t.newer
+                ),
                 alert: t,
             }),
             retain: false,

@@ -21,6 +21,8 @@ const ALERT_NAMES = {
   escalation_stale: 'Escalation getting old',
   board_offline: 'Board offline',
   coaching_overdue: 'Coaching overdue',
+  integrity: 'Conflicting event',
+  board_twin: 'Two boards, one id',
 };
 const ROLES = { team_leader: 'Team leader', supervisor: 'Supervisor', manager: 'Manager', member: 'Member' };
 const ALERTS_SHOWN = 200;
