@@ -6,6 +6,14 @@
 //!
 //! - Board b1 cannot publish on board b2's topics (nothing is delivered)
 //!   and reads nothing of other boards, only its own ack.
+//! - A board writes only under the area `setup.sh` was given for it
+//!   (`board=area`); a bare new board is refused by the script.
+//! - One board's credentials with the aggregator's or another board's
+//!   client id take nobody over (the broker uses user names as client ids),
+//!   and persistent sessions still keep what a client missed while away.
+//! - A packet over the broker's `max_packet_size` disconnects its sender
+//!   and is not delivered; a packet at the limit, and the largest the
+//!   product's MQTT client sends, pass.
 //! - A dashboard reads status only.
 //! - A wrong password and a wrong CA are refused.
 //! - The real kiosk (simulated board) and the real aggregator work end to
@@ -28,6 +36,8 @@ use support::{free_port, require, wait_port};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");
+/// `simulate --boards 1`'s board, in the area of the shipped kiosk.toml.
+const SIM_BOARD: &str = "sim-001=assembly";
 
 /// A broker configured by `config/mosquitto/setup.sh`, killed on drop.
 struct Broker {
@@ -84,6 +94,15 @@ impl Broker {
             wait_port(port, Duration::from_secs(5)),
             "mosquitto did not start with the shipped configuration"
         );
+        // Only the TLS listener: a listener option above the `listener`
+        // line makes Mosquitto open a plain one on 1883 as well.
+        let log = std::fs::read_to_string(out.join("mosquitto.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("listen socket on port")) {
+            assert!(
+                line.ends_with(&format!("port {port}.")),
+                "the shipped configuration opens another listener: {line}"
+            );
+        }
         Broker {
             child,
             port,
@@ -122,6 +141,34 @@ impl Broker {
         );
         (client, rx)
     }
+
+    /// Connects as `user` with client id `id` (see [`open`]) and waits for
+    /// the broker's ConnAck; the third receiver then reports every later
+    /// connection error (and ConnAck, when `reconnect`).
+    fn session(
+        &self,
+        user: &str,
+        id: &str,
+        clean: bool,
+        limits: Option<(usize, usize)>,
+        reconnect: bool,
+    ) -> (Client, mpsc::Receiver<(String, Vec<u8>)>, Connected) {
+        let (client, rx, link) = open(&self.mqtt(user, None), id, clean, limits, reconnect);
+        match link.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            other => panic!("{user} (client id {id}) could not connect: {other:?}"),
+        }
+        (client, rx, link)
+    }
+
+    /// A value of the `mosquitto.conf` that `setup.sh` wrote.
+    fn setting(&self, key: &str) -> String {
+        std::fs::read_to_string(self.path("mosquitto.conf"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("the shipped mosquitto.conf has no `{key}`"))
+    }
 }
 
 impl Drop for Broker {
@@ -139,13 +186,30 @@ fn connect(
     config: &MqttConfig,
     user: &str,
 ) -> (Client, mpsc::Receiver<(String, Vec<u8>)>, Connected) {
-    let mut o = huddle_board::mqtt::options(
+    open(
         config,
         &format!("test-{user}-{}", free_port()),
-        Path::new("test.toml"),
+        true,
+        None,
+        true,
     )
-    .unwrap();
-    o.set_clean_session(true);
+}
+
+/// [`connect`] with client id `id`, a clean or persistent session,
+/// `(incoming, outgoing)` packet limits instead of the product's, and
+/// without reconnecting after the first error unless `reconnect`.
+fn open(
+    config: &MqttConfig,
+    id: &str,
+    clean: bool,
+    limits: Option<(usize, usize)>,
+    reconnect: bool,
+) -> (Client, mpsc::Receiver<(String, Vec<u8>)>, Connected) {
+    let mut o = huddle_board::mqtt::options(config, id, Path::new("test.toml")).unwrap();
+    o.set_clean_session(clean);
+    if let Some((incoming, outgoing)) = limits {
+        o.set_max_packet_size(incoming, outgoing);
+    }
     let (client, mut connection) = Client::new(o, 100);
     let (tx, rx) = mpsc::channel();
     let (ctx, crx) = mpsc::channel();
@@ -163,7 +227,7 @@ fn connect(
                 Ok(_) => {}
                 Err(e) => {
                     let _ = ctx.send(Err(e.to_string()));
-                    if let ConnectionError::ConnectionRefused(_) = e {
+                    if !reconnect || matches!(e, ConnectionError::ConnectionRefused(_)) {
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(200));
@@ -185,7 +249,7 @@ fn drain(rx: &mpsc::Receiver<(String, Vec<u8>)>, quiet: Duration) -> Vec<String>
 
 #[test]
 fn a_board_writes_and_reads_only_its_own_topics() {
-    let broker = Broker::start(&["b1", "b2"]);
+    let broker = Broker::start(&["b1=assembly", "b2=assembly"]);
     let (agg, agg_rx) = broker.connect("aggregator");
     agg.subscribe("huddle/v1/plant1/#", QoS::AtLeastOnce)
         .unwrap();
@@ -261,7 +325,7 @@ fn a_board_writes_and_reads_only_its_own_topics() {
 
 #[test]
 fn a_wrong_password_or_a_wrong_ca_is_refused() {
-    let broker = Broker::start(&["b1"]);
+    let broker = Broker::start(&["b1=assembly"]);
     let (_c, _rx, connected) = connect(&broker.mqtt("b1", Some("not-the-password")), "b1");
     let outcome = connected.recv_timeout(Duration::from_secs(10)).unwrap();
     let error = outcome.expect_err("a wrong password must be refused");
@@ -300,7 +364,7 @@ fn a_wrong_password_or_a_wrong_ca_is_refused() {
 
 #[test]
 fn kiosk_and_aggregator_work_end_to_end_over_tls() {
-    let broker = Broker::start(&["sim-001"]);
+    let broker = Broker::start(&[SIM_BOARD]);
     let dir = tempfile::tempdir().unwrap();
     let credentials = |user: &str| {
         format!(
@@ -500,7 +564,7 @@ fn connections(broker: &Broker) -> usize {
 
 #[test]
 fn a_wrong_password_is_said_once_by_the_kiosk_and_the_aggregator() {
-    let broker = Broker::start(&["sim-001"]);
+    let broker = Broker::start(&[SIM_BOARD]);
     let dir = tempfile::tempdir().unwrap();
     let before = connections(&broker);
     let (agg, kiosk) = run_both(
@@ -532,7 +596,7 @@ fn a_wrong_password_is_said_once_by_the_kiosk_and_the_aggregator() {
 
 #[test]
 fn a_wrong_ca_is_said_once_by_the_kiosk_and_the_aggregator() {
-    let broker = Broker::start(&["sim-001"]);
+    let broker = Broker::start(&[SIM_BOARD]);
     let dir = tempfile::tempdir().unwrap();
     let ca = other_ca(dir.path());
     let before = connections(&broker);
@@ -555,4 +619,380 @@ fn a_wrong_ca_is_said_once_by_the_kiosk_and_the_aggregator() {
         );
         assert!(log.contains("is not trusted"), "{who}: {log}");
     }
+}
+
+/// Waits up to `wait` for the next publish on `rx`.
+fn next(rx: &mpsc::Receiver<(String, Vec<u8>)>, wait: Duration) -> Option<(String, Vec<u8>)> {
+    rx.recv_timeout(wait).ok()
+}
+
+#[test]
+fn a_board_writes_only_under_its_own_area() {
+    let broker = Broker::start(&["b1=assembly"]);
+    let (agg, agg_rx) = broker.connect("aggregator");
+    agg.subscribe("huddle/v1/plant1/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (b1, b1_rx) = broker.connect("b1");
+    b1.subscribe("huddle/v1/plant1/+/b1/#", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // b1 writes its three kinds of topic under another area, then its own.
+    for area in ["paint", "assembly"] {
+        for what in ["event/attendance.tapped", "online", "schedule"] {
+            b1.publish(
+                format!("huddle/v1/plant1/{area}/b1/{what}"),
+                QoS::AtLeastOnce,
+                false,
+                "x",
+            )
+            .unwrap();
+        }
+    }
+    // The aggregator answers under both areas: b1 reads only its own.
+    for area in ["paint", "assembly"] {
+        agg.publish(
+            format!("huddle/v1/plant1/{area}/b1/ack"),
+            QoS::AtLeastOnce,
+            false,
+            "y",
+        )
+        .unwrap();
+    }
+
+    let mut seen_by_agg = drain(&agg_rx, Duration::from_secs(2));
+    seen_by_agg.sort();
+    assert_eq!(
+        seen_by_agg,
+        [
+            "huddle/v1/plant1/assembly/b1/event/attendance.tapped",
+            "huddle/v1/plant1/assembly/b1/online",
+            "huddle/v1/plant1/assembly/b1/schedule",
+        ],
+        "b1 (setup.sh b1=assembly) must reach the aggregator under its own area only"
+    );
+    assert_eq!(
+        drain(&b1_rx, Duration::from_millis(500)),
+        ["huddle/v1/plant1/assembly/b1/ack"],
+        "b1 must read its ack under its own area only"
+    );
+}
+
+/// Runs `setup.sh --site plant1 --out OUT ARGS...`; its exit code and
+/// standard error.
+fn setup(out: &Path, args: &[&str]) -> (i32, String) {
+    require("openssl", "openssl");
+    require("mosquitto_passwd", "mosquitto");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mosquitto/setup.sh");
+    let run = Command::new("bash")
+        .arg(&script)
+        .args(["--site", "plant1", "--host", "localhost", "--out"])
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("run config/mosquitto/setup.sh");
+    (
+        run.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn setup_takes_boards_as_board_equals_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("broker");
+    let acl = || std::fs::read_to_string(out.join("acl")).unwrap_or_default();
+
+    // A new board without its area is refused, saying how to give it.
+    let (code, err) = setup(&out, &["line1"]);
+    assert_eq!(code, 2, "a bare new board must be refused: {err}");
+    assert!(
+        err.contains("line1=AREA"),
+        "the refusal must say how to give the area: {err}"
+    );
+    for reserved in ["aggregator=assembly", "dashboard=assembly", "line1=alert"] {
+        let (code, err) = setup(&out, &[reserved]);
+        assert_eq!(code, 2, "{reserved} must be refused: {err}");
+    }
+    assert!(!out.join("acl").exists(), "a refused run writes nothing");
+
+    // A board is pinned to its area; a later run adds boards and keeps
+    // the earlier ones (a bare known board keeps its area), and another
+    // dashboard gets its own user.
+    assert_eq!(setup(&out, &["line1=assembly"]).0, 0);
+    assert_eq!(
+        setup(&out, &["line1", "line2=paint", "--dashboard", "grafana"]).0,
+        0
+    );
+    let text = acl();
+    for line in [
+        "user line1",
+        "topic write huddle/v1/plant1/assembly/line1/event/#",
+        "topic read huddle/v1/plant1/assembly/line1/ack",
+        "user line2",
+        "topic write huddle/v1/plant1/paint/line2/online",
+        "user dashboard",
+        "user grafana",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "the ACL lacks `{line}`:\n{text}"
+        );
+    }
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("pattern") || (l.contains("/+/line") && !l.starts_with('#'))),
+        "no ACL line may leave a board's area open:\n{text}"
+    );
+    let users: Vec<String> = std::fs::read_to_string(out.join("credentials.txt"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        users,
+        ["aggregator", "dashboard", "line1", "grafana", "line2"],
+        "one password per user, each made once"
+    );
+
+    // A password file from before areas: its boards must be given one.
+    let ok = Command::new(require("mosquitto_passwd", "mosquitto"))
+        .arg("-b")
+        .arg(out.join("passwd"))
+        .args(["line9", "old-password"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (code, err) = setup(&out, &["line3=paint"]);
+    assert_eq!(code, 2, "a board user without an area must stop the run");
+    assert!(err.contains("line9=AREA"), "{err}");
+    assert_eq!(setup(&out, &["line9=welding"]).0, 0);
+    assert!(acl().contains("huddle/v1/plant1/welding/line9/event/#"));
+}
+
+#[test]
+fn one_boards_credentials_cannot_take_over_another_client_id() {
+    let broker = Broker::start(&["b1=assembly", "b2=assembly"]);
+    let agg_id = huddle_board::aggregator::ingest::client_id("plant1");
+    let b2_id = "huddle-kiosk-plant1-b2";
+    // The victims, as the product connects them: fixed client ids,
+    // persistent sessions, reconnecting.
+    let (agg, agg_rx, agg_link) = broker.session("aggregator", &agg_id, false, None, true);
+    agg.subscribe("huddle/v1/plant1/+/+/event/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (b2, b2_rx, b2_link) = broker.session("b2", b2_id, false, None, true);
+    b2.subscribe("huddle/v1/plant1/assembly/b2/ack", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The attacks: b1's credentials with each victim's client id. Each is
+    // let in (as b1) and stays connected while the victims are watched.
+    let mut attackers = Vec::new();
+    for id in [agg_id.as_str(), b2_id] {
+        let (client, _rx, link) = open(&broker.mqtt("b1", None), id, true, None, false);
+        match link.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            other => panic!("b1 with client id {id} could not connect: {other:?}"),
+        }
+        attackers.push((client, link));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (who, link) in [("the aggregator", &agg_link), ("b2", &b2_link)] {
+        if let Ok(what) = link.recv_timeout(Duration::from_secs(2)) {
+            panic!(
+                "{who} lost its connection when b1's credentials used its client id: {what:?}\nbroker log:\n{}",
+                std::fs::read_to_string(broker.path("mosquitto.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    // Both victims still get what is theirs.
+    b2.publish(
+        "huddle/v1/plant1/assembly/b2/event/attendance.tapped",
+        QoS::AtLeastOnce,
+        false,
+        "e",
+    )
+    .unwrap();
+    let got = next(&agg_rx, Duration::from_secs(5)).map(|(t, _)| t);
+    assert_eq!(
+        got.as_deref(),
+        Some("huddle/v1/plant1/assembly/b2/event/attendance.tapped"),
+        "the aggregator must still receive b2's events"
+    );
+    agg.publish(
+        "huddle/v1/plant1/assembly/b2/ack",
+        QoS::AtLeastOnce,
+        false,
+        "a",
+    )
+    .unwrap();
+    let got = next(&b2_rx, Duration::from_secs(5)).map(|(t, _)| t);
+    assert_eq!(
+        got.as_deref(),
+        Some("huddle/v1/plant1/assembly/b2/ack"),
+        "b2 must still receive its ack"
+    );
+    drop(attackers);
+}
+
+#[test]
+fn persistent_sessions_keep_what_a_client_missed_while_away() {
+    let broker = Broker::start(&["b1=assembly"]);
+    let agg_id = huddle_board::aggregator::ingest::client_id("plant1");
+    let b1_id = "huddle-kiosk-plant1-b1";
+    const EVENTS: usize = 5_000; // Mosquitto's default queue keeps 1,000
+
+    // Both subscribe with persistent sessions, then go away.
+    let (agg, _rx, agg_link) = broker.session("aggregator", &agg_id, false, None, false);
+    agg.subscribe("huddle/v1/plant1/+/+/event/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (b1, _rx, _link) = broker.session("b1", b1_id, false, None, false);
+    b1.subscribe("huddle/v1/plant1/assembly/b1/ack", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    agg.disconnect().unwrap();
+    let _ = agg_link.recv_timeout(Duration::from_secs(5));
+
+    // While the aggregator is away, b1 publishes a backlog and goes away.
+    let pad = "x".repeat(400);
+    for seq in 1..=EVENTS {
+        b1.publish(
+            "huddle/v1/plant1/assembly/b1/event/attendance.tapped",
+            QoS::AtLeastOnce,
+            false,
+            format!("{{\"seq\":{seq},\"pad\":\"{pad}\"}}"),
+        )
+        .unwrap();
+    }
+    b1.disconnect().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The aggregator comes back (same id, no new subscription): all of it.
+    let (agg, agg_rx, _link) = broker.session("aggregator", &agg_id, false, None, true);
+    let mut received = 0;
+    while received < EVENTS {
+        match next(&agg_rx, Duration::from_secs(10)) {
+            Some(_) => received += 1,
+            None => break,
+        }
+    }
+    assert_eq!(
+        received,
+        EVENTS,
+        "the aggregator's persistent session must keep the backlog while it is away; broker log:\n{}",
+        std::fs::read_to_string(broker.path("mosquitto.log")).unwrap_or_default()
+    );
+
+    // And the kiosk gets the ack published while it was away.
+    agg.publish(
+        "huddle/v1/plant1/assembly/b1/ack",
+        QoS::AtLeastOnce,
+        false,
+        "5000",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_b1, b1_rx, _link) = broker.session("b1", b1_id, false, None, true);
+    assert_eq!(
+        next(&b1_rx, Duration::from_secs(5)),
+        Some((
+            "huddle/v1/plant1/assembly/b1/ack".to_owned(),
+            b"5000".to_vec()
+        )),
+        "b1's persistent session must keep its ack while it is away"
+    );
+}
+
+/// The payload that makes a QoS 1 publish on `topic` exactly `size` bytes
+/// as Mosquitto's `max_packet_size` counts it (remaining length + 1: topic
+/// length, topic, packet id, payload, plus one).
+fn payload_for(topic: &str, size: usize) -> Vec<u8> {
+    vec![b'x'; size - 1 - 2 - topic.len() - 2]
+}
+
+#[test]
+fn a_packet_over_max_packet_size_is_refused_and_a_normal_event_passes() {
+    let broker = Broker::start(&["b1=assembly"]);
+    let max: usize = broker.setting("max_packet_size").parse().unwrap();
+    // Every message a board may legally send fits, with room.
+    let legal: usize = include_str!("../config/aggregator.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("max_message_bytes = "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("ingest.max_message_bytes in config/aggregator.toml");
+    assert!(
+        max >= 4 * legal,
+        "max_packet_size {max} leaves too little room over ingest.max_message_bytes {legal}"
+    );
+    let event = "huddle/v1/plant1/assembly/b1/event/need.raised";
+
+    // The aggregator takes large packets in (as ingest.rs sets it up); a
+    // dashboard has the product's own limits.
+    let (agg, agg_rx, _l) =
+        broker.session("aggregator", "agg", true, Some((16 << 20, 1 << 20)), true);
+    agg.subscribe("huddle/v1/plant1/+/+/event/#", QoS::AtLeastOnce)
+        .unwrap();
+    let (dash, dash_rx, _l) = broker.session("dashboard", "dash", true, None, true);
+    dash.subscribe("huddle/v1/plant1/+/+/status", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The largest packet the product's MQTT client sends (1 MiB whole,
+    // src/mqtt.rs) passes: the aggregator's biggest status reaches a
+    // dashboard instead of getting the aggregator disconnected.
+    let status = "huddle/v1/plant1/assembly/b1/status";
+    let whole = 1 << 20;
+    let big = vec![b'x'; whole - 1 - 3 - 2 - status.len() - 2];
+    agg.publish(status, QoS::AtLeastOnce, true, big.clone())
+        .unwrap();
+    let got = next(&dash_rx, Duration::from_secs(10)).map(|(t, p)| (t, p.len()));
+    assert_eq!(
+        got,
+        Some((status.to_owned(), big.len())),
+        "a 1 MiB publication from the aggregator must reach a dashboard"
+    );
+
+    // From b1, with its client's own limit lifted: a packet of exactly
+    // max_packet_size passes, one byte more disconnects b1 and is dropped.
+    let (b1, _rx, b1_link) = broker.session("b1", "b1", true, Some((1 << 20, 4 * max)), false);
+    b1.publish(event, QoS::AtLeastOnce, false, payload_for(event, max))
+        .unwrap();
+    let got = next(&agg_rx, Duration::from_secs(10)).map(|(t, p)| (t, p.len()));
+    assert_eq!(
+        got,
+        Some((event.to_owned(), payload_for(event, max).len())),
+        "a packet of exactly max_packet_size must pass"
+    );
+    b1.publish(event, QoS::AtLeastOnce, false, payload_for(event, max + 1))
+        .unwrap();
+    let cut = b1_link.recv_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(cut, Ok(Err(_))),
+        "the broker must disconnect a board sending a packet over max_packet_size ({max}): {cut:?}"
+    );
+    if let Some((topic, payload)) = next(&agg_rx, Duration::from_secs(2)) {
+        panic!(
+            "a packet over max_packet_size reached the aggregator ({topic}, {} bytes)",
+            payload.len()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(broker.path("mosquitto.log"))
+            .unwrap_or_default()
+            .contains("oversize packet"),
+        "the broker's log must say why b1 was disconnected"
+    );
+
+    // b1 connects again: a normal event passes.
+    let (b1, _rx, _l) = broker.session("b1", "b1", true, None, true);
+    b1.publish(event, QoS::AtLeastOnce, false, r#"{"seq":1}"#)
+        .unwrap();
+    let got = next(&agg_rx, Duration::from_secs(10));
+    assert_eq!(
+        got,
+        Some((event.to_owned(), br#"{"seq":1}"#.to_vec())),
+        "after that, b1's normal event must pass"
+    );
 }
