@@ -217,8 +217,15 @@ pub struct BoardLive {
     pub next_due_at: Option<DateTime<Utc>>,
     /// The running huddle, or the latest one of the board's day.
     pub huddle: Option<LiveHuddle>,
-    /// Open escalations, oldest first.
+    /// Open escalations, oldest first: at most
+    /// `aggregator::status::MAX_ESCALATIONS_LISTED` (20).
     pub escalations: Vec<OpenEscalation>,
+    /// Open escalations not listed (newer than the listed ones).
+    #[serde(default)]
+    pub escalations_more: u32,
+    /// Of those, stale.
+    #[serde(default)]
+    pub escalations_more_stale: u32,
     /// When this board's team leader was last observed (coaching).
     pub last_observation_at: Option<DateTime<Utc>>,
 }

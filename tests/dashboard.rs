@@ -662,6 +662,8 @@ mod demo {
             next_due_at: Some(now + Duration::hours(7)),
             huddle,
             escalations,
+            escalations_more: 0,
+            escalations_more_stale: 0,
             last_observation_at: (i % 4 != 3).then(|| now - Duration::days(1 + i % 6)),
         })
     }

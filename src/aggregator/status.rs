@@ -89,6 +89,16 @@ pub const STATE_HOLD: Duration = Duration::hours(12);
 
 /// What is kept in memory: huddles started in the last two days.
 const KEEP: Duration = Duration::hours(48);
+/// Most huddles one board's fold keeps (a day has a few; the oldest go
+/// first): a board that invents huddle ids cannot grow the aggregator.
+const MAX_HUDDLES: usize = 64;
+/// Most open needs one board's fold keeps (the oldest go first).
+const MAX_NEEDS: usize = 500;
+/// Most people counted present at one huddle.
+const MAX_PRESENT: usize = 1000;
+/// Most escalations a board's status lists (the oldest: the most urgent);
+/// the rest are counted in `escalations_more`.
+pub const MAX_ESCALATIONS_LISTED: usize = 20;
 
 /// The event kinds the rules read; every other kind is ignored.
 pub const KINDS: [&str; 8] = [
@@ -215,6 +225,9 @@ impl BoardSchedule {
 /// One huddle as folded from its events.
 #[derive(Debug, Clone, Default)]
 struct HuddleFold {
+    /// `at` of the first event folded for it (prunes huddles that never
+    /// started).
+    first_seen: Option<DateTime<Utc>>,
     scheduled_at: Option<DateTime<Utc>>,
     /// `None` until its `huddle.started` arrived.
     started_at: Option<DateTime<Utc>>,
@@ -229,6 +242,8 @@ struct HuddleFold {
 /// One need as folded from its events.
 #[derive(Debug, Clone, Default)]
 struct NeedFold {
+    /// `at` of the first event folded for it.
+    first_seen: Option<DateTime<Utc>>,
     category: String,
     text: String,
     escalated_at: Option<DateTime<Utc>>,
@@ -396,8 +411,9 @@ fn add(summary: &mut SiteLive, live: &BoardLive, t: &Tally, present: &mut u64, e
     if !live.online {
         counts.offline += 1;
     }
-    summary.open_escalations += live.escalations.len() as u32;
-    summary.stale_escalations += live.escalations.iter().filter(|e| e.stale).count() as u32;
+    summary.open_escalations += live.escalations.len() as u32 + live.escalations_more;
+    summary.stale_escalations +=
+        live.escalations.iter().filter(|e| e.stale).count() as u32 + live.escalations_more_stale;
     summary.held_today += t.held;
     summary.missed_today += t.missed;
     *present += t.present;
@@ -606,7 +622,7 @@ impl Site {
                 s.prepare(now);
             }
             b.huddles
-                .retain(|_, h| h.started_at.is_none_or(|s| now - s < KEEP));
+                .retain(|_, h| h.started_at.or(h.first_seen).is_none_or(|s| now - s < KEEP));
             b.needs.retain(|_, n| !n.closed);
             let online = is_online(b, self.rules, self.link_up, now);
             let live = board_live(name, b, online, self.rules, now);
@@ -758,10 +774,49 @@ fn alert(
 
 /// Folds one event into the board.
 fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
+    fold_one(b, &e);
+    // Bounds: ids come from the boards, so the maps are capped.
+    if b.huddles.len() > MAX_HUDDLES {
+        let oldest = b
+            .huddles
+            .iter()
+            .min_by_key(|(_, h)| h.started_at.or(h.first_seen))
+            .map(|(id, _)| id.clone());
+        if let Some(id) = oldest {
+            b.huddles.remove(&id);
+        }
+    }
+    if b.needs.len() > MAX_NEEDS {
+        let oldest = b
+            .needs
+            .iter()
+            .min_by_key(|(_, n)| n.first_seen)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = oldest {
+            b.needs.remove(&id);
+        }
+    }
+}
+
+/// The huddle an event names, made when first seen.
+fn huddle<'b>(b: &'b mut BoardFold, id: String, at: DateTime<Utc>) -> &'b mut HuddleFold {
+    let h = b.huddles.entry(id).or_default();
+    h.first_seen.get_or_insert(at);
+    h
+}
+
+/// The need an event names, made when first seen.
+fn need<'b>(b: &'b mut BoardFold, id: String, at: DateTime<Utc>) -> &'b mut NeedFold {
+    let n = b.needs.entry(id).or_default();
+    n.first_seen.get_or_insert(at);
+    n
+}
+
+fn fold_one(b: &mut BoardFold, e: &StoredEvent<'_>) {
     match e.kind {
         "huddle.started" => {
             if let Ok(d) = serde_json::from_str::<Started>(e.data) {
-                let h = b.huddles.entry(d.huddle_id).or_default();
+                let h = huddle(b, d.huddle_id, e.at);
                 h.scheduled_at = d.scheduled_at;
                 h.started_at = Some(e.at);
                 h.target_s = d.target_minutes.saturating_mul(60);
@@ -770,7 +825,7 @@ fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
         }
         "huddle.advanced" => {
             if let Ok(d) = serde_json::from_str::<Advanced>(e.data) {
-                let h = b.huddles.entry(d.huddle_id).or_default();
+                let h = huddle(b, d.huddle_id, e.at);
                 if h.step.as_ref().is_none_or(|(seq, _, _)| *seq < e.seq) {
                     h.step = Some((e.seq, d.step, e.at));
                 }
@@ -778,21 +833,20 @@ fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
         }
         "attendance.tapped" => {
             if let Ok(d) = serde_json::from_str::<Tapped>(e.data) {
-                b.huddles
-                    .entry(d.huddle_id)
-                    .or_default()
-                    .present
-                    .insert(d.person_id);
+                let h = huddle(b, d.huddle_id, e.at);
+                if h.present.len() < MAX_PRESENT {
+                    h.present.insert(d.person_id);
+                }
             }
         }
         "huddle.closed" => {
             if let Ok(d) = serde_json::from_str::<Closed>(e.data) {
-                b.huddles.entry(d.huddle_id).or_default().closed = Some((e.at, d.summary));
+                huddle(b, d.huddle_id, e.at).closed = Some((e.at, d.summary));
             }
         }
         "need.raised" => {
             if let Ok(d) = serde_json::from_str::<Raised>(e.data) {
-                let n = b.needs.entry(d.need_id).or_default();
+                let n = need(b, d.need_id, e.at);
                 n.category = d.category;
                 n.text = d.text;
                 if d.escalated {
@@ -802,13 +856,13 @@ fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
         }
         "need.escalated" => {
             if let Ok(d) = serde_json::from_str::<NeedRef>(e.data) {
-                let n = b.needs.entry(d.need_id).or_default();
+                let n = need(b, d.need_id, e.at);
                 n.escalated_at = Some(n.escalated_at.map_or(e.at, |t| t.min(e.at)));
             }
         }
         "need.closed" => {
             if let Ok(d) = serde_json::from_str::<NeedRef>(e.data) {
-                b.needs.entry(d.need_id).or_default().closed = true;
+                need(b, d.need_id, e.at).closed = true;
             }
         }
         "observation.recorded" => {
@@ -928,6 +982,11 @@ fn board_live(
         })
         .collect();
     escalations.sort_by(|a, b| (a.escalated_at, &a.need_id).cmp(&(b.escalated_at, &b.need_id)));
+    // Design: the oldest are listed (they are the most urgent, and a flood
+    // of new ones cannot push them out); the rest are counted.
+    let hidden = escalations.split_off(escalations.len().min(MAX_ESCALATIONS_LISTED));
+    let escalations_more = hidden.len() as u32;
+    let escalations_more_stale = hidden.iter().filter(|e| e.stale).count() as u32;
     BoardLive {
         board: name.to_owned(),
         area: b.area.clone(),
@@ -941,6 +1000,8 @@ fn board_live(
             .and_then(|s| s.slots_between(now, now + DAY * 2).first().map(|s| s.at)),
         huddle,
         escalations,
+        escalations_more,
+        escalations_more_stale,
         last_observation_at: b.last_observation_at,
     }
 }
@@ -1048,6 +1109,42 @@ mod tests {
     fn at(s: &mut Site, now: DateTime<Utc>) -> Evaluation {
         s.online("assembly", "b1", true, true, now);
         s.evaluate(now)
+    }
+
+    #[test]
+    fn ids_a_board_invents_are_bounded_and_escalations_are_listed_oldest_first() {
+        let mut s = site(t(6, 0, 0), &["06:45"]);
+        let mut b = Board::on(&mut s);
+        for i in 0..2000u32 {
+            let at = t(6, 1, 0) + Duration::seconds(i.into());
+            // Taps for huddles that never start, and escalated needs.
+            b.tap(at, &format!("ghost-{i}"), &format!("p{i}"));
+            b.ev(
+                at,
+                "need.raised",
+                json!({"need_id": format!("n{i}"), "huddle_id": "h", "category": "material",
+                       "text": "x", "escalated": true}),
+            );
+        }
+        let e = at(&mut s, t(7, 0, 0));
+        let fold = &s.boards["b1"];
+        assert!(fold.huddles.len() <= MAX_HUDDLES, "{}", fold.huddles.len());
+        assert!(fold.needs.len() <= MAX_NEEDS, "{}", fold.needs.len());
+        let live = b1(&e);
+        assert_eq!(live.escalations.len(), MAX_ESCALATIONS_LISTED);
+        assert_eq!(
+            live.escalations.len() as u32 + live.escalations_more,
+            MAX_NEEDS as u32
+        );
+        assert_eq!(e.site.open_escalations, MAX_NEEDS as u32);
+        // The oldest kept are listed first.
+        assert!(live.escalations[0].escalated_at <= live.escalations[1].escalated_at);
+        let bytes = serde_json::to_vec(live).unwrap().len();
+        assert!(bytes < 64 * 1024, "status of {bytes} bytes");
+        // Huddles that never started are forgotten after KEEP.
+        let e = at(&mut s, t(7, 0, 0) + KEEP + Duration::minutes(1));
+        assert!(s.boards["b1"].huddles.is_empty());
+        drop(e);
     }
 
     #[test]
