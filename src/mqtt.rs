@@ -69,6 +69,20 @@ pub fn no_delay(eventloop: &mut rumqttc::EventLoop) {
     eventloop.set_network_options(network);
 }
 
+/// The largest MQTT packet the product's clients send and receive
+/// (rumqttc's limit, set in [`options`]); the shipped broker's
+/// `max_packet_size` is the same.
+pub const MAX_PACKET: usize = 1024 * 1024;
+
+/// Whether a QoS 1 PUBLISH of `payload` on `topic` fits in [`MAX_PACKET`].
+/// rumqttc cannot send a larger packet: it fails inside its event loop,
+/// drops the connection and fails again with the same stored publish after
+/// every reconnect. So nothing larger is ever handed to the client.
+pub fn fits(topic: &str, payload: &[u8]) -> bool {
+    // Fixed header (1 + up to 4 length bytes), topic length (2), packet id (2).
+    1 + 4 + 2 + topic.len() + 2 + payload.len() <= MAX_PACKET
+}
+
 /// Connection options: persistent session (`clean_session` off) with a
 /// fixed client id, keep-alive, credentials and TLS from the config.
 /// `source` is the config file, for messages.
@@ -81,7 +95,7 @@ pub fn options(
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_keep_alive(Duration::from_secs(config.keep_alive_s));
     o.set_clean_session(false);
-    o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     if let Some(user) = &config.username {
         o.set_credentials(user, config.password.clone().unwrap_or_default());
     }
@@ -408,6 +422,13 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_publish_that_would_break_the_link_does_not_fit() {
+        let topic = "huddle/v1/plant1/status";
+        assert!(fits(topic, &vec![b'x'; MAX_PACKET - 9 - topic.len()]));
+        assert!(!fits(topic, &vec![b'x'; MAX_PACKET - 8 - topic.len()]));
+    }
 
     #[test]
     fn urls_split_into_host_port_and_tls() {

@@ -49,7 +49,7 @@ use super::outlet::json;
 use super::roster::{self, BoardRoster, RosterError};
 use super::status_shell::{self, Feed, Feeder, OverdueCount, StatusError};
 use super::store::{BatchOutcome, Checkpointer, Input, Stats, Store, StoreError};
-use super::validate::{validate, Reason, Reject};
+use super::validate::{bound_time, validate, Reason, Reject};
 use crate::config::AggregatorConfig;
 use crate::mqtt::{Backoff, FailureLog, MqttError};
 use crate::payload::{Ack, ScheduleMessage};
@@ -323,7 +323,12 @@ fn republish_all(
 }
 
 /// Sorts one message into what the store records, or a rejection.
-fn classify(site: &str, max_bytes: usize, p: &Publish) -> Result<Option<Input>, Reject> {
+fn classify(
+    site: &str,
+    max_bytes: usize,
+    p: &Publish,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<Input>, Reject> {
     if let Some(t) = parse_board_topic(&p.topic) {
         if t.site == site && t.rest == ["schedule"] {
             // Not stored: the writer hands it to the live status.
@@ -343,7 +348,11 @@ fn classify(site: &str, max_bytes: usize, p: &Publish) -> Result<Option<Input>, 
             }));
         }
     }
-    validate(site, &p.topic, &p.payload, max_bytes).map(|a| {
+    validate(site, &p.topic, &p.payload, max_bytes).map(|mut a| {
+        if bound_time(&mut a.envelope, now) {
+            tracing::debug!(board = %a.envelope.board, seq = a.envelope.seq,
+                "an event dated far from its receive time was given the receive time");
+        }
         Some(Input::Event {
             area: a.area,
             envelope: a.envelope,
@@ -449,7 +458,7 @@ fn writer(
             match item {
                 Item::Republish => republish = true,
                 Item::Message(p) => {
-                    match classify(&site, max_bytes, &p) {
+                    match classify(&site, max_bytes, &p, Utc::now()) {
                         Ok(Some(input)) => {
                             if let Input::Online {
                                 area,
@@ -548,6 +557,10 @@ async fn output(
         }
         for p in o.publications {
             hub.publish(&p.topic, &p.payload, p.retain);
+            if !crate::mqtt::fits(&p.topic, &p.payload) {
+                super::outlet::too_large(&p.topic, p.payload.len(), "ack or alert");
+                continue;
+            }
             if let Err(e) = client
                 .publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload)
                 .await
@@ -581,6 +594,10 @@ async fn roster_task(
             .collect();
         async move {
             for (topic, payload) in msgs {
+                if !crate::mqtt::fits(&topic, &payload) {
+                    super::outlet::too_large(&topic, payload.len(), "roster");
+                    continue;
+                }
                 if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
                     tracing::warn!(error = %e, "cannot queue a roster");
                 }
@@ -631,7 +648,7 @@ pub async fn run(
     };
     let mut options = crate::mqtt::options(&config.mqtt, &client_id(&site), &config.source)?;
     options.set_manual_acks(true);
-    options.set_max_packet_size(MQTT_MAX_PACKET, 1024 * 1024);
+    options.set_max_packet_size(MQTT_MAX_PACKET, crate::mqtt::MAX_PACKET);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     crate::mqtt::no_delay(&mut eventloop);
     let hub = Hub::new(ALERTS_KEPT);
@@ -912,7 +929,10 @@ mod tests {
             p
         };
         let good = msg("huddle/v1/plant1/assembly/b1/schedule", "b1", true);
-        assert!(matches!(classify("plant1", 65536, &good), Ok(None)));
+        assert!(matches!(
+            classify("plant1", 65536, &good, Utc::now()),
+            Ok(None)
+        ));
         match schedule_feed("plant1", &good) {
             Some(Feed::Schedule {
                 area,

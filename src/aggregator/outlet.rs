@@ -50,6 +50,10 @@ impl Outlet {
     /// Queues the payload on the MQTT client, waiting at most
     /// [`PUBLISH_TIMEOUT`] for room; a failure is logged with `what`.
     pub fn queue(&self, topic: String, retain: bool, payload: Vec<u8>, what: &str) {
+        if !crate::mqtt::fits(&topic, &payload) {
+            too_large(&topic, payload.len(), what);
+            return;
+        }
         // The timer must be made inside the runtime: hence the async block.
         let sent = self.runtime.block_on(async {
             tokio::time::timeout(
@@ -67,6 +71,17 @@ impl Outlet {
             ),
         }
     }
+}
+
+/// Logs a publication that was not sent because the MQTT client could not
+/// send it ([`crate::mqtt::fits`]).
+pub fn too_large(topic: &str, bytes: usize, what: &str) {
+    tracing::error!(
+        topic,
+        bytes,
+        limit = crate::mqtt::MAX_PACKET,
+        "the {what} publication is larger than an MQTT packet may be; not sent (the dashboard still shows it)"
+    );
 }
 
 /// A payload as JSON bytes.

@@ -16,7 +16,8 @@
 //! 7. `unknown_kind`: `kind` is not one of [`Event::KINDS`];
 //! 8. `kind_mismatch`: the topic's kind level differs from `kind`;
 //! 9. `board_mismatch`: the topic's board level differs from `board`;
-//! 10. `bad_payload`: `data` does not parse as that kind.
+//! 10. `bad_payload`: `data` does not parse as that kind, or holds a text
+//!     longer than [`MAX_TEXT_CHARS`].
 //!
 //! An envelope of a newer schema (which may carry new fields) is reported
 //! as `bad_schema`, not as malformed.
@@ -334,6 +335,13 @@ pub fn validate(
             format!("data is not a {kind}: {e}"),
         ));
     }
+    let longest = longest_text(wire.data.get());
+    if longest > MAX_TEXT_CHARS {
+        return Err(reject(
+            Reason::BadPayload,
+            format!("data holds a text of {longest} characters; the limit is {MAX_TEXT_CHARS}"),
+        ));
+    }
     Ok(Accepted {
         area: parsed.area.to_owned(),
         envelope: Incoming {
@@ -348,6 +356,97 @@ pub fn validate(
             data: wire.data.get().to_owned(),
         },
     })
+}
+
+/// The longest text accepted anywhere in an event's `data` (keys
+/// included), in characters. Kiosks refuse free text over
+/// [`crate::domain::MAX_TEXT`] (200) at the screen, and ids are far
+/// shorter: whatever is longer did not come from a kiosk, and every text
+/// the aggregator republishes (statuses, alerts) stays small.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// The longest string in a JSON text, in characters (0 for a text that is
+/// not JSON: the typed parse before this has refused it).
+fn longest_text(raw: &str) -> usize {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde::Deserializer;
+
+    struct Longest;
+
+    impl<'de> Visitor<'de> for Longest {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_unit<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_none<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_str<E>(self, v: &str) -> Result<usize, E> {
+            Ok(v.chars().count())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut most = 0;
+            while let Some(n) = seq.next_element_seed(Longest)? {
+                most = most.max(n);
+            }
+            Ok(most)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+            let mut most = 0;
+            while let Some(k) = map.next_key_seed(Longest)? {
+                most = most.max(k).max(map.next_value_seed(Longest)?);
+            }
+            Ok(most)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Longest {
+        type Value = usize;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    serde_json::Deserializer::from_str(raw)
+        .deserialize_any(Longest)
+        .unwrap_or(0)
+}
+
+/// An event dated further ahead of its receive time than this is given
+/// the receive time ([`bound_time`]).
+pub const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// An event dated further back than this is given the receive time: a
+/// board queues events while offline, but not for over a year.
+pub const MAX_BEHIND: chrono::TimeDelta = chrono::TimeDelta::days(400);
+
+/// Gives an event whose `at` is far from its receive time `now` (a Pi
+/// that booted without a real-time clock and without NTP says 1970; a
+/// forged one says 9999) the receive time instead, and marks its clock as
+/// not synchronised. Returns whether it did. Rejecting it instead would
+/// leave a gap that holds the board's ack back for ever; keeping its
+/// time would freeze "last observed" or make an escalation old at once.
+pub fn bound_time(e: &mut Incoming, now: DateTime<Utc>) -> bool {
+    if e.at > now + MAX_AHEAD || e.at < now - MAX_BEHIND {
+        e.at = now;
+        e.clock_synced = false;
+        return true;
+    }
+    false
 }
 
 /// The longest incarnation id accepted (kiosks make 32 hex digits).
@@ -411,6 +510,27 @@ mod tests {
     }
 
     #[test]
+    fn times_far_from_the_receive_time_become_the_receive_time() {
+        let t = topics().event("attendance.tapped");
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 7, 0, 0).unwrap();
+        let mut e = check(&t, &json(&good(1))).unwrap().envelope;
+        let kept = e.at;
+        assert!(!bound_time(&mut e, now), "15 minutes back is kept");
+        assert_eq!((e.at, e.clock_synced), (kept, true));
+        for far in [
+            Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            now + MAX_AHEAD + chrono::TimeDelta::seconds(1),
+        ] {
+            e.at = far;
+            assert!(bound_time(&mut e, now));
+            assert_eq!((e.at, e.clock_synced), (now, false));
+        }
+        e.at = now - chrono::TimeDelta::days(30);
+        assert!(!bound_time(&mut e, now), "a month offline is kept");
+    }
+
+    #[test]
     fn every_reason_is_reachable() {
         let t = topics().event("attendance.tapped");
         assert_eq!(reason(&t, b"{not json"), Reason::MalformedJson);
@@ -451,6 +571,15 @@ mod tests {
         v["base"] = 0.into();
         v["seq"] = 0.into();
         assert_eq!(reason(&t, &json(&v)), Reason::BadSeq);
+        // A text longer than any kiosk writes, in a field or a key.
+        let mut v = good(1);
+        v["data"]["person_id"] = "p".repeat(MAX_TEXT_CHARS).into();
+        assert!(check(&t, &json(&v)).is_ok());
+        v["data"]["person_id"] = "p".repeat(MAX_TEXT_CHARS + 1).into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadPayload);
+        let mut v = good(1);
+        v["data"]["k".repeat(MAX_TEXT_CHARS + 1)] = 1.into();
+        assert_eq!(reason(&t, &json(&v)), Reason::BadPayload);
         let mut v = good(1);
         v["schema"] = 3.into();
         v.as_object_mut().unwrap().remove("schema");
