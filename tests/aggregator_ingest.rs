@@ -136,7 +136,7 @@ fn export(dir: &Path, broker: &str) -> Vec<(String, u64, String)> {
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["board", "seq", "id", "at", "kind", "data"]
+        ["board", "seq", "id", "at", "kind", "data", "incarnation"]
     );
     reader
         .records()
