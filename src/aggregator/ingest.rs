@@ -523,6 +523,12 @@ fn writer(
             tracing::error!(board = %a.board, incarnation = %a.incarnation, seq = a.seq, stored_id = %a.stored_id, received_id = %a.received_id,
                 "integrity alert: a second event with the same (board, incarnation, seq) and other content; the first is kept");
         }
+        for r in &outcome.refused {
+            if let Some(held) = limiter.allow(&r.board, Reason::BadSeq, now) {
+                tracing::warn!(board = %r.board, incarnation = %r.incarnation, seq = r.seq, why = %r.why,
+                    held_back = held, "rejected an event that cannot be the board's next (bad_seq)");
+            }
+        }
         for t in &outcome.twins {
             tracing::error!(board = %t.board, older = %t.older, newer = %t.newer,
                 "two boards claim one board id: an older incarnation of its database file stores new events after a newer one appeared; both are kept");

@@ -242,6 +242,28 @@ pub struct TwinAlert {
     pub at: DateTime<Utc>,
 }
 
+/// An event refused by the store as `bad_seq`: it cannot be a real next
+/// event of its board, and storing it would leave a gap that never fills
+/// (or a board with endless incarnations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The board.
+    pub board: String,
+    /// Its incarnation.
+    pub incarnation: String,
+    /// The seq.
+    pub seq: u64,
+    /// Why (for the log).
+    pub why: String,
+}
+
+/// Most seqs an event may run ahead of its incarnation's ack. A kiosk
+/// sends at most `delivery.window` (500 shipped) beyond it.
+pub const MAX_SEQ_AHEAD: u64 = 1_000_000;
+/// Most incarnations one board may have. A board gets a new one when its
+/// file is replaced or forks: a few in its life.
+pub const MAX_INCARNATIONS: usize = 64;
+
 /// What a group commit did to one board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardOutcome {
@@ -287,6 +309,9 @@ pub struct BatchOutcome {
     pub alerts: Vec<IntegrityAlert>,
     /// Two boards claiming one id, seen in this batch.
     pub twins: Vec<TwinAlert>,
+    /// Valid envelopes that cannot be a board's next event (counted as
+    /// `bad_seq`, not stored).
+    pub refused: Vec<Refused>,
     /// The counters after the commit.
     pub stats: Stats,
 }
@@ -556,6 +581,25 @@ impl BoardRow {
         }
     }
 
+    /// Why this event cannot be the board's (`None`: it can).
+    fn refuses(&self, e: &Incoming) -> Option<String> {
+        let acked = match self.streams.get(&e.incarnation) {
+            Some(s) => s.acked,
+            None if self.streams.len() >= MAX_INCARNATIONS => {
+                return Some(format!(
+                    "a new incarnation, and the board has {MAX_INCARNATIONS} already"
+                ))
+            }
+            None => e.base - 1,
+        };
+        (e.seq > acked.saturating_add(MAX_SEQ_AHEAD)).then(|| {
+            format!(
+                "seq {} is more than {MAX_SEQ_AHEAD} beyond the ack {acked}",
+                e.seq
+            )
+        })
+    }
+
     /// The current incarnation's ack.
     fn acked(&self) -> u64 {
         self.streams.get(&self.current).map_or(0, |s| s.acked)
@@ -820,6 +864,7 @@ impl Store {
         let mut outcome = BatchOutcome {
             alerts: done.alerts,
             twins: done.twins,
+            refused: done.refused,
             stats: done.stats.clone(),
             ..BatchOutcome::default()
         };
@@ -958,6 +1003,7 @@ struct Done {
     touched: HashMap<String, Touch>,
     alerts: Vec<IntegrityAlert>,
     twins: Vec<TwinAlert>,
+    refused: Vec<Refused>,
     stats: Stats,
 }
 
@@ -1043,6 +1089,7 @@ fn apply_in(
     let mut touched = HashMap::new();
     let mut alerts = Vec::new();
     let mut twins = Vec::new();
+    let mut refused = Vec::new();
     let (mut stored, mut duplicates) = (0u64, 0u64);
     let mut rejected: BTreeMap<Reason, u64> = BTreeMap::new();
     for input in batch {
@@ -1062,6 +1109,16 @@ fn apply_in(
             }
             Input::Event { area, envelope: e } => {
                 let t = touch(tx, &mut touched, boards, &e.board, area, &received_at)?;
+                if let Some(why) = t.row.refuses(e) {
+                    *rejected.entry(Reason::BadSeq).or_default() += 1;
+                    refused.push(Refused {
+                        board: e.board.clone(),
+                        incarnation: e.incarnation.clone(),
+                        seq: e.seq,
+                        why,
+                    });
+                    continue;
+                }
                 let id = e.id.to_string();
                 // The memory knows what is stored: a re-send goes straight
                 // to the comparison, a new event straight to the insert.
@@ -1179,6 +1236,7 @@ fn apply_in(
         touched,
         alerts,
         twins,
+        refused,
         stats,
     })
 }
@@ -1303,6 +1361,35 @@ mod tests {
         assert_eq!(entry(&o, "ccc").seq, 43, "the gap filled after a restart");
         assert_eq!(entry(&o, "bbb").seq, 2);
         assert_eq!(o.boards["b1"].status.incarnation.as_deref(), Some("ccc"));
+    }
+
+    #[test]
+    fn what_cannot_be_a_next_event_is_bad_seq_and_not_stored() {
+        let (_dir, mut s) = open();
+        let o = s
+            .apply(
+                &[ev(need("b1", 1, "n")), ev(need("b1", 10u64.pow(15), "n"))],
+                at(0),
+            )
+            .unwrap();
+        assert_eq!((o.stats.stored, o.stats.rejected["bad_seq"]), (1, 1));
+        assert_eq!(o.refused[0].seq, 10u64.pow(15));
+        assert_eq!(o.boards["b1"].status.last_seq, 1);
+        // Within reach of the ack it is a gap, stored.
+        let o = s
+            .apply(&[ev(need("b1", 1 + MAX_SEQ_AHEAD, "n"))], at(1))
+            .unwrap();
+        assert_eq!(o.stats.stored, 2);
+        // A board cannot make endless incarnations.
+        let many: Vec<Input> = (0..MAX_INCARNATIONS + 5)
+            .map(|i| ev(need_in(&format!("inc{i}"), 1, 1)))
+            .collect();
+        let o = s.apply(&many, at(2)).unwrap();
+        assert_eq!(
+            o.stats.rejected["bad_seq"],
+            1 + 6,
+            "the legacy one counts too"
+        );
     }
 
     #[test]
