@@ -212,6 +212,15 @@ pub fn publications(
     let mut out = Vec::new();
     for (board, b) in &outcome.boards {
         let topics = BoardTopics::new(site, &b.area, board);
+        if let Some(old) = &b.moved_from {
+            // The board's ack under its old area goes (the ACL pins a
+            // board to one area: it was moved on purpose).
+            out.push(Publication {
+                topic: BoardTopics::new(site, old, board).ack(),
+                payload: Vec::new(),
+                retain: true,
+            });
+        }
         if b.ack_due() {
             out.push(Publication {
                 topic: topics.ack(),
@@ -834,9 +843,31 @@ mod tests {
                     incarnation: None,
                     replaced_at: None,
                 },
+                moved_from: None,
             },
         );
         o
+    }
+
+    #[test]
+    fn a_board_moved_to_another_area_clears_its_old_ack() {
+        let mut o = outcome(1, 2, false);
+        o.boards.get_mut("b1").unwrap().moved_from = Some("paint".into());
+        let out = publications(
+            "plant1",
+            &o,
+            &mut Published::default(),
+            Utc::now(),
+            Instant::now(),
+        );
+        let cleared = out
+            .iter()
+            .find(|p| p.topic == "huddle/v1/plant1/paint/b1/ack")
+            .expect("the old ack is cleared");
+        assert!(cleared.retain && cleared.payload.is_empty());
+        assert!(out
+            .iter()
+            .any(|p| p.topic == "huddle/v1/plant1/assembly/b1/ack"));
     }
 
     #[test]

@@ -89,6 +89,9 @@ impl Hub {
             return;
         };
         let mut state = self.lock();
+        if retained && text.is_empty() && !state.retained.contains_key(topic) {
+            return;
+        }
         if retained && state.retained.get(topic).is_some_and(|p| **p == *text) {
             return;
         }
@@ -99,7 +102,11 @@ impl Hub {
             payload: Arc::from(text),
             retained,
         };
-        if retained {
+        if retained && text.is_empty() {
+            // A cleared retained topic (a board that moved to another
+            // area): gone from the picture, as from the broker.
+            state.retained.remove(topic);
+        } else if retained {
             state
                 .retained
                 .insert(change.topic.clone(), change.payload.clone());
@@ -147,6 +154,18 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_retained_payload_clears_the_topic() {
+        let hub = Hub::new(4);
+        hub.publish("huddle/v1/s/a/b1/status", b"{}", true);
+        hub.publish("huddle/v1/s/a/b1/status", b"", true);
+        let snap = hub.snapshot();
+        assert!(snap.retained.is_empty(), "an empty payload clears");
+        assert_eq!(snap.version, 2, "the clearing is a change");
+        hub.publish("huddle/v1/s/a/b2/status", b"", true);
+        assert_eq!(hub.snapshot().version, 2, "nothing to clear: no change");
+    }
 
     #[test]
     fn keeps_shown_topics_and_versions_every_change() {

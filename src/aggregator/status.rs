@@ -371,6 +371,9 @@ pub struct Evaluation {
     pub site: SiteLive,
     /// Alerts that arose since the previous evaluation.
     pub alerts: Vec<BoardAlert>,
+    /// Boards that moved to another area since the previous evaluation,
+    /// with their old area (their retained topics there are cleared).
+    pub moved: Vec<(String, String)>,
 }
 
 /// The whole site's live state.
@@ -388,6 +391,9 @@ pub struct Site {
     coaching_overdue: u32,
     /// Members and team leaders per board in the roster.
     roster: BTreeMap<String, u32>,
+    /// Boards moved to another area since the last evaluation, with the
+    /// old area.
+    moved: Vec<(String, String)>,
 }
 
 /// One board's share of the site's counts for today.
@@ -434,6 +440,7 @@ impl Site {
             link_up: true,
             coaching_overdue: 0,
             roster: BTreeMap::new(),
+            moved: Vec::new(),
         }
     }
 
@@ -450,7 +457,8 @@ impl Site {
             .get_mut(board)
             .expect("inserted above when it was missing");
         if b.area != area {
-            b.area = area.to_owned();
+            let old = std::mem::replace(&mut b.area, area.to_owned());
+            self.moved.push((board.to_owned(), old));
         }
         b.dirty = true;
         b
@@ -746,6 +754,7 @@ impl Site {
             boards,
             site: summary,
             alerts,
+            moved: std::mem::take(&mut self.moved),
         }
     }
 }
@@ -1145,6 +1154,18 @@ mod tests {
         let e = at(&mut s, t(7, 0, 0) + KEEP + Duration::minutes(1));
         assert!(s.boards["b1"].huddles.is_empty());
         drop(e);
+    }
+
+    #[test]
+    fn a_board_that_moves_to_another_area_is_reported_once_with_its_old_area() {
+        let mut s = site(t(6, 0, 0), &["06:45"]);
+        let e = at(&mut s, t(6, 1, 0));
+        assert!(e.moved.is_empty());
+        s.online("paint", "b1", true, true, t(6, 2, 0));
+        let e = s.evaluate(t(6, 2, 0));
+        assert_eq!(e.moved, [("b1".to_owned(), "assembly".to_owned())]);
+        assert_eq!(b1(&e).area, "paint");
+        assert!(s.evaluate(t(6, 3, 0)).moved.is_empty());
     }
 
     #[test]

@@ -308,6 +308,15 @@ impl Loop {
             self.site.evaluate_changed(now_ms())
         };
         let topics = SiteTopics::new(&self.site_id);
+        // A board moved to another area (its broker account was moved:
+        // the ACL pins each board to one): its old status goes, from the
+        // broker and from the dashboard.
+        for (board, old) in &e.moved {
+            tracing::info!(board = %board, from = %old, "a board moved to another area; its old status is cleared");
+            let topic = BoardTopics::new(&self.site_id, old, board).status();
+            self.published.remove(&topic);
+            self.publish(topic, true, Vec::new());
+        }
         for b in &e.boards {
             let topic = BoardTopics::new(&self.site_id, &b.area, &b.board).status();
             self.retained(topic, json(b));

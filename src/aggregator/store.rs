@@ -278,6 +278,8 @@ pub struct BoardOutcome {
     pub duplicate_at_or_below_ack: bool,
     /// The board's status after the commit.
     pub status: BoardStatus,
+    /// The board's area before this commit, when it moved to another.
+    pub moved_from: Option<String>,
 }
 
 impl BoardOutcome {
@@ -884,6 +886,11 @@ impl Store {
                     ack_moved,
                     duplicate_at_or_below_ack: t.duplicate,
                     status: t.row.status(&board),
+                    moved_from: t
+                        .before
+                        .as_ref()
+                        .filter(|b| b.area != t.row.area)
+                        .map(|b| b.area.clone()),
                 },
             );
             self.boards.insert(board, t.row);
