@@ -314,13 +314,25 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
     );
     assert!(text.contains("\"seq\":2"), "{text}");
 
-    // The aggregator's retained ack marks them delivered, durably.
-    let ack = format!(
-        "{{\"board\":\"demo\",\"seq\":2,\"at\":\"{}\"}}",
-        chrono::Utc::now().to_rfc3339()
-    );
-    support::publish_retained(broker.port, &format!("{base}/ack"), &ack);
+    // The aggregator's retained ack (for this file's incarnation, with the
+    // chain digest of its two events) marks them delivered, durably.
     let db = dir.path().join("data").join("kiosk-demo.db");
+    let entry = huddle_board::store::Store::open(&db, "demo")
+        .unwrap()
+        .ack_for(2)
+        .unwrap()
+        .expect("event 2 in the outbox");
+    let ack = huddle_board::payload::Ack {
+        board: "demo".into(),
+        seq: 0,
+        at: chrono::Utc::now(),
+        incarnations: vec![entry],
+    };
+    support::publish_retained(
+        broker.port,
+        &format!("{base}/ack"),
+        &serde_json::to_string(&ack).unwrap(),
+    );
     wait_until("the ack remembered", || {
         let store = huddle_board::store::Store::open(&db, "demo").unwrap();
         store.acked().unwrap() == 2 && store.undelivered().unwrap() == 0
