@@ -228,6 +228,10 @@ pub struct BoardLive {
     pub escalations_more_stale: u32,
     /// When this board's team leader was last observed (coaching).
     pub last_observation_at: Option<DateTime<Utc>>,
+    /// When the board's database file was last replaced: a reflashed card,
+    /// a spare Pi with the same id, a restored copy (a new incarnation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_at: Option<DateTime<Utc>>,
 }
 
 /// Boards per state, for the site summary.

@@ -476,15 +476,27 @@ fn a_reflashed_restored_or_doubled_board_loses_nothing() {
         &SiteTopics::new("plant1").alert("#"),
         site.dir.path(),
     );
+    let statuses = Sub::start(
+        site.broker.port,
+        "huddle/v1/plant1/+/+/status",
+        site.dir.path(),
+    );
     site.start_aggregator();
     run_to_acked(site.simulate_in("kiosks", 2, 3, 0.0), 2);
     let mut written = site.ids_in("kiosks");
+    assert!(!statuses.text().contains("replaced_at"));
 
     // 1. Reflashed: the boards' files are gone; one more huddle each.
     std::fs::remove_dir_all(site.path("kiosks")).unwrap();
     run_to_acked(site.simulate_in("kiosks", 2, 1, 0.0), 2);
     let reflashed = site.ids_in("kiosks");
     assert_all_in(&reflashed, &site.exported_ids(), "after a reflash");
+    assert!(
+        wait_until(Duration::from_secs(10), || statuses
+            .text()
+            .contains("\"replaced_at\"")),
+        "the boards' status does not say they were replaced"
+    );
     written.extend(reflashed);
 
     // 2. Restored from an older copy: the copy is behind what the

@@ -410,6 +410,7 @@ fn status_feeds(inputs: Vec<Input>, outcome: &BatchOutcome, feeds: &mut Vec<Feed
             board: board.clone(),
             last_seq: b.status.last_seq,
             last_event_at: b.status.last_event_at,
+            replaced_at: b.status.replaced_at,
         });
     }
 }

@@ -267,6 +267,8 @@ struct BoardFold {
     last_seq: u64,
     last_event_at: Option<DateTime<Utc>>,
     last_observation_at: Option<DateTime<Utc>>,
+    /// When the board's database file was last replaced.
+    replaced_at: Option<DateTime<Utc>>,
     /// Members and team leaders in the roster.
     expected: u32,
     /// Since when the aggregator knows the board: earlier slots count for
@@ -294,6 +296,7 @@ impl BoardFold {
             last_seq: 0,
             last_event_at: None,
             last_observation_at: None,
+            replaced_at: None,
             expected: 0,
             since: now,
             dirty: true,
@@ -554,6 +557,17 @@ impl Site {
         let b = self.board(area, board, now);
         b.last_seq = last_seq;
         b.last_event_at = last_event_at.or(b.last_event_at);
+    }
+
+    /// The board's database file was replaced at `at` (a new incarnation
+    /// of a board that had one: a reflashed card, a spare Pi).
+    pub fn replaced(&mut self, board: &str, at: DateTime<Utc>) {
+        if let Some(b) = self.boards.get_mut(board) {
+            if b.replaced_at != Some(at) {
+                b.replaced_at = Some(at);
+                b.dirty = true;
+            }
+        }
     }
 
     /// How many members and team leaders the roster gives a board (known
@@ -1012,6 +1026,7 @@ fn board_live(
         escalations_more,
         escalations_more_stale,
         last_observation_at: b.last_observation_at,
+        replaced_at: b.replaced_at,
     }
 }
 
@@ -1154,6 +1169,18 @@ mod tests {
         let e = at(&mut s, t(7, 0, 0) + KEEP + Duration::minutes(1));
         assert!(s.boards["b1"].huddles.is_empty());
         drop(e);
+    }
+
+    #[test]
+    fn a_replaced_board_says_since_when() {
+        let mut s = site(t(6, 0, 0), &["06:45"]);
+        assert_eq!(b1(&at(&mut s, t(6, 1, 0))).replaced_at, None);
+        s.replaced("b1", t(5, 0, 0));
+        assert_eq!(
+            b1(&s.evaluate_changed(t(6, 2, 0))).replaced_at,
+            Some(t(5, 0, 0)),
+            "the change is seen without a full evaluation"
+        );
     }
 
     #[test]

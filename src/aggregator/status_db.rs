@@ -149,6 +149,22 @@ impl StatusDb {
             site.known(&area, &board, online, acked, last, first, now);
             areas.insert(board, area);
         }
+        // Boards whose file was replaced: the newest of two or more
+        // incarnations (the legacy one of boards not yet upgraded aside).
+        let replaced: Vec<(String, String)> = (|| {
+            let mut stmt = self.conn.prepare(
+                "SELECT board, MAX(first_seen) FROM incarnations WHERE incarnation != ''
+                 GROUP BY board HAVING COUNT(*) > 1",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })()
+        .map_err(|e| self.err(e))?;
+        for (board, at) in replaced {
+            if let Some(at) = parse_ts(&at) {
+                site.replaced(&board, at);
+            }
+        }
         let mut read = 0;
         let mut apply = |site: &mut Site, board: &str, r: &Row| {
             let Some(area) = areas.get(board) else {

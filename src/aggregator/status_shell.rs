@@ -134,6 +134,8 @@ pub enum Feed {
         last_seq: u64,
         /// Its newest event's time.
         last_event_at: Option<DateTime<Utc>>,
+        /// When its database file was last replaced (a new incarnation).
+        replaced_at: Option<DateTime<Utc>>,
     },
     /// The aggregator's own link to the broker: `true` at every ConnAck.
     Link(bool),
@@ -255,9 +257,14 @@ impl Loop {
                     board,
                     last_seq,
                     last_event_at,
-                } => self
-                    .site
-                    .stored(&area, &board, last_seq, last_event_at, now),
+                    replaced_at,
+                } => {
+                    self.site
+                        .stored(&area, &board, last_seq, last_event_at, now);
+                    if let Some(at) = replaced_at {
+                        self.site.replaced(&board, at);
+                    }
+                }
                 Feed::Link(up) => {
                     self.site.link(up, now);
                     if up {
