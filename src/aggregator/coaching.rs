@@ -706,6 +706,10 @@ pub struct Report {
     /// One entry per team leader, supervisor and manager: managers first,
     /// then supervisors, then team leaders, each by id.
     pub people: Vec<Entry>,
+    /// People named by observations, not in the roster, and not listed
+    /// because [`MAX_UNLISTED`] were listed already.
+    #[serde(default)]
+    pub unlisted_left_out: u32,
 }
 
 /// Rounds to three decimals: the published figures are read by people.
@@ -713,10 +717,17 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Most people an observation may add to the report without being in the
+/// roster (ids come from the boards: a board that invents them must not
+/// grow the report past what MQTT can carry). The rest are counted.
+pub const MAX_UNLISTED: usize = 200;
+
 /// Adds the people that observations name but the roster does not, with
-/// the role their part implies.
-fn with_unlisted(people: &[Person], observations: &[Observation]) -> Vec<Person> {
+/// the role their part implies (at most [`MAX_UNLISTED`]); returns them
+/// with the number of unlisted people left out.
+fn with_unlisted(people: &[Person], observations: &[Observation]) -> (Vec<Person>, u32) {
     let mut out = people.to_vec();
+    let mut left_out = 0u32;
     let mut known: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
     for o in observations {
         let (learner_role, observer_role) = match o.level() {
@@ -729,6 +740,10 @@ fn with_unlisted(people: &[Person], observations: &[Observation]) -> Vec<Person>
         ] {
             if !known.contains(id) {
                 known.insert(id.clone());
+                if out.len() - people.len() >= MAX_UNLISTED {
+                    left_out += 1;
+                    continue;
+                }
                 out.push(Person {
                     id: id.clone(),
                     name: id.clone(),
@@ -740,7 +755,7 @@ fn with_unlisted(people: &[Person], observations: &[Observation]) -> Vec<Person>
             }
         }
     }
-    out
+    (out, left_out)
 }
 
 /// The whole report at `now`. `observations` in time order ([`fold`]);
@@ -756,7 +771,8 @@ pub fn report(
     // In time order, the past is a prefix.
     let past = &observations[..observations.partition_point(|o| o.at <= now)];
     let history = History::new(past);
-    let mut entries: Vec<Entry> = with_unlisted(people, past)
+    let (people, unlisted_left_out) = with_unlisted(people, past);
+    let mut entries: Vec<Entry> = people
         .into_iter()
         .filter(|p| p.role != Role::Member)
         .map(|p| entry(&p, &history, targets, since, now))
@@ -772,6 +788,7 @@ pub fn report(
         },
         since,
         people: entries,
+        unlisted_left_out,
     }
 }
 
@@ -1627,6 +1644,34 @@ mod tests {
         assert!(f.problems.iter().any(|p| p.contains("helpfulness 9")));
         assert!(f.problems.iter().any(|p| p.contains("score 7")));
         assert!(f.problems.iter().any(|p| p.contains("observed themselves")));
+    }
+
+    #[test]
+    fn people_a_board_invents_are_listed_up_to_a_bound_and_counted() {
+        let ids: Vec<(String, String)> = (0..400)
+            .map(|i| (format!("o{i}"), format!("tl-invented-{i}")))
+            .collect();
+        let list: Vec<Obs<'_>> = ids
+            .iter()
+            .map(|(o, tl)| fac(o, "sv1", tl, day(1.0)))
+            .collect();
+        let folded = fold(events(&list));
+        let r = report(
+            "plant1",
+            &roster(),
+            &folded.observations,
+            targets(),
+            t0(),
+            day(2.0),
+        );
+        let unlisted = r.people.iter().filter(|p| !p.in_roster).count();
+        assert_eq!(unlisted, MAX_UNLISTED);
+        assert_eq!(r.unlisted_left_out as usize, 400 - MAX_UNLISTED);
+        let bytes = serde_json::to_vec(&r).unwrap().len();
+        assert!(
+            bytes < crate::mqtt::MAX_PACKET / 2,
+            "report of {bytes} bytes"
+        );
     }
 
     #[test]
