@@ -823,6 +823,79 @@ pub struct WebConfig {
     /// The token from `token` or `token_file`, read at load. Not a key.
     #[serde(skip)]
     pub resolved_token: Option<Secret>,
+    /// HTTPS: the certificate chain (PEM, the server's first), with
+    /// `key_file`; relative to the configuration file's folder.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// HTTPS: the certificate's private key (PEM), with `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Connections at once from one client address (IPv6: one /64).
+    #[serde(default = "default_web_max_per_address")]
+    pub max_per_address: usize,
+    /// The HTTPS setup made from `cert_file` and `key_file` at load;
+    /// `None` serves plain HTTP. Not a key.
+    #[serde(skip)]
+    pub tls: Option<WebTls>,
+}
+
+/// The dashboard's TLS server setup (rustls with the ring provider, as
+/// MQTT's TLS), made once at load so that `--check` sees a bad file.
+#[derive(Clone)]
+pub struct WebTls(pub std::sync::Arc<rustls::ServerConfig>);
+
+impl fmt::Debug for WebTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebTls(…)")
+    }
+}
+
+impl WebTls {
+    /// Reads the PEM certificate chain and private key; the key at fault
+    /// and the message (naming the file) otherwise.
+    pub fn load(cert: &Path, key: &Path) -> Result<WebTls, (&'static str, String)> {
+        let read = |path: &Path, k: &'static str| {
+            std::fs::read(path).map_err(|e| (k, format!("cannot read {}: {e}", path.display())))
+        };
+        let pem = read(cert, "web.cert_file")?;
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ("web.cert_file", format!("{}: {e}", cert.display())))?;
+        if certs.is_empty() {
+            return Err((
+                "web.cert_file",
+                format!("{} holds no PEM certificate", cert.display()),
+            ));
+        }
+        let pem = read(key, "web.key_file")?;
+        let private = rustls_pemfile::private_key(&mut pem.as_slice())
+            .map_err(|e| ("web.key_file", format!("{}: {e}", key.display())))?
+            .ok_or_else(|| {
+                (
+                    "web.key_file",
+                    format!("{} holds no PEM private key", key.display()),
+                )
+            })?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ("web.cert_file", e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .map_err(|e| {
+                (
+                    "web.key_file",
+                    format!(
+                        "{} does not make a server key for {}: {e}",
+                        key.display(),
+                        cert.display()
+                    ),
+                )
+            })?;
+        // One request per connection, HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(WebTls(std::sync::Arc::new(config)))
+    }
 }
 
 /// A secret string that never shows in `Debug` output (logs).
@@ -841,6 +914,9 @@ fn default_web_enabled() -> bool {
 }
 fn default_web_listen() -> String {
     "0.0.0.0:8080".into()
+}
+fn default_web_max_per_address() -> usize {
+    crate::aggregator::web::DEFAULT_MAX_PER_ADDRESS
 }
 
 impl WebConfig {
@@ -892,6 +968,13 @@ impl WebConfig {
         };
         check_web_token(&token).map_err(|m| (key, m))?;
         self.resolved_token = Some(Secret(token));
+        let both = "HTTPS needs both `cert_file` and `key_file` (or neither, for plain HTTP)";
+        self.tls = match (&self.cert_file, &self.key_file) {
+            (None, None) => None,
+            (Some(_), None) => return Err(("web.key_file", format!("not set: {both}"))),
+            (None, Some(_)) => return Err(("web.cert_file", format!("not set: {both}"))),
+            (Some(cert), Some(key)) => Some(WebTls::load(cert, key)?),
+        };
         Ok(())
     }
 }
@@ -1229,9 +1312,14 @@ impl AggregatorConfig {
         let Some(web) = &mut self.web else {
             return Ok(());
         };
-        if let (Some(f), Some(dir)) = (&web.token_file, self.source.parent()) {
-            if f.is_relative() {
-                web.token_file = Some(dir.join(f));
+        if let Some(dir) = self.source.parent() {
+            for f in [&mut web.token_file, &mut web.cert_file, &mut web.key_file]
+                .into_iter()
+                .flatten()
+            {
+                if f.is_relative() {
+                    *f = dir.join(&*f);
+                }
             }
         }
         web.resolve().map_err(|(key, message)| ConfigError {
@@ -1266,6 +1354,13 @@ impl AggregatorConfig {
         }
         if let Some(web) = self.web.as_ref().filter(|w| w.enabled) {
             web.listen_addr().map_err(|m| err("web.listen", m))?;
+            let most = crate::aggregator::web::MAX_CONNECTIONS;
+            if !(1..=most).contains(&web.max_per_address) {
+                return Err(err(
+                    "web.max_per_address",
+                    format!("must be between 1 and {most}"),
+                ));
+            }
         }
         if let Some(f) = &self.roster.file {
             if !f.is_file() {

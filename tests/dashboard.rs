@@ -6,7 +6,8 @@
 //!
 //! - The token: without it or with a wrong one every data route is `401`;
 //!   `?token=` on `/` sets an HttpOnly, SameSite=Strict cookie and
-//!   redirects; the token never shows in the aggregator's log.
+//!   redirects, and on the API routes it is not enough (`401`); the token
+//!   never shows in the aggregator's log.
 //! - `/api/state` equals what the broker retains on the status, coaching
 //!   and stats topics (read back by a fresh MQTT subscriber).
 //! - `/api/events` sends the snapshot, then a tap's change.
@@ -394,6 +395,18 @@ fn token_state_and_events() {
             assert_eq!(site.get(path, wrong).status, 401, "{path} with {wrong}");
         }
     }
+    // The right token in the query opens the page only: the API routes
+    // want the header or the cookie.
+    for path in ["/api/state", "/api/events"] {
+        let r = site.get(&format!("{path}?token={TOKEN}"), "");
+        assert_eq!(r.status, 401, "{path}?token= without a header: {}", r.head);
+        assert!(r.body.contains("Token needed"), "{}", r.body);
+    }
+    let r = site.get(
+        &format!("/api/state?token={TOKEN}"),
+        &format!("Cookie: huddle_token={TOKEN}\r\n"),
+    );
+    assert_eq!(r.status, 200, "/api/state with the cookie: {}", r.head);
     let r = site.get(&format!("/?token={TOKEN}"), "");
     assert_eq!(r.status, 303, "{}", r.head);
     assert!(r.head.contains("Location: /\r\n"), "{}", r.head);
@@ -832,11 +845,7 @@ fn browser_renders_the_full_live_status() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let ctx = std::sync::Arc::new(web::Ctx {
-        site: SITE.into(),
-        token: TOKEN.into(),
-        hub: hub.clone(),
-    });
+    let ctx = std::sync::Arc::new(web::Ctx::new(SITE, TOKEN, hub.clone()));
     rt.spawn(web::serve(listener, ctx));
 
     let expect = serde_json::json!({

@@ -7,9 +7,29 @@
 //! head and writing one response, which is smaller to review than a
 //! framework's configuration and adds no crate to a build that CI runs on
 //! two cores. The server is bounded everywhere a client could hold it:
-//! the request head (8 KiB, 10 s), every write (10 s), the number of open
-//! connections ([`MAX_CONNECTIONS`], then `503`), and one request per
+//! the request head (8 KiB, and 10 s from the connection's start, a TLS
+//! handshake included), every write (10 s), and one request per
 //! connection (`Connection: close`; a page load is four requests).
+//!
+//! Connection slots ([`Limits`]), decided in the accept loop itself: at
+//! most [`MAX_CONNECTIONS`] at once, at most `web.max_per_address`
+//! (default [`DEFAULT_MAX_PER_ADDRESS`]) from one client address (IPv4
+//! address, IPv6 /64: [`client_key`]), and at most [`MAX_PENDING_HEADS`]
+//! that have not sent their request head yet. A connection over any of
+//! them is refused there and then: a `503` when the socket takes it at
+//! once (plain HTTP), then closed; no task is spawned for it and nothing
+//! waits. So idle connections from one address cannot crowd others out,
+//! and idle connections from many addresses hold the budget for at most
+//! the head deadline.
+//!
+//! `[web]` keys (see `config/aggregator.toml`): `enabled`, `listen`,
+//! `token` or `token_file`, `cert_file` with `key_file` (HTTPS with
+//! rustls and the ring provider, as MQTT's TLS; made at load, so that
+//! `--check` sees a bad file; the cookie is then `Secure`), and
+//! `max_per_address`. While the token is the shipped demo value (it ends
+//! in [`DEMO_SECRET_MARK`]) the dashboard listens on loopback only
+//! (`127.0.0.1` or `::1`, `web.listen`'s port) whatever `web.listen`
+//! says, and warns at start how to fix it ([`loopback_for`]).
 //!
 //! Routes: `/` (the page), `/app.js`, `/style.css` (public: they are the
 //! repository's files and hold no data; `/favicon.ico` is empty),
@@ -17,44 +37,51 @@
 //! `/api/state` (the [`Snapshot`] as JSON) and `/api/events` (server-sent
 //! events: the snapshot, then every [`Change`], a fresh snapshot after a
 //! lag, a comment every 15 s). The data routes want the read-only token:
-//! `Authorization: Bearer TOKEN`, the `huddle_token` cookie, or
-//! `?token=TOKEN`; on `/` the query sets that cookie (HttpOnly,
+//! `Authorization: Bearer TOKEN` or the `huddle_token` cookie; `?token=TOKEN`
+//! is taken on `/` only, where it sets that cookie (HttpOnly,
 //! SameSite=Strict) and redirects to `/`, so that the page's `fetch` and
 //! `EventSource` (which cannot send headers) carry it and the token leaves
-//! the address bar. Tokens are compared in constant time (SHA-256 of
-//! both, then every byte). Nothing here logs a request line or a header:
-//! the token never reaches the journal.
+//! the address bar (an API address is never a place for it: it would end
+//! up in scripts, histories and proxies' logs). Tokens are compared in
+//! constant time (SHA-256 of both, then every byte). Nothing here logs a
+//! request line or a header: the token never reaches the journal.
 //!
 //! The JSON is the hub's retained payloads as they were published on
 //! MQTT, embedded unparsed (only checked to be JSON), grouped by topic
 //! ([`classify`]): what a browser reads equals what the broker retains.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::TlsAcceptor;
 
 use crate::aggregator::live::{Change, Hub, Snapshot};
-use crate::config::WebConfig;
+use crate::config::{WebConfig, DEMO_SECRET_MARK};
 
 /// Largest request head read.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Time a client has to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has, from its connection, to send its request head
+/// (and to finish the TLS handshake first, over HTTPS).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time one write may take before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once (each open page holds one for its stream).
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections at once that have not sent their request head yet.
+pub const MAX_PENDING_HEADS: usize = 32;
+/// `web.max_per_address`'s default: connections at once from one client.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 16;
 /// A comment line on idle event streams, so that proxies and browsers
 /// keep them and a vanished client is noticed.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -78,24 +105,50 @@ Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'
 
 /// Starts the dashboard on the runtime when `[web]` is there and enabled;
 /// `None` otherwise. A port in use is logged and tried again: the
-/// dashboard never stops ingest.
+/// dashboard never stops ingest. With the shipped demo token it listens
+/// on loopback only and says so.
 pub fn start(web: Option<&WebConfig>, site: &str, hub: Arc<Hub>) -> Option<JoinHandle<()>> {
     let web = web.filter(|w| w.enabled)?;
-    let (Some(token), Ok(addr)) = (web.resolved_token.clone(), web.listen_addr()) else {
+    let (Some(token), Ok(listen)) = (web.resolved_token.clone(), web.listen_addr()) else {
         // Load resolves and validates both; a hand-made config may not.
         tracing::error!("web: the dashboard is off: its token or listen address was not loaded");
         return None;
     };
-    let ctx = Arc::new(Ctx {
-        site: site.to_owned(),
-        token: token.0,
-        hub,
-    });
+    let mut addr = listen;
+    if token.0.ends_with(DEMO_SECRET_MARK) {
+        addr = loopback_for(listen);
+        tracing::warn!(
+            listen = %listen,
+            serving = %addr,
+            "web: the dashboard token is the shipped demo value, so the dashboard serves on \
+             loopback ({addr}) only, whatever web.listen says: set your own web.token \
+             (`openssl rand -hex 32`) or web.token_file to open it to the network"
+        );
+    }
+    let mut ctx = Ctx::new(site, &token.0, hub);
+    ctx.tls = web.tls.as_ref().map(|t| TlsAcceptor::from(t.0.clone()));
+    ctx.limits.per_address = web.max_per_address;
+    let ctx = Arc::new(ctx);
     Some(tokio::spawn(async move {
         let listener = bind(addr).await;
-        tracing::info!(listen = %addr, "web dashboard listening");
+        let scheme = if ctx.tls.is_some() { "https" } else { "http" };
+        tracing::info!(listen = %addr, scheme, "web dashboard listening");
         serve(listener, ctx).await;
     }))
+}
+
+/// Where a dashboard with the demo token listens: `addr` when it is a
+/// loopback address, else loopback (`127.0.0.1`, or `::1` for an IPv6
+/// address) on its port.
+pub fn loopback_for(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_loopback() {
+        return addr;
+    }
+    let ip = match addr {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 async fn bind(addr: SocketAddr) -> TcpListener {
@@ -115,6 +168,33 @@ async fn bind(addr: SocketAddr) -> TcpListener {
     }
 }
 
+/// How many connections the server holds, and for how long a client may
+/// take to send its request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections at once ([`MAX_CONNECTIONS`]).
+    pub total: usize,
+    /// Connections at once from one [`client_key`] (`web.max_per_address`).
+    pub per_address: usize,
+    /// Connections at once that have not sent their request head
+    /// ([`MAX_PENDING_HEADS`]).
+    pub pending_heads: usize,
+    /// Time from a connection's start to its whole request head
+    /// ([`HEAD_TIMEOUT`]).
+    pub head_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            total: MAX_CONNECTIONS,
+            per_address: DEFAULT_MAX_PER_ADDRESS,
+            pending_heads: MAX_PENDING_HEADS,
+            head_timeout: HEAD_TIMEOUT,
+        }
+    }
+}
+
 /// What every connection shares.
 pub struct Ctx {
     /// The site id (topic level).
@@ -123,14 +203,136 @@ pub struct Ctx {
     pub token: String,
     /// The live picture.
     pub hub: Arc<Hub>,
+    /// HTTPS when set (from `web.cert_file` and `web.key_file`).
+    pub tls: Option<TlsAcceptor>,
+    /// The connection slots.
+    pub limits: Limits,
+}
+
+impl Ctx {
+    /// Plain HTTP with the default [`Limits`].
+    pub fn new(site: &str, token: &str, hub: Arc<Hub>) -> Ctx {
+        Ctx {
+            site: site.to_owned(),
+            token: token.to_owned(),
+            hub,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The address a per-client cap counts: an IPv4 address (also when it
+/// comes IPv4-mapped on an IPv6 socket) as it is, an IPv6 address by its
+/// /64 (one host may take any address of its /64).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// The accept loop's bookkeeping of [`Limits`].
+struct Slots {
+    per_address: usize,
+    all: Arc<Semaphore>,
+    heads: Arc<Semaphore>,
+    by_client: Counts,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Its client holds `per_address` connections already.
+    Client,
+    /// `total` connections are open.
+    Full,
+    /// `pending_heads` connections have not sent their head yet.
+    Pending,
+}
+
+/// One connection's share of the limits, given back when dropped.
+struct Held {
+    _all: OwnedSemaphorePermit,
+    head: Option<OwnedSemaphorePermit>,
+    client: IpAddr,
+    by_client: Counts,
+}
+
+impl Slots {
+    fn new(limits: Limits) -> Slots {
+        Slots {
+            per_address: limits.per_address,
+            all: Arc::new(Semaphore::new(limits.total)),
+            heads: Arc::new(Semaphore::new(limits.pending_heads)),
+            by_client: Arc::default(),
+        }
+    }
+
+    /// A slot for a connection from `peer`, or why not. Never waits.
+    fn take(&self, peer: IpAddr) -> Result<Held, Refused> {
+        let client = client_key(peer);
+        let mut counts = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        let held = counts.get(&client).copied().unwrap_or(0);
+        if held >= self.per_address {
+            return Err(Refused::Client);
+        }
+        let all = self
+            .all
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Full)?;
+        let head = self
+            .heads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Pending)?;
+        counts.insert(client, held + 1);
+        Ok(Held {
+            _all: all,
+            head: Some(head),
+            client,
+            by_client: self.by_client.clone(),
+        })
+    }
+}
+
+impl Held {
+    /// The request head is in: the connection leaves the pending budget.
+    fn head_done(&mut self) {
+        self.head = None;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut counts = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Serves connections from `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(ctx.limits);
+    let busy = simple(
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        "Retry-After: 5\r\n",
+        b"too many connections, try again\n",
+    );
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: pause, go on.
                 tracing::warn!(error = %e, "web: accept");
@@ -138,35 +340,51 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        match limit.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match slots.take(peer.ip()) {
+            Ok(slot) => {
                 let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    connection(stream, &ctx).await;
-                    drop(permit);
-                });
+                tokio::spawn(async move { connection(stream, slot, &ctx).await });
             }
             Err(_) => {
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let body = "too many connections, try again\n";
-                    let r = simple(
-                        "503 Service Unavailable",
-                        "text/plain; charset=utf-8",
-                        "Retry-After: 5\r\n",
-                        body.as_bytes(),
-                    );
-                    let _ = timeout(Duration::from_secs(1), stream.write_all(&r)).await;
-                });
+                // Here, with no task and no waiting; the socket closes at
+                // the end of this arm. Plain HTTP first gets a short
+                // answer, written on the socket itself (still non-blocking;
+                // a fresh socket's buffer takes it at once): tokio's
+                // `try_write` would need a readiness event its driver may
+                // not have seen yet. Over TLS there is no plain answer.
+                if ctx.tls.is_none() {
+                    if let Ok(socket) = stream.into_std() {
+                        let _ = std::io::Write::write(&mut &socket, &busy);
+                    }
+                }
             }
         }
     }
 }
 
-/// One connection: one request, one response.
-async fn connection(mut stream: TcpStream, ctx: &Ctx) {
-    let head = match timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+/// One connection: the TLS handshake if any, one request, one response.
+async fn connection(stream: TcpStream, mut slot: Held, ctx: &Ctx) {
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + ctx.limits.head_timeout;
+    match &ctx.tls {
+        None => exchange(stream, &mut slot, deadline, ctx).await,
+        Some(acceptor) => {
+            // A failed or slow handshake: nobody to answer.
+            if let Ok(Ok(tls)) = timeout_at(deadline, acceptor.accept(stream)).await {
+                exchange(tls, &mut slot, deadline, ctx).await;
+            }
+        }
+    }
+}
+
+/// Reads the request head by `deadline`, answers it.
+async fn exchange<S>(mut stream: S, slot: &mut Held, deadline: Instant, ctx: &Ctx)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let head = timeout_at(deadline, read_head(&mut stream)).await;
+    slot.head_done();
+    let head = match head {
         Ok(Ok(h)) => h,
         Ok(Err(HeadError::TooLarge)) => {
             let r = simple(
@@ -176,6 +394,7 @@ async fn connection(mut stream: TcpStream, ctx: &Ctx) {
                 b"request head too large\n",
             );
             let _ = write(&mut stream, &r).await;
+            let _ = timeout(WRITE_TIMEOUT, stream.shutdown()).await;
             return;
         }
         // Closed, reset or too slow: nobody to answer.
@@ -194,13 +413,13 @@ async fn connection(mut stream: TcpStream, ctx: &Ctx) {
         Reply::Bytes(r) => {
             let _ = write(&mut stream, &r).await;
             // Let the client read it all before the socket goes.
-            let _ = stream.shutdown().await;
+            let _ = timeout(WRITE_TIMEOUT, stream.shutdown()).await;
         }
         Reply::Events => events(stream, &ctx.hub, &ctx.site).await,
     }
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), ()> {
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> Result<(), ()> {
     match timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
@@ -218,7 +437,7 @@ pub enum HeadError {
     Malformed,
 }
 
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -325,7 +544,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
 pub enum Auth {
     /// It did not.
     Denied,
-    /// `?token=`.
+    /// `?token=`, on `/` only.
     Query,
     /// `Authorization: Bearer`.
     Header,
@@ -333,9 +552,10 @@ pub enum Auth {
     Cookie,
 }
 
-/// Checks the request's token (any of the three places may hold it).
+/// Checks the request's token: the header or the cookie on every route,
+/// `?token=` on `/` only (where it becomes the cookie).
 pub fn authorize(req: &Request, token: &str) -> Auth {
-    if req.query_param("token").is_some_and(|t| same(t, token)) {
+    if req.path == "/" && req.query_param("token").is_some_and(|t| same(t, token)) {
         Auth::Query
     } else if req.bearer.as_deref().is_some_and(|t| same(t, token)) {
         Auth::Header
@@ -394,13 +614,15 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
     let auth = authorize(req, &ctx.token);
     match (auth, req.path.as_str()) {
         (Auth::Denied, _) => Reply::Bytes(denied()),
-        // The token moves from the URL into a cookie the page's requests carry.
+        // The token moves from the URL into a cookie the page's requests
+        // carry (over HTTPS only over HTTPS).
         (Auth::Query, "/") => Reply::Bytes(simple(
             "303 See Other",
             text,
             &format!(
-                "Location: /\r\nSet-Cookie: {COOKIE}={}; Path=/; HttpOnly; SameSite=Strict\r\n",
-                ctx.token
+                "Location: /\r\nSet-Cookie: {COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}\r\n",
+                ctx.token,
+                if ctx.tls.is_some() { "; Secure" } else { "" }
             ),
             b"see /\n",
         )),
@@ -444,7 +666,7 @@ fn simple(status: &str, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8>
 
 /// The event stream: the snapshot, then every change; a fresh snapshot
 /// when this client fell behind the hub's buffer; a comment when idle.
-async fn events(mut stream: TcpStream, hub: &Hub, site: &str) {
+async fn events<S: AsyncWrite + Unpin>(mut stream: S, hub: &Hub, site: &str) {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{COMMON_HEADERS}\r\nretry: 2000\n\n"
     );
@@ -747,6 +969,84 @@ mod tests {
             Auth::Denied
         );
         assert!(same("a", "a") && !same("a", "b") && !same("a", "aa") && !same("", "a"));
+        // `?token=` is the page's only: the API routes want the header or
+        // the cookie, and the query does not stand in for them.
+        for path in ["/api/state", "/api/events", "/api/state/", "/healthz"] {
+            assert_eq!(
+                at(&format!("GET {path}?token={t} HTTP/1.1\r\n\r\n")),
+                Auth::Denied,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            at(&format!(
+                "GET /api/state?token={t} HTTP/1.1\r\nCookie: huddle_token={t}\r\n\r\n"
+            )),
+            Auth::Cookie
+        );
+    }
+
+    #[test]
+    fn the_demo_token_keeps_to_loopback() {
+        let l = |a: &str| loopback_for(a.parse().unwrap()).to_string();
+        assert_eq!(l("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(l("192.168.10.5:9000"), "127.0.0.1:9000");
+        assert_eq!(l("[::]:8080"), "[::1]:8080");
+        assert_eq!(l("[2001:db8::5]:8443"), "[::1]:8443");
+        assert_eq!(l("127.0.0.5:8080"), "127.0.0.5:8080");
+        assert_eq!(l("[::1]:8081"), "[::1]:8081");
+    }
+
+    #[test]
+    fn clients_are_counted_by_address_and_ipv6_by_64() {
+        let k = |a: &str| client_key(a.parse().unwrap()).to_string();
+        assert_eq!(k("10.1.2.3"), "10.1.2.3");
+        assert_eq!(k("::ffff:10.1.2.3"), "10.1.2.3");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn slots_cap_each_address_the_pending_heads_and_the_total() {
+        let slots = Slots::new(Limits {
+            total: 6,
+            per_address: 2,
+            pending_heads: 3,
+            head_timeout: HEAD_TIMEOUT,
+        });
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let a1 = slots.take(ip("10.0.0.1")).unwrap();
+        let mut a2 = slots.take(ip("10.0.0.1")).unwrap();
+        assert_eq!(slots.take(ip("10.0.0.1")).err(), Some(Refused::Client));
+        assert_eq!(
+            slots.take(ip("::ffff:10.0.0.1")).err(),
+            Some(Refused::Client)
+        );
+        let mut b1 = slots.take(ip("10.0.0.2")).unwrap();
+        assert_eq!(slots.take(ip("10.0.0.3")).err(), Some(Refused::Pending));
+        // A refusal takes nothing: the address is not counted for it.
+        assert_eq!(slots.by_client.lock().unwrap().get(&ip("10.0.0.3")), None);
+        // A head that came in frees its place in the budget, not its slot.
+        a2.head_done();
+        b1.head_done();
+        let mut c1 = slots.take(ip("10.0.0.3")).unwrap();
+        assert_eq!(slots.take(ip("10.0.0.1")).err(), Some(Refused::Client));
+        c1.head_done();
+        let mut d1 = slots.take(ip("10.0.0.4")).unwrap();
+        d1.head_done();
+        let mut e1 = slots.take(ip("10.0.0.5")).unwrap();
+        e1.head_done();
+        assert_eq!(slots.take(ip("10.0.0.6")).err(), Some(Refused::Full));
+        drop(a1);
+        let f1 = slots.take(ip("10.0.0.1")).unwrap();
+        drop((a2, b1, c1, d1, e1, f1));
+        assert!(
+            slots.by_client.lock().unwrap().is_empty(),
+            "every slot given back"
+        );
+        assert_eq!(slots.all.available_permits(), 6);
+        assert_eq!(slots.heads.available_permits(), 3);
     }
 
     #[test]
@@ -826,14 +1126,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let token = "0123456789abcdef";
-        tokio::spawn(serve(
-            listener,
-            Arc::new(Ctx {
-                site: "s".into(),
-                token: token.into(),
-                hub: hub.clone(),
-            }),
-        ));
+        tokio::spawn(serve(listener, Arc::new(Ctx::new("s", token, hub.clone()))));
         let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         c.write_all(
             format!("GET /api/events HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
@@ -921,5 +1214,198 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A connection to `to` from the loopback address `from` (Linux
+    /// answers on all of 127.0.0.0/8), so that one test has many clients.
+    async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        timeout(Duration::from_secs(5), socket.connect(to))
+            .await
+            .expect("connect in time")
+            .unwrap()
+    }
+
+    /// Idle connections (they send nothing), as blocking std sockets.
+    async fn idle_from(from: &[[u8; 4]], to: SocketAddr) -> Vec<std::net::TcpStream> {
+        let mut out = Vec::new();
+        for f in from {
+            let s = connect_from(*f, to).await.into_std().unwrap();
+            s.set_nonblocking(false).unwrap();
+            out.push(s);
+        }
+        out
+    }
+
+    /// Watches all of `conns` at once for up to `wait`: what each got
+    /// before the server closed it, `None` for those still open. (The
+    /// test's own thread blocks here; the server runs on the workers.)
+    fn ends(conns: &[std::net::TcpStream], wait: Duration) -> Vec<Option<String>> {
+        use std::io::Read as _;
+        let mut got = vec![Vec::new(); conns.len()];
+        let mut ended = vec![false; conns.len()];
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = [0u8; 512];
+        while std::time::Instant::now() < deadline && ended.contains(&false) {
+            for (i, mut c) in conns.iter().enumerate() {
+                c.set_nonblocking(true).unwrap();
+                while !ended[i] {
+                    match c.read(&mut buf) {
+                        Ok(0) => ended[i] = true,
+                        Ok(n) => got[i].extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => ended[i] = true,
+                    }
+                }
+                c.set_nonblocking(false).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        got.into_iter()
+            .zip(ended)
+            .map(|(bytes, end)| {
+                assert!(
+                    end || bytes.is_empty(),
+                    "an answer without an end: {bytes:?}"
+                );
+                end.then(|| String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .collect()
+    }
+
+    /// `GET path` from `from` with the token; the status line's code (0
+    /// when the connection was closed without an answer).
+    async fn get_from(from: [u8; 4], to: SocketAddr, path: &str, token: &str) -> u16 {
+        let mut c = connect_from(from, to).await;
+        let req = format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+        // A refused connection may be closed before the request is written.
+        let _ = c.write_all(req.as_bytes()).await;
+        let mut out = Vec::new();
+        let r = timeout(Duration::from_secs(5), c.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "no answer to {path} within 5 s");
+        let text = String::from_utf8_lossy(&out);
+        text.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn serve_with(limits: Limits) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut ctx = Ctx::new("s", "0123456789abcdef", Hub::new(10));
+        ctx.limits = limits;
+        tokio::spawn(serve(listener, Arc::new(ctx)));
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_from_one_address_leave_others_served() {
+        let token = "0123456789abcdef";
+        let per_address = 4;
+        let addr = serve_with(Limits {
+            per_address,
+            pending_heads: 8,
+            head_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        })
+        .await;
+        // Twenty idle connections (no request) from one address.
+        let idle = idle_from(&[[127, 0, 0, 1]; 20], addr).await;
+        let (mut held, mut refused) = (0, 0);
+        for end in ends(&idle, Duration::from_secs(2)) {
+            match end {
+                None => held += 1,
+                Some(text) => {
+                    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+                    assert!(text.contains("Retry-After: 5"), "{text}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(
+            (held, refused),
+            (per_address, 20 - per_address),
+            "the address holds its cap, the rest are refused at once"
+        );
+        // Meanwhile another client is served, and the capped one is not.
+        assert_eq!(
+            get_from([127, 0, 0, 2], addr, "/api/state", token).await,
+            200
+        );
+        assert_eq!(get_from([127, 0, 0, 2], addr, "/healthz", token).await, 200);
+        assert_eq!(get_from([127, 0, 0, 1], addr, "/healthz", token).await, 503);
+        // The capped address gets its slots back as its connections go.
+        drop(idle);
+        let served = async {
+            while get_from([127, 0, 0, 1], addr, "/healthz", token).await != 200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the address is served again after its idle connections closed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_over_the_budget_hold_no_task_and_expire() {
+        let token = "0123456789abcdef";
+        let (budget, head_timeout) = (8, Duration::from_secs(6));
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        let addr = serve_with(Limits {
+            per_address: 4,
+            pending_heads: budget,
+            head_timeout,
+            ..Limits::default()
+        })
+        .await;
+        // 4 addresses × 4 idle connections: twice the budget of
+        // connections without a request head.
+        let start = Instant::now();
+        let from: Vec<[u8; 4]> = (0..16u8).map(|i| [127, 0, 1, 1 + i % 4]).collect();
+        let idle = idle_from(&from, addr).await;
+        let mut held = Vec::new();
+        for (i, end) in ends(&idle, Duration::from_millis(1500))
+            .into_iter()
+            .enumerate()
+        {
+            match end {
+                None => held.push(i),
+                Some(text) => assert!(text.starts_with("HTTP/1.1 503 "), "{text}"),
+            }
+        }
+        assert_eq!(held.len(), budget, "held: {held:?}");
+        // The server, the held connections and nothing for the refused.
+        let alive = tasks();
+        assert!(
+            alive <= before + 1 + budget,
+            "{alive} tasks for {budget} held connections (before: {before})"
+        );
+        // While the budget is full a new client is refused at once (not
+        // left waiting); the idle ones are closed at their deadline, and
+        // then it is served.
+        assert!(start.elapsed() < head_timeout, "the test ran too slowly");
+        assert_eq!(get_from([127, 0, 0, 2], addr, "/healthz", token).await, 503);
+        let held: Vec<_> = held.iter().map(|&i| idle[i].try_clone().unwrap()).collect();
+        let left = (start + head_timeout + Duration::from_secs(3))
+            .saturating_duration_since(Instant::now());
+        for end in ends(&held, left) {
+            assert_eq!(
+                end.as_deref(),
+                Some(""),
+                "an idle connection was not closed at its head deadline"
+            );
+        }
+        assert!(start.elapsed() >= head_timeout - Duration::from_millis(500));
+        assert_eq!(
+            get_from([127, 0, 0, 2], addr, "/api/state", token).await,
+            200
+        );
     }
 }
