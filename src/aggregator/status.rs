@@ -822,14 +822,14 @@ fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
 }
 
 /// The huddle an event names, made when first seen.
-fn huddle<'b>(b: &'b mut BoardFold, id: String, at: DateTime<Utc>) -> &'b mut HuddleFold {
+fn huddle(b: &mut BoardFold, id: String, at: DateTime<Utc>) -> &mut HuddleFold {
     let h = b.huddles.entry(id).or_default();
     h.first_seen.get_or_insert(at);
     h
 }
 
 /// The need an event names, made when first seen.
-fn need<'b>(b: &'b mut BoardFold, id: String, at: DateTime<Utc>) -> &'b mut NeedFold {
+fn need(b: &mut BoardFold, id: String, at: DateTime<Utc>) -> &mut NeedFold {
     let n = b.needs.entry(id).or_default();
     n.first_seen.get_or_insert(at);
     n
