@@ -150,7 +150,7 @@ function tileHtml(key, b) {
   const s = boardState(st);
   const h = huddleOf(st);
   const esc_ = escalationsOf(st);
-  const stale = esc_ ? esc_.filter((e) => e.stale).length : 0;
+  const stale = esc_ ? esc_.filter((e) => e.stale).length + (num(st.escalations_more_stale) || 0) : 0;
   const huddleState = st ? (typeof st.state === 'string' ? st.state : st.huddle) : null;
   const stateLabel = s === 'offline' && STATES[huddleState] ? 'Offline · ' + STATES[huddleState] : STATES[s];
   let timer = NONE;
@@ -167,7 +167,7 @@ function tileHtml(key, b) {
   }
   const step = h && huddleState === 'in_progress' && h.step ? ' · ' + esc(label(h.step)) : '';
   const attendance = h && num(h.present) !== null ? `${h.present}/${num(h.expected) ?? NONE}` : NONE;
-  const escalations = esc_ ? String(esc_.length) + (stale ? ` (${stale} old)` : '') : NONE;
+  const escalations = esc_ ? String(esc_.length + (num(st.escalations_more) || 0)) + (stale ? ` (${stale} old)` : '') : NONE;
   const observed = st && st.last_observation_at ? age(st.last_observation_at) + " ago" : NONE;
   const name = (st && st.board) || b.board;
   return `<button type="button" class="tile" data-state="${s}" data-key="${esc(key)}"
@@ -319,6 +319,7 @@ function renderDetail() {
   html += fact('Events stored', num(st.last_seq) === null ? NONE : String(st.last_seq));
   html += fact('Next huddle', time(st.next_due_at));
   html += fact('Team leader last observed', 'last_observation_at' in st && st.last_observation_at ? age(st.last_observation_at) + ' ago' : NONE);
+  if (st.replaced_at) html += fact('Board replaced', `${time(st.replaced_at)} (${age(st.replaced_at)} ago): a new SD card, a spare Pi or a restored copy`);
   html += '</dl><h3>Huddle</h3>';
   if (h) {
     html += '<dl class="facts-list">';
@@ -343,6 +344,7 @@ function renderDetail() {
     html += '<ul class="esc-list">' + e.map((x) => `<li${x.stale ? ' class="stale"' : ''}>
       <span class="esc-age">${age(x.escalated_at)}${x.stale ? ' · old' : ''}</span>
       <span class="esc-cat">${esc(label(x.category))}</span> ${esc(x.text)}</li>`).join('') + '</ul>';
+    if (num(st.escalations_more)) html += `<p class="muted">and ${st.escalations_more} newer ones not listed.</p>`;
   }
   const sc = b.schedule;
   html += '<h3>Schedule</h3>';
