@@ -720,7 +720,7 @@ fn round3(x: f64) -> f64 {
 /// Most people an observation may add to the report without being in the
 /// roster (ids come from the boards: a board that invents them must not
 /// grow the report past what MQTT can carry). The rest are counted.
-pub const MAX_UNLISTED: usize = 100;
+pub const MAX_UNLISTED: usize = 50;
 
 /// Adds the people that observations name but the roster does not, with
 /// the role their part implies (at most [`MAX_UNLISTED`]); returns them
