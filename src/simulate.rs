@@ -35,6 +35,9 @@ use crate::domain::{ObservationLevel, Role, SelfView, Step};
 pub struct SimOptions {
     /// Number of boards (`sim-001`, ...).
     pub boards: usize,
+    /// The first board's number (1: `sim-001`). Several processes can
+    /// share a site, each with its boards' own broker credentials.
+    pub first: usize,
     /// Huddles per board (in total, across restarts).
     pub huddles: usize,
     /// User actions per second per board; 0 runs as fast as the disk allows.
@@ -392,7 +395,7 @@ pub fn run_offline(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<
     let base = Arc::new(base.clone());
     let handles: Vec<_> = (0..opts.boards)
         .map(|i| {
-            let config = board_config(&base, i, &opts.data_dir);
+            let config = board_config(&base, opts.first.max(1) - 1 + i, &opts.data_dir);
             let huddles = opts.huddles;
             let pause = (opts.rate > 0.0).then(|| StdDuration::from_secs_f64(1.0 / opts.rate));
             std::thread::spawn(move || -> anyhow::Result<SimResult> {
@@ -441,7 +444,7 @@ pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResul
     let latencies: Arc<std::sync::Mutex<Vec<StdDuration>>> = Arc::default();
     let mut boards = Vec::new();
     for i in 0..opts.boards {
-        let config = board_config(base, i, &opts.data_dir);
+        let config = board_config(base, opts.first.max(1) - 1 + i, &opts.data_dir);
         // Create and migrate the file before the publisher opens its own connection.
         drop(crate::store::Store::open(
             &config.database_path(),

@@ -996,3 +996,163 @@ fn a_packet_over_max_packet_size_is_refused_and_a_normal_event_passes() {
         "after that, b1's normal event must pass"
     );
 }
+
+/// The aggregator's resident memory in kB, from `/proc`.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_boards_credentials_cannot_stop_the_site() {
+    use huddle_board::event::{Envelope, Event, NeedRaised};
+    use huddle_board::topic::BoardTopics;
+
+    let boards = [
+        "sim-001=assembly",
+        "sim-002=assembly",
+        "sim-003=assembly",
+        "sim-009=assembly",
+    ];
+    let broker = Broker::start(&boards);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = broker.path("ca.crt");
+    let agg_config = dir.path().join("aggregator.toml");
+    std::fs::write(
+        &agg_config,
+        shipped_with(
+            include_str!("../config/aggregator.toml"),
+            &broker,
+            "aggregator",
+            &broker.passwords["aggregator"],
+            &ca,
+        ),
+    )
+    .unwrap();
+    let mut aggregator = Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(&agg_config)
+        .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
+        .env_remove("HUDDLE_MQTT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("agg.log")).unwrap())
+        .spawn()
+        .expect("start huddle-aggregator");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The attack, with board sim-009's own credentials, on its own topics:
+    // 24 escalated needs with 60 KB texts (each under
+    // ingest.max_message_bytes), seqs beyond i64 and far beyond the ack,
+    // and an event dated 9999-12-31.
+    let (attacker, _rx) = broker.connect("sim-009");
+    let topics = BoardTopics::new("plant1", "assembly", "sim-009");
+    let need = |seq: u64| {
+        Envelope::new(
+            "sim-009",
+            seq,
+            chrono::Utc::now(),
+            true,
+            &Event::NeedRaised(NeedRaised {
+                need_id: format!("n{seq}"),
+                huddle_id: "h".into(),
+                category: "material".into(),
+                text: "x".repeat(60_000),
+                escalated: true,
+            }),
+        )
+        .in_incarnation("attack", 1)
+    };
+    let mut sent = Vec::new();
+    for seq in 1..=24 {
+        sent.push(need(seq));
+    }
+    sent.push(Envelope {
+        seq: (1u64 << 63) + 5,
+        ..need(25)
+    });
+    sent.push(Envelope {
+        seq: 10u64.pow(15),
+        ..need(26)
+    });
+    let mut dated = need(27);
+    dated.at = "9999-12-31T00:00:00Z".parse().unwrap();
+    sent.push(dated);
+    for e in &sent {
+        attacker
+            .publish(topics.event(&e.kind), QoS::AtLeastOnce, false, e.to_json())
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        aggregator.try_wait().unwrap().is_none(),
+        "the aggregator stopped: {}",
+        std::fs::read_to_string(dir.path().join("agg.log")).unwrap_or_default()
+    );
+
+    // Afterwards every other board, with its own credentials, runs two
+    // huddles and is fully acknowledged within the deadline.
+    let started = Instant::now();
+    let kiosks: Vec<(usize, Child)> = (1..=3)
+        .map(|n| {
+            let user = format!("sim-00{n}");
+            let config = dir.path().join(format!("kiosk-{n}.toml"));
+            std::fs::write(
+                &config,
+                shipped_with(
+                    include_str!("../config/kiosk.toml"),
+                    &broker,
+                    &user,
+                    &broker.passwords[&user],
+                    &ca,
+                ),
+            )
+            .unwrap();
+            let child = Command::new(KIOSK)
+                .arg("--config")
+                .arg(&config)
+                .args(["simulate", "--boards", "1", "--first", &n.to_string()])
+                .args(["--huddles", "2", "--timeout", "60"])
+                .arg("--data-dir")
+                .arg(dir.path().join("kiosks"))
+                .env_remove("HUDDLE_MQTT_URL")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run huddle-kiosk simulate");
+            (n, child)
+        })
+        .collect();
+    for (n, child) in kiosks {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "board sim-00{n} was not fully acknowledged after the attack ({:?}):\n{}\n{}\naggregator log:\n{}",
+            started.elapsed(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("agg.log")).unwrap_or_default()
+        );
+    }
+    let rss = rss_kb(aggregator.id());
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    assert!(
+        rss > 0 && rss < 200 * 1024,
+        "the aggregator's memory after the attack: {rss} kB"
+    );
+    let log = std::fs::read_to_string(dir.path().join("agg.log")).unwrap_or_default();
+    assert!(
+        log.contains("bad_payload"),
+        "the 60 KB texts were not rejected:\n{log}"
+    );
+    assert!(
+        log.contains("bad_seq"),
+        "the impossible seqs were not rejected:\n{log}"
+    );
+}

@@ -448,6 +448,7 @@ fn the_simulator_observes_at_a_realistic_cadence_some_boards_late() {
     let base = config(dir.path());
     let opts = SimOptions {
         boards: 4,
+        first: 1,
         huddles: 35,
         rate: 0.0,
         data_dir: dir.path().join("sim"),

@@ -83,6 +83,7 @@ fn every_event_a_simulated_board_writes_fits_its_schema_and_a_broken_one_does_no
     base.storage.data_dir = dir.path().to_owned();
     let opts = SimOptions {
         boards: 2,
+        first: 1,
         huddles: 12,
         rate: 0.0,
         data_dir: dir.path().join("sim"),

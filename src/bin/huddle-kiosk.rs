@@ -55,6 +55,11 @@ enum Command {
         /// How many boards (sim-001, sim-002, ...).
         #[arg(long, default_value_t = 3)]
         boards: usize,
+        /// The first board's number (`--first 4`: sim-004, ...), so that
+        /// several processes, each with its boards' own credentials, can
+        /// share a site.
+        #[arg(long, default_value_t = 1)]
+        first: usize,
         /// Huddles per board, in total across restarts.
         #[arg(long, default_value_t = 5)]
         huddles: usize,
@@ -287,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate {
             boards,
+            first,
             huddles,
             rate,
             data_dir,
@@ -295,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let opts = huddle_board::simulate::SimOptions {
                 boards,
+                first,
                 huddles,
                 rate,
                 data_dir: data_dir.unwrap_or_else(|| config.storage.data_dir.clone()),
