@@ -11,6 +11,9 @@
 //!   every group of the unit's `SupplementaryGroups=`, and enables the unit;
 //!   the aggregator's makes the `huddle-aggregator` user the same way, and
 //!   both give their config (it holds secrets) to that user's group, 0640;
+//!   the aggregator's makes a random dashboard token once (its part run
+//!   here into scratch roots: 64 hex digits, 0640 to that group, never
+//!   replaced), which the packaged binary loads as `web.token_file`;
 //! - the unit, the binary path and the config path agree, and the shipped
 //!   config as installed loads with the packaged binary (the aggregator's
 //!   `--check` finds the roster beside it in /etc/huddle).
@@ -452,4 +455,279 @@ fn both_packages_hold_what_the_units_expect() {
         .arg(root.join("usr/share/huddle-aggregator/mosquitto/setup.sh"))
         .arg("--help")));
     assert!(help.contains("--site"), "setup.sh --help: {help}");
+
+    dashboard_token_is_made_once(&postinst, &root, scratch.path());
+    setup_issues_the_dashboards_certificate(&root, scratch.path());
+}
+
+/// `openssl verify -CAfile CA -purpose sslserver ARGS... CERT`: passed?
+fn verifies(ca: &Path, cert: &Path, args: &[&str]) -> bool {
+    Command::new(require("openssl", "openssl"))
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca)
+        .args(["-purpose", "sslserver"])
+        .args(args)
+        .arg(cert)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The packaged `setup.sh --web-host` issues the dashboard's HTTPS
+/// certificate from the site CA for those names only, says how to use
+/// it, keeps it on later runs and issues it again (same key) when the
+/// names change; the packaged binary loads it as `[web]` cert_file and
+/// key_file.
+fn setup_issues_the_dashboards_certificate(root: &Path, scratch: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    require("mosquitto_passwd", "mosquitto");
+    let out = scratch.join("broker");
+    let setup = |args: &[&str]| {
+        Command::new("bash")
+            .arg(root.join("usr/share/huddle-aggregator/mosquitto/setup.sh"))
+            .args(["--site", "plant1", "--host", "broker.plant1.example"])
+            .arg("--out")
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let first = setup(&[
+        "line1=assembly",
+        "--web-host",
+        "dash.plant1.example",
+        "--web-host",
+        "10.1.2.3",
+    ]);
+    assert!(
+        first.status.success(),
+        "setup.sh --web-host failed: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stdout).into_owned();
+    let (ca, crt, key) = (out.join("ca.crt"), out.join("web.crt"), out.join("web.key"));
+    for line in [
+        "cert_file = \"/etc/huddle/dashboard.crt\"",
+        "key_file = \"/etc/huddle/dashboard.key\"",
+        &format!("{} /etc/huddle/dashboard.crt", crt.display()),
+        &format!("{} /etc/huddle/dashboard.key", key.display()),
+    ] {
+        assert!(said.contains(line), "setup.sh must print `{line}`:\n{said}");
+    }
+    // Signed by the site CA (the broker's), for the names given and no
+    // other (not the broker's --host), for a TLS server.
+    assert!(verifies(
+        &ca,
+        &crt,
+        &["-verify_hostname", "dash.plant1.example"]
+    ));
+    assert!(verifies(&ca, &crt, &["-verify_ip", "10.1.2.3"]));
+    for other in ["broker.plant1.example", "localhost", "other.example"] {
+        assert!(
+            !verifies(&ca, &crt, &["-verify_hostname", other]),
+            "the dashboard's certificate must not name {other}"
+        );
+    }
+    assert!(
+        !verifies(&crt, &crt, &[]),
+        "web.crt must be signed by the CA, not by itself"
+    );
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode of {}", key.display());
+    // A key every browser takes (not Ed25519, which rustls would serve).
+    let dump = text(run(Command::new(require("openssl", "openssl"))
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&crt)));
+    assert!(
+        (dump.contains("id-ecPublicKey") && dump.contains("P-256"))
+            || dump.contains("rsaEncryption"),
+        "the dashboard's key must be ECDSA P-256 or RSA:\n{dump}"
+    );
+
+    // The packaged aggregator takes them as [web] cert_file and key_file.
+    let shipped = std::fs::read_to_string(root.join("etc/huddle/aggregator.toml")).unwrap();
+    let config = root.join("etc/huddle/aggregator-https.toml");
+    std::fs::write(
+        &config,
+        shipped.replacen(
+            "\n[web]\n",
+            &format!(
+                "\n[web]\ncert_file = {:?}\nkey_file = {:?}\n",
+                crt.display().to_string(),
+                key.display().to_string()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let check = run(Command::new(root.join("usr/bin/huddle-aggregator"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check"));
+    assert!(text(check).contains(": ok"));
+
+    // A later run without --web-host, or with the same names, keeps it;
+    // other names issue it again with the same key.
+    let (cert_before, key_before) = (std::fs::read(&crt).unwrap(), std::fs::read(&key).unwrap());
+    let again = setup(&["line2=paint"]);
+    assert!(again.status.success());
+    let same = [
+        "--web-host",
+        "dash.plant1.example",
+        "--web-host",
+        "10.1.2.3",
+    ];
+    assert!(setup(&same).status.success());
+    assert_eq!(
+        std::fs::read(&crt).unwrap(),
+        cert_before,
+        "web.crt replaced"
+    );
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("cert_file"));
+    assert!(setup(&["--web-host", "dash2.plant1.example"])
+        .status
+        .success());
+    assert_ne!(
+        std::fs::read(&crt).unwrap(),
+        cert_before,
+        "web.crt not issued again"
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), key_before, "web.key replaced");
+    assert!(verifies(
+        &ca,
+        &crt,
+        &["-verify_hostname", "dash2.plant1.example"]
+    ));
+    assert!(!verifies(
+        &ca,
+        &crt,
+        &["-verify_hostname", "dash.plant1.example"]
+    ));
+
+    // A name that is neither DNS nor IP stops the run.
+    let bad = setup(&["--web-host", "dash board"]);
+    assert_eq!(bad.status.code(), Some(2), "--web-host 'dash board'");
+}
+
+/// The part of the aggregator's postinst between its `dashboard-token:`
+/// markers, run on its own into scratch roots (`$DPKG_ROOT`), with a
+/// `getent` that knows the group and a `chgrp` that logs (the test's
+/// system has no `huddle-aggregator` group); then the packaged binary
+/// loads the token with `web.token_file`.
+fn dashboard_token_is_made_once(postinst: &str, root: &Path, scratch: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let begin = postinst
+        .find("# dashboard-token: begin")
+        .unwrap_or_else(|| {
+            panic!("the aggregator's postinst makes no dashboard token:\n{postinst}")
+        });
+    let end = postinst[begin..]
+        .find("# dashboard-token: end")
+        .map(|e| begin + e)
+        .expect("the postinst's dashboard-token part has no end marker");
+    let part = &postinst[begin..end];
+    assert!(
+        postinst.find("systemd-sysusers").unwrap() < begin,
+        "the user must exist before the token is given to its group"
+    );
+    let bin = scratch.join("token-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in [
+        ("getent", "[ \"$1 $2\" = \"group huddle-aggregator\" ]\n"),
+        ("chgrp", "echo \"$*\" >>\"$CHGRP_LOG\"\n"),
+    ] {
+        let f = bin.join(name);
+        std::fs::write(&f, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = scratch.join("chgrp.log");
+    let make = |sysroot: &Path| {
+        run(Command::new("sh")
+            .arg("-ec")
+            .arg(part)
+            .env("DPKG_ROOT", sysroot)
+            .env("PATH", &path)
+            .env("CHGRP_LOG", &log));
+        sysroot.join("etc/huddle/dashboard.token")
+    };
+    let read = |f: &Path| std::fs::read_to_string(f).unwrap();
+
+    let first = scratch.join("token-root-1");
+    let token = make(&first);
+    let made = read(&token);
+    let hex = made.trim_end_matches('\n');
+    assert!(
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "the token must be 64 hex digits on one line: {made:?}"
+    );
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "mode of {}", token.display());
+    let chgrp = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        chgrp
+            .lines()
+            .any(|l| l.starts_with("huddle-aggregator ") && l.contains("dashboard.token")),
+        "the token must be given to the group huddle-aggregator; chgrp was run with: {chgrp:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(token.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["dashboard.token"],
+        "the postinst leaves nothing else"
+    );
+
+    // Never replaced: not on the next configure, nor a token of the site's own.
+    make(&first);
+    assert_eq!(read(&token), made, "a second configure replaced the token");
+    std::fs::write(&token, "the-sites-own-token-0123456789\n").unwrap();
+    make(&first);
+    assert_eq!(read(&token), "the-sites-own-token-0123456789\n");
+    // Random: another install makes another token.
+    let other = read(&make(&scratch.join("token-root-2")));
+    assert_ne!(other, made, "two installs made the same token");
+
+    // The packaged binary reads it with token_file (the demo token's
+    // line replaced), and no longer warns of a demo token.
+    let shipped = read(&root.join("etc/huddle/aggregator.toml"));
+    let demo = "token = \"demo-dashboard-token-change-me\"";
+    assert!(
+        shipped.contains(demo),
+        "the shipped [web] token changed: update this test"
+    );
+    std::fs::write(&token, &made).unwrap();
+    let config = root.join("etc/huddle/aggregator-token-file.toml");
+    std::fs::write(
+        &config,
+        shipped.replace(
+            demo,
+            &format!("token_file = {:?}", token.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new(root.join("usr/bin/huddle-aggregator"))
+        .current_dir("/")
+        .arg("--config")
+        .arg(&config)
+        .arg("--check"));
+    let warning = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !warning.contains("web.token"),
+        "the token file was not taken as the token: {warning}"
+    );
+    assert!(text(out).contains(": ok"));
 }

@@ -5,7 +5,7 @@
 #
 #   config/mosquitto/setup.sh --site plant1 [--out /etc/mosquitto/huddle]
 #       [--host broker.plant1.example] [--port 8883]
-#       [--dashboard NAME]... BOARD=AREA...
+#       [--dashboard NAME]... [--web-host NAME]... BOARD=AREA...
 #
 # BOARD=AREA: the board's id (its user name) and its area, as in the
 # board's kiosk.toml ([board] id and area): the ACL lets a board write only
@@ -17,6 +17,12 @@
 # dashboard user: every program that connects needs its own user, since
 # the broker uses the user name as client id (one connection per user).
 #
+# --web-host NAME (a DNS name or an IP address; repeat it for more names):
+# also issue the web dashboard's HTTPS certificate from the same CA, for
+# those names only, as OUT/web.crt and OUT/web.key; the script prints the
+# [web] cert_file / key_file lines for aggregator.toml. Issued again (same
+# key) when the names change; kept on a run without --web-host.
+#
 # Run again with more boards to add them: the CA, the broker's key,
 # existing passwords, boards and dashboards are kept. New passwords are
 # appended to OUT/credentials.txt (mode 600): copy each board's into its
@@ -27,7 +33,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 site="" out="/etc/mosquitto/huddle" host="$(hostname -f 2>/dev/null || hostname)" port=8883
-args=() new_dashboards=()
+args=() new_dashboards=() web_hosts=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --site) site="$2"; shift 2 ;;
@@ -35,7 +41,8 @@ while [ $# -gt 0 ]; do
     --host) host="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --dashboard) new_dashboards+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --web-host) web_hosts+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
     *) args+=("$1"); shift ;;
   esac
@@ -43,6 +50,19 @@ done
 fail() { echo "setup.sh: $*" >&2; exit 2; }
 level='^[a-z0-9_-]+$'
 [[ "$site" =~ $level ]] || fail "--site must be one topic level of [a-z0-9_-] (got '$site')"
+
+# The dashboard certificate's subjectAltName, from --web-host.
+web_san=""
+for h in "${web_hosts[@]}"; do
+  if [[ "$h" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ || ( "$h" == *:* && "$h" =~ ^[0-9A-Fa-f:.]+$ ) ]]; then
+    entry="IP:$h"
+  elif [[ "$h" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
+    entry="DNS:$h"
+  else
+    fail "--web-host '$h' is neither a DNS name nor an IP address"
+  fi
+  case ",$web_san," in *",$entry,"*) ;; *) web_san+="${web_san:+,}$entry" ;; esac
+done
 
 # What earlier runs set up: board -> area, and the dashboard users.
 declare -A area=() dashboard=([dashboard]=1)
@@ -124,6 +144,25 @@ if [ ! -f server.key ]; then
 fi
 chmod 644 ca.crt server.crt
 
+# The web dashboard's certificate (--web-host): the same CA, its own key
+# (P-256: cheap handshakes for many browsers). web.san keeps the names.
+web_note=""
+if [ -n "$web_san" ]; then
+  [ -f web.key ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out web.key 2>/dev/null
+  if [ ! -f web.crt ] || [ "$(cat web.san 2>/dev/null)" != "$web_san" ]; then
+    openssl req -new -key web.key -subj "/CN=${web_hosts[0]}" -out web.csr 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' "$web_san" > web.ext
+    openssl x509 -req -in web.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
+      -extfile web.ext -out web.crt 2>/dev/null
+    rm -f web.csr web.ext
+    echo "$web_san" > web.san
+    web_note="issued"
+  else
+    web_note="kept"
+  fi
+  chmod 644 web.crt
+fi
+
 mapfile -t boards < <(printf '%s\n' "${!area[@]}" | sed '/^$/d' | sort)
 mapfile -t dashboards < <(printf '%s\n' "${!dashboard[@]}" | sort)
 
@@ -182,3 +221,13 @@ if id mosquitto >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   chmod 640 passwd acl server.key mosquitto.conf
 fi
 echo "setup.sh: $out ready for site $site (${#boards[@]} boards, ${#dashboards[@]} dashboard users); new passwords in $out/credentials.txt"
+if [ -n "$web_note" ]; then
+  cat <<END
+setup.sh: the dashboard's HTTPS certificate ($web_note) for ${web_san//,/, }: $out/web.crt, key $out/web.key, signed by $out/ca.crt (browsers must trust that CA). For the aggregator:
+  sudo install -m 644 $out/web.crt /etc/huddle/dashboard.crt
+  sudo install -m 640 -g huddle-aggregator $out/web.key /etc/huddle/dashboard.key
+and in [web] of /etc/huddle/aggregator.toml:
+cert_file = "/etc/huddle/dashboard.crt"
+key_file = "/etc/huddle/dashboard.key"
+END
+fi
