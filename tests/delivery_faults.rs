@@ -113,9 +113,9 @@ impl Site {
         out
     }
 
-    /// The ids of every event the boards' files in `data` hold.
-    fn ids_in(&self, data: &str) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
+    /// Every event the boards' files in `data` hold.
+    fn envelopes_in(&self, data: &str) -> Vec<Envelope> {
+        let mut out = Vec::new();
         for entry in std::fs::read_dir(self.path(data)).unwrap() {
             let dir = entry.unwrap().path();
             let board = dir.file_name().unwrap().to_str().unwrap().to_owned();
@@ -123,11 +123,18 @@ impl Site {
                 huddle_board::store::Store::open(&dir.join(format!("kiosk-{board}.db")), &board)
                     .unwrap();
             for line in store.events_since(0).unwrap() {
-                let e: Envelope = serde_json::from_str(&line).unwrap();
-                ids.insert(e.id.to_string());
+                out.push(serde_json::from_str(&line).unwrap());
             }
         }
-        ids
+        out
+    }
+
+    /// The ids of every event the boards' files in `data` hold.
+    fn ids_in(&self, data: &str) -> BTreeSet<String> {
+        self.envelopes_in(data)
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect()
     }
 
     /// The ids in the aggregator's export; each appears once.
@@ -141,19 +148,10 @@ impl Site {
 
     /// Every event of every simulated kiosk, by (board, seq).
     fn kiosk_events(&self) -> BTreeMap<(String, u64), Envelope> {
-        let mut out = BTreeMap::new();
-        for entry in std::fs::read_dir(self.path("kiosks")).unwrap() {
-            let dir = entry.unwrap().path();
-            let board = dir.file_name().unwrap().to_str().unwrap().to_owned();
-            let store =
-                huddle_board::store::Store::open(&dir.join(format!("kiosk-{board}.db")), &board)
-                    .unwrap();
-            for line in store.events_since(0).unwrap() {
-                let e: Envelope = serde_json::from_str(&line).unwrap();
-                out.insert((e.board.clone(), e.seq), e);
-            }
-        }
-        out
+        self.envelopes_in("kiosks")
+            .into_iter()
+            .map(|e| ((e.board.clone(), e.seq), e))
+            .collect()
     }
 
     /// Every event the aggregator stored, from its CSV export.

@@ -27,21 +27,16 @@ const SITE: &str = "plant1";
 const AREA: &str = "assembly";
 const MAX_BYTES: usize = 65_536;
 
-/// xorshift64*: small, seeded, good enough to vary inputs.
-struct Rng(u64);
+mod support;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+use support::Rng;
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// Texts that grow most in JSON.
+trait Texts {
+    fn text(&mut self) -> String;
+}
 
+impl Texts for Rng {
     /// A text of `MAX_TEXT_CHARS - 0..20` characters of the kinds that
     /// grow most in JSON.
     fn text(&mut self) -> String {

@@ -5,6 +5,8 @@
 //! (bits numbered from 1), not by the code under test. Randomness is a
 //! fixed-seed xorshift, so every run sees the same cases.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -13,26 +15,9 @@ use huddle_board::badge::wiegand::{
     edges_of, Card, Decoded, Decoder, DecoderConfig, Edge, Format, Formats, Frame, FrameRead,
     Keypad, Line, Refusal,
 };
+use support::Rng;
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
-
-/// xorshift64*: small, fixed seed, good enough to spread test cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-}
 
 /// Whether the bits (1-based positions `from..=to`, plus `extra`) and the
 /// parity bit at `at` hold `even` or odd ones.

@@ -602,6 +602,11 @@ impl BoardRow {
         })
     }
 
+    /// Every incarnation's ack.
+    fn acks(&self) -> impl Iterator<Item = (&String, u64)> + '_ {
+        self.streams.iter().map(|(id, s)| (id, s.acked))
+    }
+
     /// The current incarnation's ack.
     fn acked(&self) -> u64 {
         self.streams.get(&self.current).map_or(0, |s| s.acked)
@@ -871,13 +876,7 @@ impl Store {
             ..BatchOutcome::default()
         };
         for (board, t) in done.touched {
-            let acks = |row: &BoardRow| -> Vec<(String, u64)> {
-                row.streams
-                    .iter()
-                    .map(|(id, s)| (id.clone(), s.acked))
-                    .collect()
-            };
-            let ack_moved = t.before.as_ref().is_none_or(|b| acks(b) != acks(&t.row));
+            let ack_moved = t.before.as_ref().is_none_or(|b| b.acks().ne(t.row.acks()));
             outcome.boards.insert(
                 board.clone(),
                 BoardOutcome {
