@@ -1156,3 +1156,131 @@ fn one_boards_credentials_cannot_stop_the_site() {
         "the impossible seqs were not rejected:\n{log}"
     );
 }
+
+/// The ids of every event in simulated board sim-001's file under `data`.
+fn sim_ids(data: &Path) -> std::collections::BTreeSet<String> {
+    let store =
+        huddle_board::store::Store::open(&data.join("sim-001").join("kiosk-sim-001.db"), "sim-001")
+            .unwrap();
+    store
+        .events_since(0)
+        .unwrap()
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<huddle_board::event::Envelope>(l)
+                .unwrap()
+                .id
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_reflashed_or_restored_board_loses_nothing_through_the_shipped_broker() {
+    let broker = Broker::start(&[SIM_BOARD]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = broker.path("ca.crt");
+    let agg_config = dir.path().join("aggregator.toml");
+    let kiosk_config = dir.path().join("kiosk.toml");
+    for (file, shipped, user) in [
+        (
+            &agg_config,
+            include_str!("../config/aggregator.toml"),
+            "aggregator",
+        ),
+        (
+            &kiosk_config,
+            include_str!("../config/kiosk.toml"),
+            "sim-001",
+        ),
+    ] {
+        let text = shipped_with(shipped, &broker, user, &broker.passwords[user], &ca);
+        std::fs::write(file, text).unwrap();
+    }
+    let mut aggregator = Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(&agg_config)
+        .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
+        .env_remove("HUDDLE_MQTT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("agg.log")).unwrap())
+        .spawn()
+        .expect("start huddle-aggregator");
+    let kiosks = dir.path().join("kiosks");
+    let simulate = |huddles: &str| {
+        let out = Command::new(KIOSK)
+            .arg("--config")
+            .arg(&kiosk_config)
+            .args(["simulate", "--boards", "1", "--huddles", huddles])
+            .args(["--timeout", "60", "--data-dir"])
+            .arg(&kiosks)
+            .env_remove("HUDDLE_MQTT_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run huddle-kiosk simulate");
+        assert!(
+            out.status.success(),
+            "sim-001 was not fully acknowledged:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let exported = || -> Vec<String> {
+        let out = Command::new(AGGREGATOR)
+            .arg("--config")
+            .arg(&agg_config)
+            .args(["export", "--what", "events", "--format", "csv"])
+            .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        csv::Reader::from_reader(out.stdout.as_slice())
+            .records()
+            .map(|r| r.unwrap()[2].to_owned())
+            .collect()
+    };
+    simulate("2");
+    let mut written = sim_ids(&kiosks);
+    // Reflashed: the file is gone.
+    std::fs::remove_dir_all(&kiosks).unwrap();
+    simulate("1");
+    written.extend(sim_ids(&kiosks));
+    // Restored from an older copy.
+    let copy = dir.path().join("copy");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&kiosks)
+        .arg(&copy)
+        .status();
+    assert!(cp.unwrap().success());
+    // (`--huddles` counts across restarts: 2 is one more.)
+    simulate("2");
+    written.extend(sim_ids(&kiosks));
+    std::fs::remove_dir_all(&kiosks).unwrap();
+    std::fs::rename(&copy, &kiosks).unwrap();
+    simulate("2");
+    written.extend(sim_ids(&kiosks));
+    let ids = exported();
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    let unique: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    println!(
+        "{} events written, {} exported",
+        written.len(),
+        unique.len()
+    );
+    assert!(written.len() > 60, "the board wrote too little to tell");
+    assert_eq!(unique.len(), ids.len(), "an event exported twice");
+    let missing: Vec<_> = written.difference(&unique).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events never reached the aggregator, e.g. {missing:?}",
+        written.difference(&unique).count(),
+        written.len()
+    );
+}
