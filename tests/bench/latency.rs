@@ -152,7 +152,8 @@ fn observe(port: u16, stop: &AtomicBool) -> Vec<f64> {
         for topic in ["huddle/v1/+/+/+/event/+", "huddle/v1/+/+/+/ack"] {
             client.subscribe(topic, QoS::AtMostOnce).await.unwrap();
         }
-        let mut pending: HashMap<String, BTreeMap<u64, Instant>> = HashMap::new();
+        // By (board, incarnation): an ack covers each incarnation apart.
+        let mut pending: HashMap<(String, String), BTreeMap<u64, Instant>> = HashMap::new();
         let mut seen = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), ev.poll()).await
@@ -170,13 +171,28 @@ fn observe(port: u16, stop: &AtomicBool) -> Vec<f64> {
             let (Some(board), Some(seq)) = (levels.get(4), v["seq"].as_u64()) else {
                 continue;
             };
-            let waiting = pending.entry((*board).to_owned()).or_default();
+            let key = |inc: &serde_json::Value| {
+                (
+                    (*board).to_owned(),
+                    inc.as_str().unwrap_or_default().to_owned(),
+                )
+            };
             if levels.get(5) == Some(&"event") {
+                let waiting = pending.entry(key(&v["incarnation"])).or_default();
                 waiting.entry(seq).or_insert(now);
             } else if !p.retain {
-                let rest = waiting.split_off(&(seq + 1));
-                for at in std::mem::replace(waiting, rest).into_values() {
-                    seen.push((now - at).as_secs_f64() * 1e3);
+                let legacy = [(key(&serde_json::Value::Null), seq)];
+                let entries = v["incarnations"].as_array().into_iter().flatten();
+                let acks =
+                    entries.filter_map(|i| Some((key(&i["incarnation"]), i["seq"].as_u64()?)));
+                for (key, seq) in legacy.into_iter().chain(acks) {
+                    let Some(waiting) = pending.get_mut(&key) else {
+                        continue;
+                    };
+                    let rest = waiting.split_off(&(seq + 1));
+                    for at in std::mem::replace(waiting, rest).into_values() {
+                        seen.push((now - at).as_secs_f64() * 1e3);
+                    }
                 }
             }
         }
