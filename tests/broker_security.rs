@@ -997,6 +997,21 @@ fn a_packet_over_max_packet_size_is_refused_and_a_normal_event_passes() {
     );
 }
 
+/// The real aggregator with `config`, its data and log (`agg.log`) in
+/// `dir`.
+fn start_aggregator(config: &Path, dir: &Path) -> Child {
+    Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(config)
+        .env("HUDDLE_DATA_DIR", dir.join("agg"))
+        .env_remove("HUDDLE_MQTT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agg.log")).unwrap())
+        .spawn()
+        .expect("start huddle-aggregator")
+}
+
 /// The aggregator's resident memory in kB, from `/proc`.
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -1033,16 +1048,7 @@ fn one_boards_credentials_cannot_stop_the_site() {
         ),
     )
     .unwrap();
-    let mut aggregator = Command::new(AGGREGATOR)
-        .arg("--config")
-        .arg(&agg_config)
-        .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
-        .env_remove("HUDDLE_MQTT_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("agg.log")).unwrap())
-        .spawn()
-        .expect("start huddle-aggregator");
+    let mut aggregator = start_aggregator(&agg_config, dir.path());
     std::thread::sleep(Duration::from_secs(1));
 
     // The attack, with board sim-009's own credentials, on its own topics:
@@ -1197,16 +1203,7 @@ fn a_reflashed_or_restored_board_loses_nothing_through_the_shipped_broker() {
         let text = shipped_with(shipped, &broker, user, &broker.passwords[user], &ca);
         std::fs::write(file, text).unwrap();
     }
-    let mut aggregator = Command::new(AGGREGATOR)
-        .arg("--config")
-        .arg(&agg_config)
-        .env("HUDDLE_DATA_DIR", dir.path().join("agg"))
-        .env_remove("HUDDLE_MQTT_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("agg.log")).unwrap())
-        .spawn()
-        .expect("start huddle-aggregator");
+    let mut aggregator = start_aggregator(&agg_config, dir.path());
     let kiosks = dir.path().join("kiosks");
     let simulate = |huddles: &str| {
         let out = Command::new(KIOSK)
