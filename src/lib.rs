@@ -1,35 +1,34 @@
 //! huddle-board: daily huddle boards and the "Leaders Coaching Leaders"
 //! cascade for lean plants.
 //!
-//! The library holds everything; the two binaries are thin:
-//! - `huddle-kiosk` (feature `kiosk`): the Slint touchscreen app at every
-//!   board. [`app`] is its core, [`store`] its SQLite file, [`badge`] its
-//!   readers, `ui` the only place where its types become Slint's.
-//! - `huddle-aggregator`: the site service, built without Slint.
+//! The library holds everything; the two binaries under `src/bin` are thin
+//! (parse arguments, load config, call `run`). The tree is the
+//! architecture, in four layers that import only downwards:
+//! - [`domain`]: the pure rules (people and roles, the schedule, the
+//!   huddle, observations and the coaching cascade, badge hashes). It
+//!   imports nothing else of the crate and never touches SQLite, MQTT or
+//!   the clock.
+//! - [`wire`]: the contract both programs speak: the event envelope, the
+//!   retained payloads, the topic tree, the time format. It imports only
+//!   [`domain`].
+//! - the shared shell: [`config`] (loading, errors naming file and key,
+//!   the MQTT settings), [`mqtt`], [`text`], [`logging`], [`notify`]. They
+//!   import only [`domain`] and [`wire`].
+//! - the two wings, which never import each other: [`kiosk`] (feature
+//!   `kiosk`: the Slint touchscreen app at every board, its SQLite file and
+//!   outbox, its badge readers) and [`aggregator`] (the site service,
+//!   built without Slint: ingest, the site file, status, coaching, the
+//!   dashboard).
 //!
-//! [`domain`] holds the pure rules, [`event`] the contract both sides share,
-//! [`config`] the validated configuration, [`text`] the message keys that
-//! the views word (and translate).
+//! `tests/it/layout.rs` enforces these rules.
 #![warn(missing_docs)]
 
 pub mod aggregator;
-pub mod app;
-pub mod badge;
 pub mod config;
 pub mod domain;
-pub mod event;
+pub mod kiosk;
 pub mod logging;
 pub mod mqtt;
 pub mod notify;
-pub mod outbox;
-pub mod payload;
-pub mod schema;
-pub mod simulate;
-pub mod store;
 pub mod text;
-pub mod topic;
-
-#[cfg(feature = "kiosk")]
-pub mod snapshot;
-#[cfg(feature = "kiosk")]
-pub mod ui;
+pub mod wire;

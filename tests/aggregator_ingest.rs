@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use huddle_board::aggregator::{validate, Stats};
-use huddle_board::badge::hash_badge;
-use huddle_board::config::KioskConfig;
-use huddle_board::event::{Envelope, Event, NeedRef};
-use huddle_board::payload::{Ack, BoardLive, RosterMessage};
-use huddle_board::topic::{BoardTopics, SiteTopics};
+use huddle_board::domain::hash_badge;
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::wire::event::{Envelope, Event, NeedRef};
+use huddle_board::wire::payload::{Ack, BoardLive, RosterMessage};
+use huddle_board::wire::topic::{BoardTopics, SiteTopics};
 use support::{wait_for, Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");

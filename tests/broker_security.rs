@@ -1024,8 +1024,8 @@ fn rss_kb(pid: u32) -> u64 {
 
 #[test]
 fn one_boards_credentials_cannot_stop_the_site() {
-    use huddle_board::event::{Envelope, Event, NeedRaised};
-    use huddle_board::topic::BoardTopics;
+    use huddle_board::wire::event::{Envelope, Event, NeedRaised};
+    use huddle_board::wire::topic::BoardTopics;
 
     let boards = [
         "sim-001=assembly",
@@ -1165,15 +1165,17 @@ fn one_boards_credentials_cannot_stop_the_site() {
 
 /// The ids of every event in simulated board sim-001's file under `data`.
 fn sim_ids(data: &Path) -> std::collections::BTreeSet<String> {
-    let store =
-        huddle_board::store::Store::open(&data.join("sim-001").join("kiosk-sim-001.db"), "sim-001")
-            .unwrap();
+    let store = huddle_board::kiosk::store::Store::open(
+        &data.join("sim-001").join("kiosk-sim-001.db"),
+        "sim-001",
+    )
+    .unwrap();
     store
         .events_since(0)
         .unwrap()
         .iter()
         .map(|l| {
-            serde_json::from_str::<huddle_board::event::Envelope>(l)
+            serde_json::from_str::<huddle_board::wire::event::Envelope>(l)
                 .unwrap()
                 .id
                 .to_string()

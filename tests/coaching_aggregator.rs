@@ -21,8 +21,8 @@ use huddle_board::aggregator::coaching::{
 };
 use huddle_board::aggregator::store::Store;
 use huddle_board::domain::{mean_score, BehaviourScore, ObservationLevel, Pick, Role, SelfView};
-use huddle_board::event::{Envelope, Event, ObservationAcknowledged, ObservationRecorded};
-use huddle_board::topic::{BoardTopics, SiteTopics};
+use huddle_board::wire::event::{Envelope, Event, ObservationAcknowledged, ObservationRecorded};
+use huddle_board::wire::topic::{BoardTopics, SiteTopics};
 use support::{wait_for, Aggregator, Mosquitto, Publisher, Sub};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");

@@ -5,14 +5,14 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use huddle_board::app::{Board, Intent, Screen};
-use huddle_board::badge::{BadgeInput, BadgeRead};
-use huddle_board::config::KioskConfig;
 use huddle_board::domain::{
     FlowStep, ObservationLevel, SelfView, Step, COACHING, FACILITATION, FLOW_TIMEOUT_S,
 };
-use huddle_board::event::{Envelope, Event};
+use huddle_board::kiosk::app::{Board, Intent, Screen};
+use huddle_board::kiosk::badge::{BadgeInput, BadgeRead};
+use huddle_board::kiosk::config::KioskConfig;
 use huddle_board::text::{Text, TextKey};
+use huddle_board::wire::event::{Envelope, Event};
 
 const SHIPPED: &str = include_str!("../config/kiosk.toml");
 const LEADER: &str = "1001";
@@ -443,7 +443,7 @@ fn several_team_leaders_are_picked_on_screen_and_nobody_observes_themselves() {
 
 #[test]
 fn the_simulator_observes_at_a_realistic_cadence_some_boards_late() {
-    use huddle_board::simulate::{board_config, run_offline, SimOptions};
+    use huddle_board::kiosk::simulate::{board_config, run_offline, SimOptions};
     let dir = tempfile::tempdir().unwrap();
     let base = config(dir.path());
     let opts = SimOptions {
@@ -463,7 +463,8 @@ fn the_simulator_observes_at_a_realistic_cadence_some_boards_late() {
     let mut overdue = Vec::new();
     for i in 0..4 {
         let c = board_config(&base, i, &opts.data_dir);
-        let store = huddle_board::store::Store::open(&c.database_path(), &c.board.id).unwrap();
+        let store =
+            huddle_board::kiosk::store::Store::open(&c.database_path(), &c.board.id).unwrap();
         let all: Vec<Envelope> = store
             .events_since(0)
             .unwrap()

@@ -12,9 +12,9 @@ mod ui;
 use std::path::Path;
 
 use chrono::Duration;
-use huddle_board::app::Intent;
 use huddle_board::domain::{COACHING, FACILITATION, FLOW_TIMEOUT_S};
-use huddle_board::ui::Texts;
+use huddle_board::kiosk::app::Intent;
+use huddle_board::kiosk::ui::Texts;
 use slint::{ComponentHandle, Model};
 use ui::{monday, Ui};
 
@@ -52,7 +52,7 @@ impl CoachingUi for Ui {
 
 #[test]
 fn coaching_flows_by_accessible_label() {
-    huddle_board::snapshot::init_headless().unwrap();
+    huddle_board::kiosk::snapshot::init_headless().unwrap();
     let dir = tempfile::tempdir().unwrap();
     observe_huddle(&dir.path().join("a"));
     observe_coaching_and_time_out(&dir.path().join("b"));

@@ -29,8 +29,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use huddle_board::event::{AttendanceTapped, Envelope, Event, HuddleStarted, StartTrigger, TapVia};
-use huddle_board::topic::BoardTopics;
+use huddle_board::wire::event::{
+    AttendanceTapped, Envelope, Event, HuddleStarted, StartTrigger, TapVia,
+};
+use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use support::{free_port, wait_for, wait_port, Aggregator, Mosquitto, Publisher};
@@ -624,7 +626,7 @@ fn browser_shows_boards_and_follows_a_tap() {
 
 mod demo {
     use chrono::{DateTime, Duration, Utc};
-    use huddle_board::payload::{
+    use huddle_board::wire::payload::{
         AlertKind, BoardAlert, BoardLive, LiveHuddle, LiveState, OpenEscalation, ScheduleMessage,
         SiteLive, StateCounts,
     };
@@ -768,7 +770,7 @@ mod demo {
 fn browser_renders_the_full_live_status() {
     use huddle_board::aggregator::live::Hub;
     use huddle_board::aggregator::web;
-    use huddle_board::payload::{AlertKind, LiveState};
+    use huddle_board::wire::payload::{AlertKind, LiveState};
 
     let driver = install_driver();
     let now = Utc::now();

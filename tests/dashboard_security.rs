@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huddle_board::config::AggregatorConfig;
+use huddle_board::aggregator::config::AggregatorConfig;
 use support::{free_port, require, wait_port, Aggregator};
 
 const TOKEN: &str = "security-test-token-0123456789";

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use huddle_board::aggregator::coaching::Report;
-use huddle_board::event::Envelope;
-use huddle_board::topic::SiteTopics;
+use huddle_board::wire::event::Envelope;
+use huddle_board::wire::topic::SiteTopics;
 use support::{sigkill, Mosquitto, Sub};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
@@ -119,9 +119,11 @@ impl Site {
         for entry in std::fs::read_dir(self.path(data)).unwrap() {
             let dir = entry.unwrap().path();
             let board = dir.file_name().unwrap().to_str().unwrap().to_owned();
-            let store =
-                huddle_board::store::Store::open(&dir.join(format!("kiosk-{board}.db")), &board)
-                    .unwrap();
+            let store = huddle_board::kiosk::store::Store::open(
+                &dir.join(format!("kiosk-{board}.db")),
+                &board,
+            )
+            .unwrap();
             for line in store.events_since(0).unwrap() {
                 out.push(serde_json::from_str(&line).unwrap());
             }

@@ -88,7 +88,7 @@ fn statuses() -> (Value, Value) {
     });
     // Both are real BoardLive payloads.
     for v in [&running, &idle] {
-        serde_json::from_value::<huddle_board::payload::BoardLive>(v.clone()).unwrap();
+        serde_json::from_value::<huddle_board::wire::payload::BoardLive>(v.clone()).unwrap();
     }
     (running, idle)
 }

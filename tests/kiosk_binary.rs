@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use huddle_board::event::Envelope;
+use huddle_board::wire::event::Envelope;
 use support::{require, Xvfb};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
@@ -317,12 +317,12 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
     // The aggregator's retained ack (for this file's incarnation, with the
     // chain digest of its two events) marks them delivered, durably.
     let db = dir.path().join("data").join("kiosk-demo.db");
-    let entry = huddle_board::store::Store::open(&db, "demo")
+    let entry = huddle_board::kiosk::store::Store::open(&db, "demo")
         .unwrap()
         .ack_for(2)
         .unwrap()
         .expect("event 2 in the outbox");
-    let ack = huddle_board::payload::Ack {
+    let ack = huddle_board::wire::payload::Ack {
         board: "demo".into(),
         seq: 0,
         at: chrono::Utc::now(),
@@ -334,7 +334,7 @@ fn the_kiosk_delivers_through_a_real_broker_and_its_last_will_fires_on_sigkill()
         &serde_json::to_string(&ack).unwrap(),
     );
     wait_until("the ack remembered", || {
-        let store = huddle_board::store::Store::open(&db, "demo").unwrap();
+        let store = huddle_board::kiosk::store::Store::open(&db, "demo").unwrap();
         store.acked().unwrap() == 2 && store.undelivered().unwrap() == 0
     });
 

@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use huddle_board::app::{Board, Intent, Screen};
-use huddle_board::badge::{BadgeInput, BadgeRead};
-use huddle_board::config::KioskConfig;
 use huddle_board::domain::Step;
-use huddle_board::event::Envelope;
+use huddle_board::kiosk::app::{Board, Intent, Screen};
+use huddle_board::kiosk::badge::{BadgeInput, BadgeRead};
+use huddle_board::kiosk::config::KioskConfig;
 use huddle_board::text::{Text, TextKey};
+use huddle_board::wire::event::Envelope;
 
 const SHIPPED: &str = include_str!("../config/kiosk.toml");
 const LEADER: &str = "1001";
@@ -317,7 +317,7 @@ fn an_unknown_badge_is_enrolled_by_a_team_leader() {
     let mut b = Board::open(config(dir.path()), at(6, 50)).unwrap();
     assert_eq!(
         b.roster()
-            .by_badge(&huddle_board::badge::hash_badge(
+            .by_badge(&huddle_board::domain::hash_badge(
                 b"demo-site-key-change-me",
                 "55555"
             ))

@@ -17,11 +17,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as Span, Timelike, Utc};
-use huddle_board::app::{Board, Intent};
-use huddle_board::badge::{BadgeInput, BadgeRead};
-use huddle_board::config::KioskConfig;
-use huddle_board::outbox::Outbox;
-use huddle_board::payload::{
+use huddle_board::kiosk::app::{Board, Intent};
+use huddle_board::kiosk::badge::{BadgeInput, BadgeRead};
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::kiosk::outbox::Outbox;
+use huddle_board::wire::payload::{
     AlertKind, BoardAlert, BoardLive, LiveState, ScheduleMessage, SiteLive, StateCounts,
 };
 use support::{Aggregator, Mosquitto, Sub};
@@ -143,7 +143,7 @@ fn kiosks_reach_the_retained_statuses_and_a_missed_huddle_alerts_once() {
         ("line3", "paint", later.clone()),
     ] {
         let c = board_config(&kiosks, &url, id, area, &at);
-        drop(huddle_board::store::Store::open(&c.database_path(), id).unwrap());
+        drop(huddle_board::kiosk::store::Store::open(&c.database_path(), id).unwrap());
         others.push(Outbox::start(&c, rt.handle(), Box::new(|_| {})).unwrap());
     }
     // The team leader starts; one member taps in.

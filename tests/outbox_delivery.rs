@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use huddle_board::config::KioskConfig;
-use huddle_board::event::{chain_next, chain_start, Envelope, Event, NeedRef};
-use huddle_board::outbox::{LinkStatus, Outbox};
-use huddle_board::payload::{Ack, IncarnationAck, RosterMessage};
-use huddle_board::store::Store;
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::kiosk::outbox::{LinkStatus, Outbox};
+use huddle_board::kiosk::store::Store;
 use huddle_board::text::{Text, TextKey};
-use huddle_board::topic::BoardTopics;
+use huddle_board::wire::event::{chain_next, chain_start, Envelope, Event, NeedRef};
+use huddle_board::wire::payload::{Ack, IncarnationAck, RosterMessage};
+use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use support::{publish_retained, require, Mosquitto};
 use tokio::sync::watch;
@@ -54,7 +54,7 @@ fn commit(store: &mut Store, n: usize) {
                 }))
                 .map(|_| ())
             })
-            .map_err(|e: huddle_board::store::StoreError| e)
+            .map_err(|e: huddle_board::kiosk::store::StoreError| e)
             .unwrap();
     }
 }

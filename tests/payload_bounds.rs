@@ -16,12 +16,12 @@ use huddle_board::aggregator::coaching::{self, CoachingEvent, StoredCoachingEven
 use huddle_board::aggregator::status::{Rules, Site, StoredEvent};
 use huddle_board::aggregator::validate::{validate, MAX_TEXT_CHARS};
 use huddle_board::domain::{BehaviourScore, ObservationLevel, Pick, SelfView};
-use huddle_board::event::{
+use huddle_board::mqtt::{fits, MAX_PACKET};
+use huddle_board::wire::event::{
     AttendanceTapped, Envelope, Event, HuddleAdvanced, HuddleStarted, NeedRaised,
     ObservationRecorded, StartTrigger, TapVia,
 };
-use huddle_board::mqtt::{fits, MAX_PACKET};
-use huddle_board::topic::{BoardTopics, SiteTopics};
+use huddle_board::wire::topic::{BoardTopics, SiteTopics};
 
 const SITE: &str = "plant1";
 const AREA: &str = "assembly";

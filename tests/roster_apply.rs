@@ -6,12 +6,13 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use huddle_board::app::{Board, Intent, Screen};
-use huddle_board::badge::{hash_badge, BadgeInput, BadgeRead};
-use huddle_board::config::KioskConfig;
+use huddle_board::domain::hash_badge;
 use huddle_board::domain::{Role, Step};
-use huddle_board::event::Envelope;
-use huddle_board::payload::{RosterMessage, RosterPerson};
+use huddle_board::kiosk::app::{Board, Intent, Screen};
+use huddle_board::kiosk::badge::{BadgeInput, BadgeRead};
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::wire::event::Envelope;
+use huddle_board::wire::payload::{RosterMessage, RosterPerson};
 
 const SHIPPED: &str = include_str!("../config/kiosk.toml");
 
@@ -190,4 +191,30 @@ fn the_roster_survives_a_reopen_and_its_badges_work() {
     );
     assert!(!b.handle(Intent::ApplyRoster(again), at(7, 1)).unwrap());
     assert_eq!(applied(&b).len(), 1);
+}
+
+/// The site's sample roster and the kiosk's demo config name the same
+/// people with the same badges: the demo works out of the box.
+#[test]
+fn the_shipped_site_roster_matches_the_kiosk_demo() {
+    use huddle_board::aggregator::roster::parse;
+    let when = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+    let r = parse(
+        include_str!("../config/roster.csv"),
+        Path::new("config/roster.csv"),
+        when,
+    )
+    .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].area, "assembly");
+    let people = &r[0].message.people;
+    assert_eq!(people.len(), 8);
+    let kiosk = KioskConfig::from_toml(SHIPPED, Path::new("config/kiosk.toml")).unwrap();
+    let key = kiosk.badge.site_key.as_bytes();
+    for p in &kiosk.people {
+        let q = people.iter().find(|q| q.id == p.id).expect("same people");
+        assert_eq!((q.name.as_str(), q.role), (p.name.as_str(), p.role));
+        let expected: Vec<_> = p.badges.iter().map(|b| hash_badge(key, b)).collect();
+        assert_eq!(q.badge_hashes, expected, "{}", p.id);
+    }
 }

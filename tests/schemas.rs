@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use huddle_board::schema::{catalogue, file_text};
+use huddle_board::aggregator::schema::{catalogue, file_text};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/schemas");
 const REGENERATE: &str =
@@ -75,8 +75,8 @@ fn assert_valid(v: &jsonschema::Validator, file: &str, payload: &str) {
 
 #[test]
 fn every_event_a_simulated_board_writes_fits_its_schema_and_a_broken_one_does_not() {
-    use huddle_board::config::KioskConfig;
-    use huddle_board::simulate::{board_config, run_offline, SimOptions};
+    use huddle_board::kiosk::config::KioskConfig;
+    use huddle_board::kiosk::simulate::{board_config, run_offline, SimOptions};
     let dir = tempfile::tempdir().unwrap();
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/kiosk.toml");
     let mut base = KioskConfig::load(Path::new(shipped)).unwrap();
@@ -95,7 +95,8 @@ fn every_event_a_simulated_board_writes_fits_its_schema_and_a_broken_one_does_no
     let mut seen = BTreeSet::new();
     for i in 0..opts.boards {
         let c = board_config(&base, i, &opts.data_dir);
-        let store = huddle_board::store::Store::open(&c.database_path(), &c.board.id).unwrap();
+        let store =
+            huddle_board::kiosk::store::Store::open(&c.database_path(), &c.board.id).unwrap();
         for line in store.events_since(0).unwrap() {
             let value: serde_json::Value = serde_json::from_str(&line).unwrap();
             let kind = value["kind"].as_str().unwrap().to_owned();
@@ -138,14 +139,14 @@ fn the_aggregators_roster_and_ack_payloads_fit_their_schemas() {
             &serde_json::to_string(&r.message).unwrap(),
         );
     }
-    let ack = huddle_board::payload::Ack {
+    let ack = huddle_board::wire::payload::Ack {
         board: "b1".into(),
         seq: 4,
         at: chrono::Utc::now(),
-        incarnations: vec![huddle_board::payload::IncarnationAck {
+        incarnations: vec![huddle_board::wire::payload::IncarnationAck {
             incarnation: "0193aa".into(),
             seq: 7,
-            chain: huddle_board::event::chain_start("0193aa"),
+            chain: huddle_board::wire::event::chain_start("0193aa"),
         }],
     };
     assert_valid(

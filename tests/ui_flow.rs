@@ -15,7 +15,7 @@ use ui::{monday, Ui};
 
 #[test]
 fn screens_by_accessible_label() {
-    huddle_board::snapshot::init_headless().unwrap();
+    huddle_board::kiosk::snapshot::init_headless().unwrap();
     let dir = tempfile::tempdir().unwrap();
     whole_huddle(&dir.path().join("a"));
     unknown_badge_and_enrolment(&dir.path().join("b"));

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use huddle_board::badge::wiegand::{
+use huddle_board::kiosk::badge::wiegand::{
     edges_of, Card, Decoded, Decoder, DecoderConfig, Edge, Format, Formats, Frame, FrameRead,
     Keypad, Line, Refusal,
 };
@@ -548,7 +548,7 @@ fn badge_decode_follows_the_config() {
     let o = kiosk(&["--config", &config, "badge", "decode", &bits]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let key = "demo-site-key-change-me";
-    let hash = huddle_board::badge::hash_badge(key.as_bytes(), "1804242");
+    let hash = huddle_board::domain::hash_badge(key.as_bytes(), "1804242");
     assert_eq!(
         stdout(&o),
         format!(

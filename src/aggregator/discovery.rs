@@ -6,13 +6,13 @@
 //! Pure: a board's topics in, the retained discovery messages out
 //! (`{prefix}/{component}/{object_id}/config`, Home Assistant's default
 //! prefix being `homeassistant`). Every sensor reads the board's retained
-//! `.../status` ([`crate::payload::BoardLive`]) through a value template,
+//! `.../status` ([`crate::wire::payload::BoardLive`]) through a value template,
 //! so nothing is published twice. The broker's ACL must let the
 //! aggregator write `{prefix}/#` (the shipped template does).
 
 use serde_json::{json, Value};
 
-use crate::topic::BoardTopics;
+use crate::wire::topic::BoardTopics;
 
 /// One discovery message: topic and JSON payload (publish retained).
 #[derive(Debug, Clone, PartialEq)]

@@ -26,7 +26,7 @@
 //!   it moved, or when a duplicate at or below it arrived (a kiosk that
 //!   re-sends needs to hear it again); the counters when they changed. The
 //!   committed events, `online` flags and received schedules go to the
-//!   live status thread ([`super::status_shell`]), which publishes the
+//!   live status thread ([`super::status::shell`]), which publishes the
 //!   boards' and the site's status and the alerts. After every ConnAck
 //!   everything retained is published again (the broker may have lost
 //!   it); the event subscription is made again when the session was not
@@ -43,17 +43,17 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, Publish, QoS};
 
-use super::coaching_shell::{self, CoachingError};
+use super::coaching::shell::{self as coaching_shell, CoachingError};
 use super::live::Hub;
 use super::outlet::json;
 use super::roster::{self, BoardRoster, RosterError};
-use super::status_shell::{self, Feed, Feeder, OverdueCount, StatusError};
+use super::status::shell::{self as status_shell, Feed, Feeder, OverdueCount, StatusError};
 use super::store::{BatchOutcome, Checkpointer, Input, Stats, Store, StoreError};
 use super::validate::{bound_time, validate, Reason, Reject};
-use crate::config::AggregatorConfig;
+use crate::aggregator::config::AggregatorConfig;
 use crate::mqtt::{Backoff, FailureLog, MqttError};
-use crate::payload::{Ack, ScheduleMessage};
-use crate::topic::{parse_board_topic, BoardTopics, SiteTopics};
+use crate::wire::payload::{Ack, ScheduleMessage};
+use crate::wire::topic::{parse_board_topic, BoardTopics, SiteTopics};
 
 /// How often the roster file's modification time is checked.
 pub const ROSTER_POLL: Duration = Duration::from_secs(3);
@@ -201,7 +201,7 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// publications. Acks go out at once; the counters at most every
 /// [`STATUS_EVERY`], so that a burst does not flood the broker
 /// ([`due_publications`] sends what waited). The boards' statuses are the
-/// live status thread's ([`super::status_shell`]).
+/// live status thread's ([`super::status::shell`]).
 pub fn publications(
     site: &str,
     outcome: &BatchOutcome,
@@ -798,7 +798,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::aggregator::store::BoardOutcome;
-    use crate::payload::{BoardStatus, HuddleState};
+    use crate::wire::payload::{BoardStatus, HuddleState};
 
     #[test]
     fn rejection_logs_are_limited_per_board_and_reason() {

@@ -1,13 +1,13 @@
 //! The site aggregator: ingest of every board's events over MQTT.
 //!
 //! - [`validate`] (pure): one message's topic and bytes in, an
-//!   [`Envelope`](crate::event::Envelope) or a [`Reject`] with its
+//!   [`Envelope`](crate::wire::event::Envelope) or a [`Reject`] with its
 //!   [`Reason`] out.
 //! - [`store`]: the SQLite file (events keyed by `(board, seq)`, each
 //!   board's contiguous ack, integrity alerts, counters); one transaction
 //!   per group commit.
 //! - [`roster`] (pure): the site roster CSV into one
-//!   [`RosterMessage`](crate::payload::RosterMessage) per board.
+//!   [`RosterMessage`](crate::wire::payload::RosterMessage) per board.
 //! - [`coaching`] (pure), [`coaching_db`], [`coaching_shell`]: the
 //!   coaching loop (issue 5): cadence and effectiveness from the stored
 //!   observations, published on `huddle/v1/{site}/coaching` by a thread of
@@ -36,16 +36,14 @@
 //! others.
 
 pub mod coaching;
-pub mod coaching_db;
-pub mod coaching_shell;
+pub mod config;
 pub mod discovery;
 pub mod ingest;
 pub mod live;
 pub mod outlet;
 pub mod roster;
+pub mod schema;
 pub mod status;
-pub mod status_db;
-pub mod status_shell;
 pub mod store;
 pub mod validate;
 pub mod web;

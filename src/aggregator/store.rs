@@ -10,7 +10,7 @@
 //! integrity alert (kept in `integrity_alerts`); the first one stored is
 //! always kept.
 //!
-//! The ack of a board's incarnation ([`crate::event`]) is the highest
+//! The ack of a board's incarnation ([`crate::wire::event`]) is the highest
 //! `seq` with every `seq` from its `base` up to it stored, with the chain
 //! digest of those events' ids. It lives in `incarnations.acked` (and
 //! `chain`) and moves in the same transaction as the events, so it
@@ -36,9 +36,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::validate::{Incoming, Reason};
-use crate::event::{chain_next, chain_start};
-use crate::payload::{Ack, BoardStatus, HuddleState, IncarnationAck};
-use crate::store::{parse_ts, ts};
+use crate::wire::event::{chain_next, chain_start};
+use crate::wire::payload::{Ack, BoardStatus, HuddleState, IncarnationAck};
+use crate::wire::time::{parse_ts, ts};
 
 /// The schema, one migration per entry; entry `i` takes the file from
 /// version `i` to `i + 1`. Append only.
@@ -76,9 +76,9 @@ pub const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     // 2: the coaching loop's partial index on observation events, and its start.
-    super::coaching_db::MIGRATION,
+    super::coaching::db::MIGRATION,
     // 3: the live status's partial index on huddle start/close and need events.
-    super::status_db::MIGRATION,
+    super::status::db::MIGRATION,
     // 4: events in arrival order; the partial indexes without `IN` lists.
     EVENTS_IN_ARRIVAL_ORDER,
     // 5: board incarnations.
@@ -1320,8 +1320,8 @@ pub fn schema_version(path: &Path) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Envelope, Event, HuddleClosed, HuddleStarted, NeedRef, StartTrigger};
-    use crate::payload::IncarnationAck;
+    use crate::wire::event::{Envelope, Event, HuddleClosed, HuddleStarted, NeedRef, StartTrigger};
+    use crate::wire::payload::IncarnationAck;
     use chrono::TimeZone;
 
     fn at(min: u32) -> DateTime<Utc> {

@@ -38,8 +38,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Envelope, Event, LEGACY_SCHEMA_VERSION, SCHEMA_VERSION};
-use crate::topic::parse_board_topic;
+use crate::wire::event::{Envelope, Event, LEGACY_SCHEMA_VERSION, SCHEMA_VERSION};
+use crate::wire::topic::parse_board_topic;
 
 /// Why a message was rejected. The names are the wire names of the
 /// aggregator's stats.
@@ -479,8 +479,8 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{AttendanceTapped, TapVia};
-    use crate::topic::BoardTopics;
+    use crate::wire::event::{AttendanceTapped, TapVia};
+    use crate::wire::topic::BoardTopics;
     use chrono::{TimeZone, Utc};
 
     const LIMIT: usize = 64 * 1024;

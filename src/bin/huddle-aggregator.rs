@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use huddle_board::aggregator::coaching_shell;
+use huddle_board::aggregator::coaching::shell as coaching_shell;
+use huddle_board::aggregator::config::AggregatorConfig;
 use huddle_board::aggregator::store::{EventRow, Store};
-use huddle_board::badge::hash_badge;
-use huddle_board::config::{demo_secret_warning, AggregatorConfig};
+use huddle_board::config::demo_secret_warning;
+use huddle_board::domain::hash_badge;
 
 /// The site service of huddle-board.
 #[derive(Parser)]
@@ -153,11 +154,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Writes every topic's schema into `out`, one file each.
 fn write_schemas(out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot make {}", out.display()))?;
-    let all = huddle_board::schema::catalogue();
+    let all = huddle_board::aggregator::schema::catalogue();
     for t in &all {
         let path = out.join(&t.file);
-        std::fs::write(&path, huddle_board::schema::file_text(&t.schema))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(
+            &path,
+            huddle_board::aggregator::schema::file_text(&t.schema),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("{}: {} schemas", out.display(), all.len());
     Ok(())

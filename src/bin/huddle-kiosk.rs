@@ -9,10 +9,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use huddle_board::app::Board;
-use huddle_board::badge::{hash_badge, BadgeSource, FifoSource, LineSource};
-use huddle_board::config::{demo_secret_warning, BadgeSourceKind, KioskConfig};
-use huddle_board::store::Store;
+use huddle_board::config::demo_secret_warning;
+use huddle_board::domain::hash_badge;
+use huddle_board::kiosk::app::Board;
+use huddle_board::kiosk::badge::{BadgeSource, FifoSource, LineSource};
+use huddle_board::kiosk::config::{BadgeSourceKind, KioskConfig};
+use huddle_board::kiosk::store::Store;
 
 /// The embedded defaults: the shipped `config/kiosk.toml`.
 const DEFAULT_CONFIG: &str = include_str!("../../config/kiosk.toml");
@@ -126,10 +128,12 @@ fn badge_source(config: &KioskConfig) -> anyhow::Result<Option<Box<dyn BadgeSour
         )),
         BadgeSourceKind::Simulated => Some(Box::new(FifoSource::new(&config.badge.simulated_path))),
         #[cfg(feature = "gpio")]
-        BadgeSourceKind::Gpio => Some(Box::new(huddle_board::badge::gpio::GpioWiegand::open(
-            &config.badge.wiegand,
-            &config.source,
-        )?)),
+        BadgeSourceKind::Gpio => Some(Box::new(
+            huddle_board::kiosk::badge::gpio::GpioWiegand::open(
+                &config.badge.wiegand,
+                &config.source,
+            )?,
+        )),
         #[cfg(not(feature = "gpio"))]
         BadgeSourceKind::Gpio => anyhow::bail!(without_gpio(config)),
     })
@@ -168,7 +172,7 @@ fn badge_decode(
     bits: &str,
     format: Option<&str>,
 ) -> anyhow::Result<String> {
-    use huddle_board::badge::wiegand::{Decoded, Format, Formats, Frame};
+    use huddle_board::kiosk::badge::wiegand::{Decoded, Format, Formats, Frame};
     let frame = Frame::parse(bits).map_err(anyhow::Error::msg)?;
     let wiegand = &config.badge.wiegand;
     let formats = match format {
@@ -204,10 +208,10 @@ fn badge_decode(
 
 #[cfg(feature = "gpio")]
 fn badge_watch(config: &KioskConfig) -> anyhow::Result<()> {
-    use huddle_board::badge::wiegand::Decoded;
+    use huddle_board::kiosk::badge::wiegand::Decoded;
     use std::io::Write;
     let wiegand = &config.badge.wiegand;
-    let mut reader = huddle_board::badge::gpio::GpioWiegand::open(wiegand, &config.source)?;
+    let mut reader = huddle_board::kiosk::badge::gpio::GpioWiegand::open(wiegand, &config.source)?;
     eprintln!(
         "watching D0 on GPIO {} and D1 on GPIO {} ({}); tap a badge, Ctrl-C to stop",
         wiegand.d0_pin,
@@ -259,18 +263,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::warn!("{w}");
             }
             let board = Board::open(config, chrono::Utc::now())?;
-            huddle_board::ui::run(board, source)
+            huddle_board::kiosk::ui::run(board, source)
         }
         Command::Snapshot { out, sizes } => {
             let sizes = if sizes.is_empty() {
-                huddle_board::snapshot::SIZES.to_vec()
+                huddle_board::kiosk::snapshot::SIZES.to_vec()
             } else {
                 sizes
                     .iter()
                     .map(|s| parse_size(s))
                     .collect::<anyhow::Result<_>>()?
             };
-            for path in huddle_board::snapshot::render_all(&config, &out, &sizes)? {
+            for path in huddle_board::kiosk::snapshot::render_all(&config, &out, &sizes)? {
                 println!("{}", path.display());
             }
             Ok(())
@@ -299,7 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
             latency,
         } => {
-            let opts = huddle_board::simulate::SimOptions {
+            let opts = huddle_board::kiosk::simulate::SimOptions {
                 boards,
                 first,
                 huddles,
@@ -309,7 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 publish: true,
                 latency,
             };
-            let results = huddle_board::simulate::run(&config, &opts)?;
+            let results = huddle_board::kiosk::simulate::run(&config, &opts)?;
             let mut behind = 0;
             for r in &results {
                 println!("{} {} {}", r.board, r.last_seq, r.acked);

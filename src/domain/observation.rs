@@ -15,11 +15,11 @@
 //! return reasons ([`ObservationRefusal`]) that the screen words.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{
     BehaviourScore, ObservationLevel, Person, Pick, Role, Roster, SelfView, NOTE_MAX_CHARS,
 };
-use crate::event::{ObservationAcknowledged, ObservationRecorded};
 
 /// How long a half-done observation may sit untouched before the board
 /// goes back to what it showed (and the draft is dropped). Longer than a
@@ -390,6 +390,46 @@ impl Draft {
         };
         Ok((recorded, acknowledged))
     }
+}
+
+/// `observation.recorded`: written in the same transaction as the
+/// learner's `observation.acknowledged`, so no half observation is ever sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ObservationRecorded {
+    /// The observation's id (UUID v7), shared with its acknowledgement.
+    pub observation_id: String,
+    /// Facilitation (level 3) or coaching (level 4).
+    pub level: ObservationLevel,
+    /// The coach: a supervisor (level 3) or a manager (level 4).
+    pub observer: String,
+    /// The learner: a team leader (level 3) or a supervisor (level 4).
+    pub learner: String,
+    /// The huddle observed (level 3, when one was running or just closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub huddle_id: Option<String>,
+    /// The learner's own view, asked first.
+    pub self_view: SelfView,
+    /// One score per behaviour of the level's rubric, in rubric order.
+    pub scores: Vec<BehaviourScore>,
+    /// One strength.
+    pub strength: Pick,
+    /// One focus point.
+    pub focus: Pick,
+    /// When to apply the focus point.
+    pub trigger: String,
+    /// When the coach will observe again.
+    pub reobserve_on: NaiveDate,
+}
+
+/// `observation.acknowledged`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ObservationAcknowledged {
+    /// The observation confirmed.
+    pub observation_id: String,
+    /// The learner, who confirmed with their own badge.
+    pub learner: String,
+    /// How helpful the coaching was, 1 to 5.
+    pub helpfulness: u8,
 }
 
 #[cfg(test)]

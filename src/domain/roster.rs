@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::badge::BadgeHash;
+use crate::domain::BadgeHash;
 
 /// A person's role in the cascade.
 #[derive(
@@ -144,7 +144,7 @@ mod tests {
     use super::*;
 
     fn hash(n: &str) -> BadgeHash {
-        crate::badge::hash_badge(b"0123456789abcdef", n)
+        crate::domain::hash_badge(b"0123456789abcdef", n)
     }
 
     #[test]

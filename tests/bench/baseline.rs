@@ -374,7 +374,9 @@ async fn read_acks(port: u16, site: &str) -> HashMap<String, u64> {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(e) = ev.poll().await {
             if let MqttEvent::Incoming(Packet::Publish(p)) = e {
-                if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
+                if let Ok(ack) =
+                    serde_json::from_slice::<huddle_board::wire::payload::Ack>(&p.payload)
+                {
                     acks.insert(ack.board, ack.seq);
                 }
             }

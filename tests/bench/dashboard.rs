@@ -31,8 +31,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use huddle_board::event::{AttendanceTapped, Envelope, Event, HuddleStarted, StartTrigger, TapVia};
-use huddle_board::topic::BoardTopics;
+use huddle_board::wire::event::{
+    AttendanceTapped, Envelope, Event, HuddleStarted, StartTrigger, TapVia,
+};
+use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, QoS};
 
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_huddle-aggregator");

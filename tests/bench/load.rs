@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use huddle_board::event::{AttendanceTapped, Envelope, Event, TapVia};
-use huddle_board::topic::BoardTopics;
+use huddle_board::wire::event::{AttendanceTapped, Envelope, Event, TapVia};
+use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 /// The board id of board number `i`.
@@ -91,7 +91,9 @@ pub async fn wait_acks(port: u16, site: String, boards: usize, per_board: u64) -
         match ev.poll().await {
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                 seen += 1;
-                if let Ok(ack) = serde_json::from_slice::<huddle_board::payload::Ack>(&p.payload) {
+                if let Ok(ack) =
+                    serde_json::from_slice::<huddle_board::wire::payload::Ack>(&p.payload)
+                {
                     acks.insert(ack.board, ack.seq);
                     if acks.len() == boards && acks.values().all(|s| *s >= per_board) {
                         return (Instant::now(), seen);

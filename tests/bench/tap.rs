@@ -20,13 +20,13 @@ use std::rc::Rc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, TimeZone, Utc};
-use huddle_board::app::{Board, Intent};
-use huddle_board::badge::wiegand::{
+use huddle_board::kiosk::app::{Board, Intent};
+use huddle_board::kiosk::badge::wiegand::{
     badge_input, edges_of, Decoder, DecoderConfig, Edge, Format, Formats, Keypad, Normalise,
 };
-use huddle_board::badge::{BadgeInput, BadgeRead};
-use huddle_board::config::KioskConfig;
-use huddle_board::ui::{Driver, KioskWindow};
+use huddle_board::kiosk::badge::{BadgeInput, BadgeRead};
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::kiosk::ui::{Driver, KioskWindow};
 use slint::ComponentHandle;
 
 fn badge(n: &str) -> Intent {
@@ -105,7 +105,7 @@ fn main() {
     )
     .unwrap();
     config.storage.data_dir = dir.clone();
-    huddle_board::snapshot::init_headless().unwrap();
+    huddle_board::kiosk::snapshot::init_headless().unwrap();
     let start = chrono_tz::Europe::Berlin
         .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
         .unwrap()

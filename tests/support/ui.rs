@@ -10,9 +10,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use huddle_board::app::{Board, Intent};
-use huddle_board::config::KioskConfig;
-use huddle_board::ui::{Driver, KioskWindow};
+use huddle_board::kiosk::app::{Board, Intent};
+use huddle_board::kiosk::config::KioskConfig;
+use huddle_board::kiosk::ui::{Driver, KioskWindow};
 use i_slint_backend_testing::ElementHandle;
 use slint::platform::{Key, WindowEvent};
 use slint::{ComponentHandle, SharedString};
@@ -89,7 +89,7 @@ impl Ui {
     pub fn shot(&self) -> String {
         let path =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-failure.png", self.name));
-        let _ = huddle_board::snapshot::write_png(&self.window, &path);
+        let _ = huddle_board::kiosk::snapshot::write_png(&self.window, &path);
         path.display().to_string()
     }
 
@@ -176,7 +176,7 @@ impl Ui {
             .events_since(0)
             .unwrap()
             .iter()
-            .map(|l| serde_json::from_str::<huddle_board::event::Envelope>(l).unwrap())
+            .map(|l| serde_json::from_str::<huddle_board::wire::event::Envelope>(l).unwrap())
             .map(|e| e.kind)
             .collect()
     }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use huddle_board::badge::wiegand::{
+use huddle_board::kiosk::badge::wiegand::{
     Decoded, Decoder, DecoderConfig, Edge, Format, Formats, Keypad, Line,
 };
 use libfuzzer_sys::fuzz_target;

@@ -28,8 +28,8 @@
 use huddle_board::aggregator::validate::{
     bound_time, validate, Reason, MAX_INCARNATION, MAX_SEQ, MAX_TEXT_CHARS,
 };
-use huddle_board::event::{Envelope, Event, LEGACY_SCHEMA_VERSION, SCHEMA_VERSION};
-use huddle_board::topic::parse_board_topic;
+use huddle_board::wire::event::{Envelope, Event, LEGACY_SCHEMA_VERSION, SCHEMA_VERSION};
+use huddle_board::wire::topic::parse_board_topic;
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
 use serde::Deserialize;

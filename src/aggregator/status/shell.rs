@@ -1,5 +1,5 @@
 //! The live status's shell: one thread that keeps the [`Site`] of
-//! [`super::status`] up to date and publishes what it says.
+//! [`super::rules`] up to date and publishes what it says.
 //!
 //! ```text
 //!  writer thread --after each commit: committed events, online flags,
@@ -44,18 +44,18 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rumqttc::AsyncClient;
 
-use super::discovery;
-use super::live::Hub;
-use super::outlet::{json, now_ms, Outlet};
-use super::roster;
-use super::status::{Rules, Site, StoredEvent};
-use super::status_db::StatusDb;
-use super::store::StoreError;
-use super::validate::Incoming;
-use crate::config::AggregatorConfig;
+use super::db::StatusDb;
+use super::rules::{Rules, Site, StoredEvent};
+use crate::aggregator::config::AggregatorConfig;
+use crate::aggregator::discovery;
+use crate::aggregator::live::Hub;
+use crate::aggregator::outlet::{json, now_ms, Outlet};
+use crate::aggregator::roster;
+use crate::aggregator::store::StoreError;
+use crate::aggregator::validate::Incoming;
 use crate::domain::Role;
-use crate::payload::ScheduleMessage;
-use crate::topic::{BoardTopics, SiteTopics};
+use crate::wire::payload::ScheduleMessage;
+use crate::wire::topic::{BoardTopics, SiteTopics};
 
 /// The time rules are evaluated at least this often.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -349,7 +349,7 @@ impl Loop {
 }
 
 /// Starts the status thread: rebuilds the state from the database (which
-/// must be migrated: [`super::store::Store::open`] first), then runs until
+/// must be migrated: [`crate::aggregator::store::Store::open`] first), then runs until
 /// every [`Feeder`] is dropped. Publications go through `client` on
 /// `runtime` and to `hub`.
 pub fn start(

@@ -25,10 +25,10 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::app::{Board, Intent, Screen};
-use crate::badge::{BadgeInput, BadgeRead};
-use crate::config::KioskConfig;
 use crate::domain::{ObservationLevel, Role, SelfView, Step};
+use crate::kiosk::app::{Board, Intent, Screen};
+use crate::kiosk::badge::{BadgeInput, BadgeRead};
+use crate::kiosk::config::KioskConfig;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -106,7 +106,7 @@ pub fn run_board(
     seed: u64,
     huddles: usize,
     mut after: impl FnMut(&Board),
-) -> Result<Board, crate::app::AppError> {
+) -> Result<Board, crate::kiosk::app::AppError> {
     let tz = config.timezone();
     let leader = config
         .people
@@ -149,14 +149,14 @@ pub fn run_board(
     })?;
     let mut now = last_at
         .as_deref()
-        .and_then(crate::store::parse_ts)
+        .and_then(crate::wire::time::parse_ts)
         .map(|t| t + Duration::seconds(1))
         .unwrap_or(first);
     let mut rng = Rng::new(seed ^ closed as u64);
     let mut act = |board: &mut Board,
                    now: DateTime<Utc>,
                    intent: Intent|
-     -> Result<(), crate::app::AppError> {
+     -> Result<(), crate::kiosk::app::AppError> {
         board.handle(intent, now)?;
         after(board);
         Ok(())
@@ -336,14 +336,14 @@ fn leader_badge(badge: &str) -> Option<&str> {
 #[allow(clippy::too_many_arguments)]
 fn observe(
     board: &mut Board,
-    act: &mut impl FnMut(&mut Board, DateTime<Utc>, Intent) -> Result<(), crate::app::AppError>,
+    act: &mut impl FnMut(&mut Board, DateTime<Utc>, Intent) -> Result<(), crate::kiosk::app::AppError>,
     rng: &mut Rng,
     now: DateTime<Utc>,
     level: ObservationLevel,
     coach: &str,
     learner: &str,
     base: u8,
-) -> Result<(), crate::app::AppError> {
+) -> Result<(), crate::kiosk::app::AppError> {
     let n = level.behaviours().len();
     act(board, now, badge(coach))?;
     act(board, now, Intent::ObserveBegin(level))?;
@@ -446,11 +446,11 @@ pub fn run(base: &KioskConfig, opts: &SimOptions) -> anyhow::Result<Vec<SimResul
     for i in 0..opts.boards {
         let config = board_config(base, opts.first.max(1) - 1 + i, &opts.data_dir);
         // Create and migrate the file before the publisher opens its own connection.
-        drop(crate::store::Store::open(
+        drop(crate::kiosk::store::Store::open(
             &config.database_path(),
             &config.board.id,
         )?);
-        let outbox = crate::outbox::Outbox::start(&config, rt.handle(), Box::new(|_| {}))?;
+        let outbox = crate::kiosk::outbox::Outbox::start(&config, rt.handle(), Box::new(|_| {}))?;
         let notifier = outbox.notifier();
         let huddles = opts.huddles;
         let pause = (opts.rate > 0.0).then(|| StdDuration::from_secs_f64(1.0 / opts.rate));

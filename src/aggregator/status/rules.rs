@@ -2,7 +2,7 @@
 //! retained schedule and `online` flag, to each board's [`BoardLive`], the
 //! site's [`SiteLive`] and the alerts. Pure: no I/O and no clock; every
 //! call takes `now`, so every rule is a unit test with an injected clock.
-//! The shell ([`super::status_shell`]) feeds it committed events and board
+//! The shell ([`super::shell`]) feeds it committed events and board
 //! messages and publishes what [`Site::evaluate`] returns.
 //!
 //! # The rules
@@ -40,7 +40,7 @@
 //! - **Online.** The board's retained `online` flag is true *and* the
 //!   board was heard (an event, its `online` heartbeat, its schedule)
 //!   within `offline_after_s`. Kiosks republish `online` every 30 s
-//!   ([`crate::outbox::HEARTBEAT`]). Silence is only judged while the
+//!   ([`crate::kiosk::outbox::HEARTBEAT`]). Silence is only judged while the
 //!   aggregator's own link to the broker is up: when it comes back, every
 //!   board counts as heard at that moment. After a start every board
 //!   counts as heard at the start.
@@ -71,7 +71,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::domain::{ObservationLevel, Schedule, Slot, Summary};
-use crate::payload::{
+use crate::wire::payload::{
     AlertKind, BoardAlert, BoardLive, LiveHuddle, LiveState, OpenEscalation, ScheduleMessage,
     SiteLive, StateCounts,
 };

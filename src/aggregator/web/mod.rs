@@ -66,8 +66,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 
+use crate::aggregator::config::WebConfig;
 use crate::aggregator::live::{Change, Hub, Snapshot};
-use crate::config::{WebConfig, DEMO_SECRET_MARK};
+use crate::config::DEMO_SECRET_MARK;
 
 /// Largest request head read.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -90,9 +91,9 @@ pub const COOKIE: &str = "huddle_token";
 /// A port in use is tried again this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-const INDEX_HTML: &str = include_str!("web/index.html");
-const APP_JS: &str = include_str!("web/app.js");
-const STYLE_CSS: &str = include_str!("web/style.css");
+const INDEX_HTML: &str = include_str!("index.html");
+const APP_JS: &str = include_str!("app.js");
+const STYLE_CSS: &str = include_str!("style.css");
 
 /// Sent with every response: no caching of data, no framing, no
 /// referrer, scripts and styles only from this server.

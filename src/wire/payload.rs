@@ -1,10 +1,10 @@
-//! Payloads of the topics other than events (those are in [`crate::event`]).
+//! Payloads of the topics other than events (those are in [`crate::wire::event`]).
 //! Shared by the kiosk and the aggregator; JSON through serde.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::badge::BadgeHash;
+use crate::domain::BadgeHash;
 use crate::domain::Role;
 
 /// `.../ack`, retained, from the aggregator: per incarnation of the board,
@@ -14,7 +14,7 @@ use crate::domain::Role;
 /// it); `incarnations` lists the board's newest incarnations (at most
 /// [`Ack::MAX_INCARNATIONS`], most recently active first), each with the
 /// chain digest of the events its ack covers, so that a board can tell
-/// its own events from another file's ([`crate::outbox`]).
+/// its own events from another file's ([`crate::kiosk::outbox`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ack {
     /// The board.
@@ -48,7 +48,7 @@ pub struct IncarnationAck {
     /// Every event of it with `base <= seq <= this` is stored; `base - 1`
     /// before the first.
     pub seq: u64,
-    /// The chain digest after the event at `seq` ([`crate::event::chain`]):
+    /// The chain digest after the event at `seq` ([`crate::wire::event::chain`]):
     /// equal on both sides only when every event up to it is the same.
     pub chain: String,
 }

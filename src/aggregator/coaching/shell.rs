@@ -1,5 +1,5 @@
 //! The coaching loop's shell: one thread that computes the figures of
-//! [`super::coaching`] and publishes them, and the exports.
+//! [`super::rules`] and publishes them, and the exports.
 //!
 //! ```text
 //!  writer thread --pulse after a commit with observation.*--+
@@ -34,18 +34,18 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rumqttc::AsyncClient;
 
-use super::coaching::{
-    self, coaching_rows, newly_overdue, observation_rows, people_from_rosters, Person, Report,
-    Targets, COACHING_COLUMNS, OBSERVATION_COLUMNS,
+use super::db::CoachingDb;
+use super::rules::{
+    self as coaching, coaching_rows, newly_overdue, observation_rows, people_from_rosters, Person,
+    Report, Targets, COACHING_COLUMNS, OBSERVATION_COLUMNS,
 };
-use super::coaching_db::CoachingDb;
-use super::live::Hub;
-use super::outlet::{json, now_ms, Outlet};
-use super::roster::{self, RosterError};
-use super::status_shell::OverdueCount;
-use super::store::{Input, Store, StoreError};
-use crate::config::AggregatorConfig;
-use crate::topic::SiteTopics;
+use crate::aggregator::config::AggregatorConfig;
+use crate::aggregator::live::Hub;
+use crate::aggregator::outlet::{json, now_ms, Outlet};
+use crate::aggregator::roster::{self, RosterError};
+use crate::aggregator::status::shell::OverdueCount;
+use crate::aggregator::store::{Input, Store, StoreError};
+use crate::wire::topic::SiteTopics;
 
 /// Why the coaching figures cannot be computed.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 //!
 //! [`run`] also starts a tokio runtime (thread `mqtt`) with the
 //! [`Outbox`] publisher: the store's commit hook wakes it, and its
-//! [`crate::outbox::LinkStatus`] and the aggregator's rosters come back to
+//! [`crate::kiosk::outbox::LinkStatus`] and the aggregator's rosters come back to
 //! the core as [`Intent::Link`] and [`Intent::ApplyRoster`]. If it cannot
 //! start, the kiosk runs as before and queues.
 
@@ -21,10 +21,10 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 
-use crate::app::{self, Board, BoardView, Intent};
-use crate::badge::{BadgeInput, BadgeSource};
 use crate::domain::{FlowStep, ObservationLevel, Role, SelfView, Step};
-use crate::outbox::Outbox;
+use crate::kiosk::app::{self, Board, BoardView, Intent};
+use crate::kiosk::badge::{BadgeInput, BadgeSource};
+use crate::kiosk::outbox::Outbox;
 use crate::text;
 
 /// The code generated from `ui/main.slint`.

@@ -4,7 +4,7 @@
 //! # The rule
 //!
 //! An event counts as delivered only when the aggregator's retained
-//! `.../ack` ([`crate::payload::Ack`]: the highest `seq` it has stored
+//! `.../ack` ([`crate::wire::payload::Ack`]: the highest `seq` it has stored
 //! durably with no gap below it) covers it. A broker's PUBACK proves
 //! nothing (Mosquitto acknowledges before it writes). So the publisher
 //!
@@ -15,7 +15,7 @@
 //!   `delivery.ack_timeout_s` while events are outstanding, sends again
 //!   from ack + 1 (the aggregator is idempotent on `(board, seq)`);
 //! - on an ack, takes the entry of the file's incarnation
-//!   ([`crate::store`]): when its chain digest shows the aggregator holds
+//!   ([`crate::kiosk::store`]): when its chain digest shows the aggregator holds
 //!   exactly this file's events up to it, marks the rows up to it
 //!   delivered and remembers the ack in the counter row `acked` (one short
 //!   transaction), so that a restarted kiosk resumes from it. When it does
@@ -33,7 +33,7 @@
 //! and a retained `true` after each ConnAck, after which it subscribes
 //! (QoS 1) to the board's `ack` and `roster`. After each ConnAck it also
 //! publishes its schedule retained on `.../schedule`
-//! ([`crate::payload::ScheduleMessage`], from `[huddle]` and
+//! ([`crate::wire::payload::ScheduleMessage`], from `[huddle]` and
 //! `board.timezone`), so that the aggregator judges missed huddles from
 //! the board's own schedule and needs no second copy. While connected it
 //! republishes the retained `true` every [`HEARTBEAT`]: the aggregator
@@ -49,8 +49,8 @@
 //! # Using it
 //!
 //! ```no_run
-//! # async fn demo(config: &huddle_board::config::KioskConfig) -> Result<(), Box<dyn std::error::Error>> {
-//! use huddle_board::outbox::Outbox;
+//! # async fn demo(config: &huddle_board::kiosk::config::KioskConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use huddle_board::kiosk::outbox::Outbox;
 //! let rt = tokio::runtime::Handle::current();
 //! let outbox = Outbox::start(config, &rt, Box::new(|roster| {
 //!     // hand the roster to the board's core (Intent::ApplyRoster)
@@ -101,12 +101,13 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{KioskConfig, MqttConfig};
+use crate::config::MqttConfig;
+use crate::kiosk::config::KioskConfig;
+use crate::kiosk::store::{Store, StoreError};
 use crate::mqtt::{Backoff, Diagnosis, FailureLog, Fault, MqttError};
-use crate::payload::{Ack, RosterMessage, ScheduleMessage};
-use crate::store::{Store, StoreError};
 use crate::text::{Text, TextKey};
-use crate::topic::BoardTopics;
+use crate::wire::payload::{Ack, RosterMessage, ScheduleMessage};
+use crate::wire::topic::BoardTopics;
 
 /// Errors that stop the publisher from starting (a broker that is down is
 /// not one: it is retried).
@@ -837,7 +838,7 @@ mod tests {
     #[test]
     fn the_schedule_message_comes_from_the_config() {
         let config = KioskConfig::from_toml(
-            include_str!("../config/kiosk.toml"),
+            include_str!("../../config/kiosk.toml"),
             std::path::Path::new("kiosk.toml"),
         )
         .unwrap();

@@ -21,7 +21,7 @@
 //! again, or goes back, while the aggregator holds events under the same
 //! numbers. So every kiosk file makes a random **incarnation** id when it
 //! is created, and a new one whenever the aggregator's ack shows that the
-//! file and the aggregator disagree (see [`crate::outbox`]). Schema 2
+//! file and the aggregator disagree (see [`crate::kiosk::outbox`]). Schema 2
 //! envelopes carry it, with `base`, the first `seq` of that incarnation:
 //!
 //! ```json
@@ -39,8 +39,10 @@
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::badge::BadgeHash;
-use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, Summary};
+use crate::domain::BadgeHash;
+use crate::domain::Summary;
+/// The observation events' bodies are the domain's own records.
+pub use crate::domain::{ObservationAcknowledged, ObservationRecorded};
 
 /// The envelope's schema version that kiosks write. A consumer refuses
 /// versions it does not know.
@@ -400,46 +402,6 @@ pub struct BadgeEnrolled {
     pub enrolled_by: String,
 }
 
-/// `observation.recorded`: written in the same transaction as the
-/// learner's `observation.acknowledged`, so no half observation is ever sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ObservationRecorded {
-    /// The observation's id (UUID v7), shared with its acknowledgement.
-    pub observation_id: String,
-    /// Facilitation (level 3) or coaching (level 4).
-    pub level: ObservationLevel,
-    /// The coach: a supervisor (level 3) or a manager (level 4).
-    pub observer: String,
-    /// The learner: a team leader (level 3) or a supervisor (level 4).
-    pub learner: String,
-    /// The huddle observed (level 3, when one was running or just closed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub huddle_id: Option<String>,
-    /// The learner's own view, asked first.
-    pub self_view: SelfView,
-    /// One score per behaviour of the level's rubric, in rubric order.
-    pub scores: Vec<BehaviourScore>,
-    /// One strength.
-    pub strength: Pick,
-    /// One focus point.
-    pub focus: Pick,
-    /// When to apply the focus point.
-    pub trigger: String,
-    /// When the coach will observe again.
-    pub reobserve_on: NaiveDate,
-}
-
-/// `observation.acknowledged`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ObservationAcknowledged {
-    /// The observation confirmed.
-    pub observation_id: String,
-    /// The learner, who confirmed with their own badge.
-    pub learner: String,
-    /// How helpful the coaching was, 1 to 5.
-    pub helpfulness: u8,
-}
-
 /// `roster.applied`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RosterApplied {
@@ -512,6 +474,7 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView};
 
     #[test]
     fn envelope_round_trips_with_the_documented_shape() {

@@ -5,15 +5,15 @@
 //!
 //! | topic | publisher | QoS / retained | payload |
 //! |---|---|---|---|
-//! | `huddle/v1/{site}/{area}/{board}/event/{kind}` | kiosk | 1 / no | [`crate::event::Envelope`] |
+//! | `huddle/v1/{site}/{area}/{board}/event/{kind}` | kiosk | 1 / no | [`crate::wire::event::Envelope`] |
 //! | `huddle/v1/{site}/{area}/{board}/online` | kiosk (+ last will) | 1 / yes | `true` / `false` |
-//! | `huddle/v1/{site}/{area}/{board}/schedule` | kiosk | 1 / yes | [`crate::payload::ScheduleMessage`] |
-//! | `huddle/v1/{site}/{area}/{board}/ack` | aggregator | 1 / yes | [`crate::payload::Ack`] |
-//! | `huddle/v1/{site}/{area}/{board}/roster` | aggregator | 1 / yes | [`crate::payload::RosterMessage`] |
-//! | `huddle/v1/{site}/{area}/{board}/status` | aggregator | 1 / yes | [`crate::payload::BoardLive`] |
-//! | `huddle/v1/{site}/status` | aggregator | 1 / yes | [`crate::payload::SiteLive`] |
+//! | `huddle/v1/{site}/{area}/{board}/schedule` | kiosk | 1 / yes | [`crate::wire::payload::ScheduleMessage`] |
+//! | `huddle/v1/{site}/{area}/{board}/ack` | aggregator | 1 / yes | [`crate::wire::payload::Ack`] |
+//! | `huddle/v1/{site}/{area}/{board}/roster` | aggregator | 1 / yes | [`crate::wire::payload::RosterMessage`] |
+//! | `huddle/v1/{site}/{area}/{board}/status` | aggregator | 1 / yes | [`crate::wire::payload::BoardLive`] |
+//! | `huddle/v1/{site}/status` | aggregator | 1 / yes | [`crate::wire::payload::SiteLive`] |
 //! | `huddle/v1/{site}/coaching` | aggregator | 1 / yes | coaching (issue 5) |
-//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | [`crate::payload::BoardAlert`]; `coaching_overdue` (issue 5) |
+//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | [`crate::wire::payload::BoardAlert`]; `coaching_overdue` (issue 5) |
 //!
 //! The event kind is one topic level as it is (`attendance.tapped`): `.` is
 //! a legal topic character.

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::Value;
 
-use crate::event;
-use crate::payload;
+use crate::wire::event;
+use crate::wire::payload;
 
 /// One topic's payload.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@
 //! for [`crate::domain::FLOW_TIMEOUT_S`], or cut short by a kill leaves
 //! nothing behind.
 //!
-//! [`Store::transact`]: crate::store::Store::transact
+//! [`Store::transact`]: crate::kiosk::store::Store::transact
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{params, Connection};
@@ -21,9 +21,10 @@ use crate::domain::{
     reobserve_date, Draft, FlowStep, ObservationLevel, ObservationRefusal, Person, Role, Roster,
     SelfView,
 };
-use crate::event::{Event, ObservationAcknowledged, ObservationRecorded};
-use crate::store::{parse_date, ts};
+use crate::kiosk::store::parse_date;
 use crate::text::{Text, TextKey};
+use crate::wire::event::{Event, ObservationAcknowledged, ObservationRecorded};
+use crate::wire::time::ts;
 
 use super::AppError;
 
@@ -482,7 +483,7 @@ pub(super) fn load_focus(c: &Connection, roster: &Roster) -> rusqlite::Result<Op
          ORDER BY acknowledged_at DESC LIMIT 1"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let row = crate::store::optional(stmt.query_row(
+    let row = crate::kiosk::store::optional(stmt.query_row(
         rusqlite::params_from_iter(leaders.iter().map(|p| p.id.as_str())),
         |r| {
             Ok((

@@ -13,7 +13,7 @@
 //!
 //! # The file's incarnation
 //!
-//! The file holds one **incarnation** ([`crate::event`]): a random id made
+//! The file holds one **incarnation** ([`crate::wire::event`]): a random id made
 //! when the file is created (or migrated to schema 4), the first `seq` it
 //! covers (`base`), and the chain digest after its last event. Every
 //! emitted envelope carries the incarnation, and every outbox row the
@@ -29,11 +29,12 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::event::{chain_next, chain_start, Envelope, Event};
-use crate::payload::{Ack, IncarnationAck};
+use crate::wire::event::{chain_next, chain_start, Envelope, Event};
+use crate::wire::payload::{Ack, IncarnationAck};
+use crate::wire::time::ts;
 
 /// The schema, one migration per entry; entry `i` takes the file from
 /// version `i` to `i + 1`. Append only.
@@ -327,18 +328,6 @@ fn start_incarnation(
     read_incarnation(conn)
 }
 
-/// Formats a UTC time the way the store keeps it (sortable text).
-pub fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Parses a stored UTC time.
-pub fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 impl Store {
     /// Opens (creating) the file, sets WAL and `synchronous=FULL`, and
     /// migrates it. Refuses a file from a newer version.
@@ -367,7 +356,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             board: board.to_owned(),
-            clock_synced: crate::event::clock_synced,
+            clock_synced: crate::wire::event::clock_synced,
             on_commit: None,
         })
     }
@@ -764,7 +753,7 @@ pub fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{NeedRef, UnknownBadge};
+    use crate::wire::event::{NeedRef, UnknownBadge};
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-28T06:45:00Z")
@@ -826,7 +815,7 @@ mod tests {
                 )
                 .map_err(|e| tx.err(e))?;
             tx.emit(&Event::UnknownBadge(UnknownBadge {
-                badge_hash: crate::badge::hash_badge(b"k", "1"),
+                badge_hash: crate::domain::hash_badge(b"k", "1"),
                 huddle_id: None,
             }))?;
             // The record that follows violates a constraint: all must go.

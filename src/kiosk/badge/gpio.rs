@@ -27,7 +27,7 @@ use rppal::gpio::{Event, Gpio, InputPin, Trigger};
 
 use super::wiegand::{badge_input, Decoded, Decoder, Edge, FrameRead, Line, Normalise, Stats};
 use super::{BadgeInput, BadgeSource};
-use crate::config::WiegandConfig;
+use crate::kiosk::config::WiegandConfig;
 
 /// Why the GPIO reader cannot start; each says what to do.
 #[derive(Debug, thiserror::Error)]

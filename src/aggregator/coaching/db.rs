@@ -4,7 +4,7 @@
 //! read while the writer commits), so computing the figures never holds
 //! up ingest.
 //!
-//! [`MIGRATION`] (one entry of [`super::store::MIGRATIONS`]) adds a
+//! [`MIGRATION`] (one entry of [`crate::aggregator::store::MIGRATIONS`]) adds a
 //! *partial* index on `events.kind` that holds only the two observation
 //! kinds: reading them costs a few index pages however many events the
 //! file holds, and inserting any other event costs the index nothing but
@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
-use super::coaching::{fold, CoachingEvent, Folded, StoredCoachingEvent};
-use super::store::StoreError;
-use crate::event::Event;
-use crate::store::parse_ts;
+use super::rules::{fold, CoachingEvent, Folded, StoredCoachingEvent};
+use crate::aggregator::store::StoreError;
+use crate::wire::event::Event;
+use crate::wire::time::parse_ts;
 
 /// The schema step that the coaching loop adds (an entry of
-/// [`super::store::MIGRATIONS`]).
+/// [`crate::aggregator::store::MIGRATIONS`]).
 pub const MIGRATION: &str = "CREATE INDEX events_observations ON events (kind)
          WHERE kind IN ('observation.recorded', 'observation.acknowledged');
      CREATE TABLE coaching_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +31,7 @@ pub const MIGRATION: &str = "CREATE INDEX events_observations ON events (kind)
          VALUES ('since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));";
 
 /// The query the partial index serves (its `WHERE` must be the index's,
-/// as migration 4 made it: see [`super::store::MIGRATIONS`]).
+/// as migration 4 made it: see [`crate::aggregator::store::MIGRATIONS`]).
 const OBSERVATION_EVENTS: &str = "SELECT board, seq, at, clock_synced, received_at, kind, data
      FROM events INDEXED BY events_observations
      WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
@@ -44,10 +44,10 @@ pub struct CoachingDb {
 
 impl CoachingDb {
     /// Opens the file read-only. It must exist and be migrated
-    /// ([`super::store::Store::open`] first).
+    /// ([`crate::aggregator::store::Store::open`] first).
     pub fn open(path: &Path) -> Result<CoachingDb, StoreError> {
         Ok(CoachingDb {
-            conn: super::outlet::open_read_only(path)?,
+            conn: crate::aggregator::outlet::open_read_only(path)?,
             path: path.to_owned(),
         })
     }
@@ -144,7 +144,7 @@ mod tests {
     use super::*;
     use crate::aggregator::store::{Input, Store};
     use crate::domain::{BehaviourScore, ObservationLevel, Pick, SelfView, FACILITATION};
-    use crate::event::{Envelope, NeedRef, ObservationAcknowledged, ObservationRecorded};
+    use crate::wire::event::{Envelope, NeedRef, ObservationAcknowledged, ObservationRecorded};
     use chrono::{NaiveDate, TimeZone};
 
     fn at(min: u32) -> DateTime<Utc> {

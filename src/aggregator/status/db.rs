@@ -6,7 +6,7 @@
 //! and never reads the file again.
 //!
 //! Read only, on a connection of its own (WAL): the ingest writer owns
-//! every write. [`MIGRATION`] (an entry of [`super::store::MIGRATIONS`])
+//! every write. [`MIGRATION`] (an entry of [`crate::aggregator::store::MIGRATIONS`])
 //! adds `boards.first_seen` (when the writer first stored anything of the
 //! board: slots before it count for nothing) and a *partial* index holding only the huddle start/close and need
 //! events, so the start reads a few index pages rather than scanning years
@@ -19,18 +19,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection};
 
-use super::status::{Site, StoredEvent};
-use super::store::StoreError;
-use crate::store::parse_ts;
+use super::rules::{Site, StoredEvent};
+use crate::aggregator::store::StoreError;
+use crate::wire::time::parse_ts;
 
 /// The schema step the live status adds (an entry of
-/// [`super::store::MIGRATIONS`]).
+/// [`crate::aggregator::store::MIGRATIONS`]).
 pub const MIGRATION: &str = "CREATE INDEX events_status ON events (kind)
      WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed');
      ALTER TABLE boards ADD COLUMN first_seen TEXT;";
 
 /// The query the partial index serves (its `WHERE` must be the index's,
-/// as migration 4 made it: see [`super::store::MIGRATIONS`]).
+/// as migration 4 made it: see [`crate::aggregator::store::MIGRATIONS`]).
 const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
      FROM events INDEXED BY events_status
      WHERE kind = 'huddle.started' OR kind = 'huddle.closed' OR kind = 'need.raised'
@@ -41,7 +41,7 @@ const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
 const HUDDLE_DETAIL: &str = "SELECT seq, at, kind, data FROM events
      WHERE board = ?1 AND seq >= ?2 AND kind IN ('attendance.tapped', 'huddle.advanced')";
 
-/// The coaching index's query (see [`super::coaching_db`]).
+/// The coaching index's query (see [`crate::aggregator::coaching::db`]).
 const OBSERVATIONS: &str = "SELECT board, seq, at, kind, data
      FROM events INDEXED BY events_observations
      WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
@@ -66,10 +66,10 @@ struct Row {
 
 impl StatusDb {
     /// Opens the file read-only. It must exist and be migrated
-    /// ([`super::store::Store::open`] first).
+    /// ([`crate::aggregator::store::Store::open`] first).
     pub fn open(path: &Path) -> Result<StatusDb, StoreError> {
         Ok(StatusDb {
-            conn: super::outlet::open_read_only(path)?,
+            conn: crate::aggregator::outlet::open_read_only(path)?,
             path: path.to_owned(),
         })
     }

@@ -16,18 +16,20 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{params, Connection};
 
-use crate::badge::{hash_badge, BadgeHash, BadgeInput, KeyboardWedge};
-use crate::config::KioskConfig;
 use crate::domain::{
     classify_tap, due_date, may_close, may_enrol, may_start, Arrival, ExperimentInput, FlowStep,
     Huddle, KpiOutcome, KpiReview, MissInput, NeedInput, NewAction, ObservationLevel, Person,
     Refusal, Role, Roster, Schedule, SelfView, Step, Summary, TapKind,
 };
-use crate::event::*;
-use crate::outbox::LinkStatus;
-use crate::payload::RosterMessage;
-use crate::store::{parse_date, parse_ts, ts, Store, StoreError};
+use crate::domain::{hash_badge, BadgeHash};
+use crate::kiosk::badge::{BadgeInput, KeyboardWedge};
+use crate::kiosk::config::KioskConfig;
+use crate::kiosk::outbox::LinkStatus;
+use crate::kiosk::store::{parse_date, Store, StoreError};
 use crate::text::{Text, TextKey};
+use crate::wire::event::*;
+use crate::wire::payload::RosterMessage;
+use crate::wire::time::{parse_ts, ts};
 
 mod observe;
 
@@ -457,7 +459,7 @@ impl Board {
 
     /// Calls `hook` with the last seq after each commit that wrote events
     /// (the kiosk wakes its outbox publisher with it; it must not block).
-    pub fn set_commit_hook(&mut self, hook: crate::store::CommitHook) {
+    pub fn set_commit_hook(&mut self, hook: crate::kiosk::store::CommitHook) {
         self.store.set_commit_hook(hook);
     }
 
@@ -1100,7 +1102,7 @@ impl Board {
             none_needed,
         });
         let replaced_action: Option<String> = self.store.read(|c| {
-            crate::store::optional(c.query_row(
+            crate::kiosk::store::optional(c.query_row(
                 "SELECT action_id FROM kpi_reviews WHERE huddle_id = ?1 AND kpi = ?2",
                 params![huddle_id, review.kpi],
                 |r| r.get::<_, Option<String>>(0),
@@ -1211,7 +1213,7 @@ impl Board {
         }
         let huddle_id = huddle.id.clone();
         let row: Option<(String, String)> = self.store.read(|c| {
-            crate::store::optional(c.query_row(
+            crate::kiosk::store::optional(c.query_row(
                 "SELECT status, due FROM actions WHERE id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -1643,7 +1645,7 @@ fn role_key(role: Role) -> String {
 type AppliedRoster = (DateTime<Utc>, Vec<Person>, Vec<(BadgeHash, String)>);
 
 fn load_applied_roster(c: &Connection) -> rusqlite::Result<Option<AppliedRoster>> {
-    let issued: Option<String> = crate::store::optional(c.query_row(
+    let issued: Option<String> = crate::kiosk::store::optional(c.query_row(
         "SELECT issued_at FROM roster WHERE id = 1",
         [],
         |r| r.get(0),
@@ -1717,7 +1719,7 @@ fn slot_held(c: &Connection, slot_at: DateTime<Utc>) -> rusqlite::Result<bool> {
 }
 
 fn load_open_huddle(c: &Connection) -> rusqlite::Result<Option<Huddle>> {
-    let row = crate::store::optional(c.query_row(
+    let row = crate::kiosk::store::optional(c.query_row(
         "SELECT id, due, started_at, step, needs_raised, needs_escalated, actions_created, actions_closed
          FROM huddles WHERE closed_at IS NULL",
         [],
@@ -1829,7 +1831,7 @@ fn load_reviews(c: &Connection, huddle_id: &str) -> rusqlite::Result<HashMap<Str
 }
 
 fn load_experiment(c: &Connection) -> rusqlite::Result<Option<ExperimentRow>> {
-    crate::store::optional(c.query_row(
+    crate::kiosk::store::optional(c.query_row(
         "SELECT obstacle, expectation, next_step, owner, check_date FROM experiments ORDER BY id DESC LIMIT 1",
         [],
         |r| {

@@ -2,7 +2,7 @@
 //! site roster and the stored observations to one [`Entry`] per person of
 //! the cascade above the team members. Pure: no SQLite, no MQTT, no clock;
 //! `now` and the coaching start are parameters, so tests pin them.
-//! [`super::coaching_db`] reads the observations, [`super::coaching_shell`]
+//! [`super::db`] reads the observations, [`super::shell`]
 //! publishes and exports what these functions return.
 //!
 //! The definitions (the README's "Coaching loop (aggregator)" repeats them
@@ -49,9 +49,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::roster::BoardRoster;
+use crate::aggregator::roster::BoardRoster;
 use crate::domain::{mean_score, BehaviourScore, ObservationLevel, Pick, Role, SelfView};
-use crate::event::{ObservationAcknowledged, ObservationRecorded};
+use crate::wire::event::{ObservationAcknowledged, ObservationRecorded};
 
 /// A learner's score is the mean over this many latest observations.
 pub const ROLLING: usize = 4;
@@ -75,7 +75,7 @@ pub struct Targets {
 
 impl Targets {
     /// From the configuration's `[coaching]`.
-    pub fn from_config(c: &crate::config::CoachingConfig) -> Targets {
+    pub fn from_config(c: &crate::aggregator::config::CoachingConfig) -> Targets {
         Targets {
             team_leader: c.team_leader_per_window,
             supervisor: c.supervisor_per_window,
@@ -908,7 +908,7 @@ pub fn newly_overdue(previous: Option<&Report>, current: &Report) -> Vec<Overdue
         .filter(|e| e.overdue && !was.contains(e.id.as_str()))
         .filter_map(|e| {
             Some(OverdueAlert {
-                kind: crate::topic::ALERT_COACHING_OVERDUE.into(),
+                kind: crate::wire::topic::ALERT_COACHING_OVERDUE.into(),
                 id: e.id.clone(),
                 name: e.name.clone(),
                 role: e.role,
@@ -964,7 +964,7 @@ fn level_key(l: ObservationLevel) -> &'static str {
 }
 
 fn time(t: DateTime<Utc>) -> String {
-    crate::store::ts(t)
+    crate::wire::time::ts(t)
 }
 
 fn scores_text(scores: &[BehaviourScore]) -> String {
@@ -1100,7 +1100,7 @@ pub fn coaching_rows(report: &Report) -> Vec<Vec<String>> {
 mod tests {
     use super::*;
     use crate::domain::{COACHING, FACILITATION};
-    use crate::payload::{RosterMessage, RosterPerson};
+    use crate::wire::payload::{RosterMessage, RosterPerson};
     use chrono::TimeZone;
 
     fn t0() -> DateTime<Utc> {

@@ -13,11 +13,11 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use slint::ComponentHandle;
 
-use crate::app::{Board, Intent};
-use crate::badge::{BadgeInput, BadgeRead};
-use crate::config::KioskConfig;
 use crate::domain::{ObservationLevel, SelfView};
-use crate::ui::{Driver, KioskWindow};
+use crate::kiosk::app::{Board, Intent};
+use crate::kiosk::badge::{BadgeInput, BadgeRead};
+use crate::kiosk::config::KioskConfig;
+use crate::kiosk::ui::{Driver, KioskWindow};
 
 /// The sizes rendered by default: the official 7" panel and a 10" one.
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
