@@ -94,7 +94,7 @@ pub enum HuddleState {
 }
 
 /// The aggregator store's summary of a board after a commit. No longer
-/// published: `.../status` carries [`BoardLive`] (issue 6).
+/// published: `.../status` carries [`BoardLive`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardStatus {
     /// The board.
@@ -118,7 +118,7 @@ pub struct BoardStatus {
 }
 
 // ---------------------------------------------------------------------------
-// Live status (issue 6). The rules that fill these are in
+// Live status. The rules that fill these are in
 // `crate::aggregator::status`; the web dashboard renders them as they are.
 // Times are absolute (UTC), never ages: a retained payload changes only
 // when something happened, and clients compute timers and ages from `at`

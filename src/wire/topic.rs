@@ -12,8 +12,8 @@
 //! | `huddle/v1/{site}/{area}/{board}/roster` | aggregator | 1 / yes | [`crate::wire::payload::RosterMessage`] |
 //! | `huddle/v1/{site}/{area}/{board}/status` | aggregator | 1 / yes | [`crate::wire::payload::BoardLive`] |
 //! | `huddle/v1/{site}/status` | aggregator | 1 / yes | [`crate::wire::payload::SiteLive`] |
-//! | `huddle/v1/{site}/coaching` | aggregator | 1 / yes | coaching (issue 5) |
-//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | [`crate::wire::payload::BoardAlert`]; `coaching_overdue` (issue 5) |
+//! | `huddle/v1/{site}/coaching` | aggregator | 1 / yes | the coaching figures |
+//! | `huddle/v1/{site}/alert/{kind}` | aggregator | 1 / no | [`crate::wire::payload::BoardAlert`]; `coaching_overdue` |
 //!
 //! The event kind is one topic level as it is (`attendance.tapped`): `.` is
 //! a legal topic character.
