@@ -138,20 +138,9 @@ pub fn run_board(
         .unwrap_or_default();
     let mut board = Board::open(config, first)?;
     // Resume after the last recorded event, a day later if huddles were held.
-    let (closed, last_at) = board.store().read(|c| {
-        let closed: i64 = c.query_row(
-            "SELECT COUNT(*) FROM huddles WHERE closed_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        let last: Option<String> = c.query_row("SELECT MAX(at) FROM outbox", [], |r| r.get(0))?;
-        Ok((closed as usize, last))
-    })?;
-    let mut now = last_at
-        .as_deref()
-        .and_then(crate::wire::time::parse_ts)
-        .map(|t| t + Duration::seconds(1))
-        .unwrap_or(first);
+    let closed = board.store().closed_huddles()?;
+    let last_at = board.store().last_event_at()?;
+    let mut now = last_at.map(|t| t + Duration::seconds(1)).unwrap_or(first);
     let mut rng = Rng::new(seed ^ closed as u64);
     let mut act = |board: &mut Board,
                    now: DateTime<Utc>,

@@ -251,7 +251,7 @@ pub fn render_all(
     shot("13-enrol-prompt", &ui)?;
     run(Intent::CancelPrompt)?;
 
-    // Coaching (issue 5): the supervisor observed the huddle and records it
+    // Coaching observations: the supervisor observed the huddle and records it
     // with the team leader; then the manager opens a level 4 observation.
     let role_badge = |role: crate::domain::Role| {
         config

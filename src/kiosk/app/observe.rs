@@ -13,18 +13,15 @@
 //! [`Store::transact`]: crate::kiosk::store::Store::transact
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rusqlite::{params, Connection};
 
 use super::{new_id, Board, Intent, Screen, Tone};
 use crate::domain::{
     check_confirmer, check_learner, flow_expired, learners, levels_for, may_observe,
-    reobserve_date, Draft, FlowStep, ObservationLevel, ObservationRefusal, Person, Role, Roster,
-    SelfView,
+    reobserve_date, Draft, FlowStep, ObservationLevel, ObservationRefusal, Person, Role, SelfView,
 };
-use crate::kiosk::store::parse_date;
+use crate::kiosk::store::{parse_date, FocusRecord};
 use crate::text::{Text, TextKey};
-use crate::wire::event::{Event, ObservationAcknowledged, ObservationRecorded};
-use crate::wire::time::ts;
+use crate::wire::event::Event;
 
 use super::AppError;
 
@@ -369,8 +366,7 @@ impl Board {
         };
         let started = flow.started;
         self.store.transact(now, |tx| {
-            insert_observation(tx.conn(), &recorded, &acknowledged, started, now)
-                .map_err(|e| tx.err(e))?;
+            tx.insert_observation(&recorded, &acknowledged, started)?;
             tx.emit(&Event::ObservationRecorded(recorded.clone()))?;
             tx.emit(&Event::ObservationAcknowledged(acknowledged.clone()))
                 .map(|_| ())
@@ -423,97 +419,45 @@ impl Board {
     }
 }
 
-fn key_of<T: serde::Serialize>(value: &T) -> String {
-    // Design: the serde name of a unit enum variant is a plain string.
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn insert_observation(
-    c: &Connection,
-    r: &ObservationRecorded,
-    a: &ObservationAcknowledged,
-    started: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<usize> {
-    let scores = serde_json::to_string(&r.scores).unwrap_or_default();
-    c.execute(
-        "INSERT INTO observations (id, level, observer, learner, huddle_id, self_view, scores,
-             strength, strength_note, focus, focus_note, trigger, reobserve_on, helpfulness,
-             started_at, acknowledged_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
-            r.observation_id,
-            key_of(&r.level),
-            r.observer,
-            r.learner,
-            r.huddle_id,
-            key_of(&r.self_view),
-            scores,
-            r.strength.behaviour,
-            r.strength.note,
-            r.focus.behaviour,
-            r.focus.note,
-            r.trigger,
-            r.reobserve_on.to_string(),
-            a.helpfulness,
-            ts(started),
-            ts(now),
-        ],
-    )
-}
-
-/// The latest acknowledged level 3 observation of a team leader on this
-/// roster: their focus point, trigger and re-observation date.
-pub(super) fn load_focus(c: &Connection, roster: &Roster) -> rusqlite::Result<Option<FocusRow>> {
-    let leaders: Vec<&Person> = roster
-        .people()
-        .iter()
-        .filter(|p| p.role == Role::TeamLeader)
-        .collect();
-    if leaders.is_empty() {
-        return Ok(None);
+impl Board {
+    /// The team leader's current focus point: the latest acknowledged level 3
+    /// observation of a team leader on this roster (focus point, trigger and
+    /// re-observation date).
+    pub(super) fn focus_row(&self) -> Result<Option<FocusRow>, AppError> {
+        let roster = &self.roster;
+        let leaders: Vec<&str> = roster
+            .people()
+            .iter()
+            .filter(|p| p.role == Role::TeamLeader)
+            .map(|p| p.id.as_str())
+            .collect();
+        let Some(FocusRecord {
+            learner,
+            focus,
+            note,
+            trigger,
+            reobserve_on: reobserve,
+        }) = self.store.latest_focus(&leaders)?
+        else {
+            return Ok(None);
+        };
+        let behaviour = ObservationLevel::Facilitation
+            .behaviours()
+            .iter()
+            .position(|k| *k == focus);
+        let (Some(behaviour), Some(reobserve_on)) = (behaviour, parse_date(&reobserve)) else {
+            tracing::warn!(%focus, %reobserve, "stored focus point not understood");
+            return Ok(None);
+        };
+        Ok(Some(FocusRow {
+            learner: roster
+                .person(&learner)
+                .map(|p| p.name.clone())
+                .unwrap_or(learner),
+            behaviour,
+            note,
+            trigger,
+            reobserve_on,
+        }))
     }
-    let marks = vec!["?"; leaders.len()].join(", ");
-    let sql = format!(
-        "SELECT learner, focus, focus_note, trigger, reobserve_on FROM observations
-         WHERE level = 'facilitation' AND learner IN ({marks})
-         ORDER BY acknowledged_at DESC LIMIT 1"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let row = crate::kiosk::store::optional(stmt.query_row(
-        rusqlite::params_from_iter(leaders.iter().map(|p| p.id.as_str())),
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        },
-    ))?;
-    let Some((learner, focus, note, trigger, reobserve)) = row else {
-        return Ok(None);
-    };
-    let behaviour = ObservationLevel::Facilitation
-        .behaviours()
-        .iter()
-        .position(|k| *k == focus);
-    let (Some(behaviour), Some(reobserve_on)) = (behaviour, parse_date(&reobserve)) else {
-        tracing::warn!(%focus, %reobserve, "stored focus point not understood");
-        return Ok(None);
-    };
-    Ok(Some(FocusRow {
-        learner: roster
-            .person(&learner)
-            .map(|p| p.name.clone())
-            .unwrap_or(learner),
-        behaviour,
-        note,
-        trigger,
-        reobserve_on,
-    }))
 }

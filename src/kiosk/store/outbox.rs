@@ -1,0 +1,346 @@
+//! The outbox and the file's incarnation: appending events with the
+//! board's next `seq` and chain digest, reading them for the publisher,
+//! and applying the aggregator's acks (see the store's module doc).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoreError, Tx};
+use crate::wire::event::{chain_next, chain_start, Envelope, Event};
+use crate::wire::payload::{Ack, IncarnationAck};
+use crate::wire::time::ts;
+
+/// One undelivered outbox row, for the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The board's sequence number.
+    pub seq: u64,
+    /// The event kind (a topic level).
+    pub kind: String,
+    /// The exact JSON envelope, the MQTT payload.
+    pub body: String,
+}
+
+/// What [`Store::mark_delivered`] did with an ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The remembered ack after this one (never lower than before).
+    pub acked: u64,
+    /// The board's last `seq` at the time.
+    pub last_seq: u64,
+    /// The ack showed another file writing under this incarnation: a new
+    /// one was started and the undelivered rows moved into it.
+    pub fork: Option<Fork>,
+}
+
+/// A new incarnation started because the aggregator's ack disagreed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// The incarnation the ack named.
+    pub old: String,
+    /// The new one.
+    pub new: String,
+    /// Its first `seq` (the remembered ack + 1).
+    pub base: u64,
+    /// What disagreed (for the log).
+    pub why: String,
+}
+
+/// The file's current incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incarnation {
+    /// Its id (32 hex digits).
+    pub id: String,
+    /// Its first `seq`.
+    pub base: u64,
+    /// The chain digest after the board's last `seq`.
+    pub chain: String,
+    /// When it started.
+    pub started_at: String,
+    /// Why: `new file`, `migrated`, or what the ack showed.
+    pub reason: String,
+}
+
+pub(super) fn read_incarnation(conn: &Connection) -> rusqlite::Result<Incarnation> {
+    conn.query_row(
+        "SELECT id, base, chain, started_at, reason FROM incarnation",
+        [],
+        |r| {
+            Ok(Incarnation {
+                id: r.get(0)?,
+                base: r.get::<_, i64>(1)? as u64,
+                chain: r.get(2)?,
+                started_at: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        },
+    )
+}
+
+fn counter(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v as u64)
+}
+
+/// Starts a new incarnation from the remembered ack + 1 and moves every
+/// row above the ack into it (inside the caller's transaction).
+pub(super) fn start_incarnation(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> rusqlite::Result<Incarnation> {
+    let acked = counter(conn, "acked")?;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let base = acked + 1;
+    let mut chain = chain_start(&id);
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, body FROM outbox WHERE seq > ?1 ORDER BY seq")?
+        .query_map([acked as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE outbox SET body = ?2, chain = ?3 WHERE seq = ?1")?;
+    for (seq, body) in rows {
+        let env: Envelope = serde_json::from_str(&body).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let env = env.in_incarnation(&id, base);
+        chain = chain_next(&chain, &env.id);
+        update.execute(params![seq, env.to_json(), chain])?;
+    }
+    conn.execute("DELETE FROM incarnation", [])?;
+    conn.execute(
+        "INSERT INTO incarnation (id, base, chain, started_at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, base as i64, chain, ts(now), reason],
+    )?;
+    read_incarnation(conn)
+}
+
+impl Store {
+    /// The board's events with `seq > since`, oldest first, exactly as they
+    /// go on the wire.
+    pub fn events_since(&self, since: u64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM outbox WHERE seq > ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([since as i64], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>();
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// The highest `seq` assigned so far (0 before the first event).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Events not yet delivered.
+    pub fn undelivered(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The aggregator's last ack that this board remembers (0 before any).
+    pub fn acked(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM counters WHERE name = 'acked'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Outbox rows with `from <= seq <= through`, in seq order.
+    pub fn outbox_rows(&self, from: u64, through: u64) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, kind, body FROM outbox WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([from as i64, through as i64], |r| {
+                Ok(OutboxRow {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>();
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// The file's current incarnation.
+    pub fn incarnation(&self) -> Result<Incarnation, StoreError> {
+        read_incarnation(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// The ack entry that acknowledges exactly this file's events of its
+    /// current incarnation up to `seq` (`None` when that row is not in the
+    /// outbox, or is not of the current incarnation). For tests and tools
+    /// that stand in for the aggregator.
+    pub fn ack_for(&self, seq: u64) -> Result<Option<IncarnationAck>, StoreError> {
+        let inc = self.incarnation()?;
+        let chain: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT chain FROM outbox WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        Ok(chain
+            .filter(|_| seq >= inc.base)
+            .map(|chain| IncarnationAck {
+                incarnation: inc.id,
+                seq,
+                chain,
+            }))
+    }
+
+    /// Applies the aggregator's ack in one short transaction. Only the
+    /// entry of this file's incarnation counts, and only when this file
+    /// wrote exactly what it covers (see the module doc): then rows up to
+    /// it get `delivered_at = now` and the ack is remembered (counter
+    /// `acked`, never lowered). When the entry is beyond the last `seq`,
+    /// or its chain digest differs from the row's, a new incarnation
+    /// starts ([`Delivered::fork`]) and nothing is marked.
+    pub fn mark_delivered(
+        &mut self,
+        ack: &Ack,
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let last_seq = counter(&tx, "seq").map_err(sql)?;
+        let before = counter(&tx, "acked").map_err(sql)?;
+        let current = read_incarnation(&tx).map_err(sql)?;
+        let Some(entry) = ack.incarnation(&current.id) else {
+            return Ok(Delivered {
+                acked: before,
+                last_seq,
+                fork: None,
+            });
+        };
+        let why = if entry.seq > last_seq {
+            Some(format!(
+                "the aggregator holds seq {} of this incarnation, this file ends at {last_seq}",
+                entry.seq
+            ))
+        } else if entry.seq > before {
+            let mine: Option<String> = tx
+                .query_row(
+                    "SELECT chain FROM outbox WHERE seq = ?1",
+                    [entry.seq as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?
+                .flatten();
+            (mine.as_deref() != Some(entry.chain.as_str())).then(|| {
+                format!(
+                    "the aggregator's events up to seq {} are not this file's",
+                    entry.seq
+                )
+            })
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let new = start_incarnation(&tx, now, &why).map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            return Ok(Delivered {
+                acked: before,
+                last_seq,
+                fork: Some(Fork {
+                    old: current.id,
+                    new: new.id,
+                    base: new.base,
+                    why,
+                }),
+            });
+        }
+        let acked = entry.seq.max(before);
+        if acked > before {
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?2 WHERE seq <= ?1 AND delivered_at IS NULL",
+                params![acked as i64, ts(now)],
+            )
+            .map_err(sql)?;
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'acked'",
+                [acked as i64],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(Delivered {
+            acked,
+            last_seq,
+            fork: None,
+        })
+    }
+
+    /// Deletes events delivered before `before`; returns how many. `seq`
+    /// lives in the counter, so a pruned number is never reused.
+    pub fn prune_delivered(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
+                [ts(before)],
+            )
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Tx<'_> {
+    /// Appends an event to the outbox with the board's next `seq`.
+    pub fn emit(&mut self, event: &Event) -> Result<u64, StoreError> {
+        let seq: i64 = self
+            .tx
+            .query_row(
+                "UPDATE counters SET value = value + 1 WHERE name = 'seq' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let inc = read_incarnation(&self.tx).map_err(|e| self.err(e))?;
+        let env = Envelope::new(&self.board, seq as u64, self.now, self.synced, event)
+            .in_incarnation(&inc.id, inc.base);
+        let chain = chain_next(&inc.chain, &env.id);
+        self.tx
+            .execute(
+                "INSERT INTO outbox (seq, id, at, kind, body, chain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![seq, env.id.to_string(), ts(env.at), env.kind, env.to_json(), chain],
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute("UPDATE incarnation SET chain = ?1", [&chain])
+            .map_err(|e| self.err(e))?;
+        self.emitted.push(env);
+        Ok(seq as u64)
+    }
+}
