@@ -4,7 +4,7 @@
 //! for people who install and check boards. Without `--config` the kiosk
 //! runs with its embedded defaults (the shipped `config/kiosk.toml`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,12 +12,9 @@ use clap::{Parser, Subcommand};
 use huddle_board::config::demo_secret_warning;
 use huddle_board::domain::hash_badge;
 use huddle_board::kiosk::app::Board;
-use huddle_board::kiosk::badge::{BadgeSource, FifoSource, LineSource};
-use huddle_board::kiosk::config::{BadgeSourceKind, KioskConfig};
+use huddle_board::kiosk::badge::tools as badge;
+use huddle_board::kiosk::config::KioskConfig;
 use huddle_board::kiosk::store::Store;
-
-/// The embedded defaults: the shipped `config/kiosk.toml`.
-const DEFAULT_CONFIG: &str = include_str!("../../config/kiosk.toml");
 
 /// The huddle board's touchscreen app.
 #[derive(Parser)]
@@ -107,145 +104,6 @@ enum BadgeCommand {
     Watch,
 }
 
-fn load(path: Option<&Path>) -> anyhow::Result<KioskConfig> {
-    Ok(match path {
-        Some(p) => KioskConfig::load(p)?,
-        None => {
-            let mut c =
-                KioskConfig::from_toml(DEFAULT_CONFIG, Path::new("<embedded config/kiosk.toml>"))?;
-            c.apply_env(|name| std::env::var(name).ok());
-            c.validate()?;
-            c
-        }
-    })
-}
-
-fn badge_source(config: &KioskConfig) -> anyhow::Result<Option<Box<dyn BadgeSource>>> {
-    Ok(match config.badge.source {
-        BadgeSourceKind::Keyboard => None,
-        BadgeSourceKind::Simulated if config.badge.simulated_path == "-" => Some(Box::new(
-            LineSource::new(std::io::BufReader::new(std::io::stdin())),
-        )),
-        BadgeSourceKind::Simulated => Some(Box::new(FifoSource::new(&config.badge.simulated_path))),
-        #[cfg(feature = "gpio")]
-        BadgeSourceKind::Gpio => Some(Box::new(
-            huddle_board::kiosk::badge::gpio::GpioWiegand::open(
-                &config.badge.wiegand,
-                &config.source,
-            )?,
-        )),
-        #[cfg(not(feature = "gpio"))]
-        BadgeSourceKind::Gpio => anyhow::bail!(without_gpio(config)),
-    })
-}
-
-#[cfg(not(feature = "gpio"))]
-fn without_gpio(config: &KioskConfig) -> String {
-    format!(
-        "badge.source is gpio in {}, but this huddle-kiosk was built without the `gpio` feature: build it with `cargo build --release --features gpio`, or set badge.source to keyboard or simulated",
-        config.source.display()
-    )
-}
-
-/// One decoded frame, as `badge decode` prints it (fields in this order).
-#[derive(serde::Serialize)]
-struct DecodedJson {
-    format: &'static str,
-    bits: usize,
-    facility: Option<u64>,
-    card: u64,
-    badge: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hash: Option<String>,
-}
-
-/// A keypad key, as `badge decode` prints it.
-#[derive(serde::Serialize)]
-struct KeyJson {
-    key: String,
-    bits: usize,
-}
-
-fn badge_decode(
-    config: &KioskConfig,
-    configured: bool,
-    bits: &str,
-    format: Option<&str>,
-) -> anyhow::Result<String> {
-    use huddle_board::kiosk::badge::wiegand::{Decoded, Format, Formats, Frame};
-    let frame = Frame::parse(bits).map_err(anyhow::Error::msg)?;
-    let wiegand = &config.badge.wiegand;
-    let formats = match format {
-        Some(name) => Formats::new(
-            &[name.parse::<Format>().map_err(anyhow::Error::msg)?],
-            wiegand.keypad,
-        ),
-        None if configured => Formats::new(&wiegand.formats, wiegand.keypad),
-        None => Formats::all(),
-    };
-    let line = match formats.decode(&frame) {
-        Ok(Decoded::Card(card)) => {
-            let badge = wiegand.number.badge_number(&card);
-            let hash = configured
-                .then(|| hash_badge(config.badge.site_key.as_bytes(), &badge).to_string());
-            serde_json::to_string(&DecodedJson {
-                format: card.format.name(),
-                bits: frame.len(),
-                facility: card.facility,
-                card: card.card,
-                badge,
-                hash,
-            })?
-        }
-        Ok(Decoded::Key(key)) => serde_json::to_string(&KeyJson {
-            key: key.as_char().to_string(),
-            bits: frame.len(),
-        })?,
-        Err(refusal) => anyhow::bail!("{refusal}"),
-    };
-    Ok(line)
-}
-
-#[cfg(feature = "gpio")]
-fn badge_watch(config: &KioskConfig) -> anyhow::Result<()> {
-    use huddle_board::kiosk::badge::wiegand::Decoded;
-    use std::io::Write;
-    let wiegand = &config.badge.wiegand;
-    let mut reader = huddle_board::kiosk::badge::gpio::GpioWiegand::open(wiegand, &config.source)?;
-    eprintln!(
-        "watching D0 on GPIO {} and D1 on GPIO {} ({}); tap a badge, Ctrl-C to stop",
-        wiegand.d0_pin,
-        wiegand.d1_pin,
-        config.source.display()
-    );
-    let mut out = std::io::stdout().lock();
-    while let Some(read) = reader.next_frame() {
-        let verdict = match &read.result {
-            Ok(Decoded::Card(card)) => format!(
-                "{} facility {} card {} -> badge {}",
-                card.format,
-                card.facility.map_or("-".to_owned(), |f| f.to_string()),
-                card.card,
-                wiegand.number.badge_number(card)
-            ),
-            Ok(Decoded::Key(key)) => format!("key {}", key.as_char()),
-            Err(refusal) => format!("REFUSED {refusal}"),
-        };
-        let stats = reader.stats();
-        writeln!(
-            out,
-            "{:>2} bits {} -> {verdict} [frames {} refused {} glitches {}]",
-            read.frame.len(),
-            read.frame,
-            stats.frames,
-            stats.refused,
-            stats.glitches
-        )?;
-        out.flush()?;
-    }
-    anyhow::bail!("the GPIO interrupt threads stopped")
-}
-
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
     let (w, h) = text
         .split_once('x')
@@ -254,10 +112,10 @@ fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load(cli.config.as_deref())?;
+    let config = KioskConfig::load_or_embedded(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let source = badge_source(&config)?;
+            let source = badge::open_source(&config)?;
             tracing::info!(board = %config.board.id, db = %config.database_path().display(), "starting");
             if let Some(w) = demo_secret_warning(&config.demo_secrets(), &config.source) {
                 tracing::warn!("{w}");
@@ -337,14 +195,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Badge {
             command: BadgeCommand::Decode { bits, format },
         } => {
-            let line = badge_decode(&config, cli.config.is_some(), &bits, format.as_deref())?;
+            let line = badge::decode(&config, cli.config.is_some(), &bits, format.as_deref())?;
             println!("{line}");
             Ok(())
         }
         #[cfg(feature = "gpio")]
         Command::Badge {
             command: BadgeCommand::Watch,
-        } => badge_watch(&config),
+        } => badge::watch(&config),
         #[cfg(not(feature = "gpio"))]
         Command::Badge {
             command: BadgeCommand::Watch,

@@ -406,6 +406,25 @@ pub struct PersonConfig {
 }
 
 impl KioskConfig {
+    /// The embedded defaults: the shipped `config/kiosk.toml`, with which
+    /// `huddle-kiosk` runs when no `--config` is given.
+    pub const EMBEDDED: &'static str = include_str!("../../config/kiosk.toml");
+
+    /// Reads and validates `path`; without one, the embedded defaults with
+    /// the environment applied.
+    pub fn load_or_embedded(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => {
+                let mut c =
+                    Self::from_toml(Self::EMBEDDED, Path::new("<embedded config/kiosk.toml>"))?;
+                c.apply_env(|name| std::env::var(name).ok());
+                c.validate()?;
+                Ok(c)
+            }
+        }
+    }
+
     /// The secret keys still at their shipped demo values (a warning at
     /// start; the kiosk runs with them, as the one-command demo needs).
     pub fn demo_secrets(&self) -> Vec<&'static str> {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "gpio")]
 pub mod gpio;
+pub mod tools;
 pub mod wiegand;
 
 /// One badge read by a reader, in clear until it is hashed.
