@@ -10,7 +10,7 @@
 //! - [`ingest`]: the shell that wires the rest: the MQTT event loop, the
 //!   writer thread that owns the site file, and what is published after
 //!   each commit (acks, statuses, stats, rosters).
-//! - [`validate`] (pure): one message's topic and bytes in, an
+//! - [`validate`](mod@validate) (pure): one message's topic and bytes in, an
 //!   [`Envelope`](crate::wire::event::Envelope) or a [`Reject`] with its
 //!   [`Reason`] out.
 //! - [`store`]: the site file, one owner: every migration, every write

@@ -106,7 +106,7 @@ pub fn observation_rows(observations: &[Observation]) -> Vec<Vec<String>> {
 }
 
 /// The columns of `export --what coaching --format csv`: the fields of
-/// [`Entry`], `boards` joined by `;`.
+/// [`Entry`](super::rules::Entry), `boards` joined by `;`.
 pub const COACHING_COLUMNS: [&str; 27] = [
     "id",
     "name",
