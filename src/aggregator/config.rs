@@ -97,7 +97,7 @@ fn default_recompute_s() -> u64 {
     60
 }
 
-/// The live status rules at the aggregator (issue 6).
+/// The live status rules at the aggregator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusConfig {
@@ -145,7 +145,7 @@ impl StatusConfig {
     }
 }
 
-/// Home Assistant MQTT discovery at the aggregator (issue 6).
+/// Home Assistant MQTT discovery at the aggregator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HomeAssistantConfig {
@@ -206,16 +206,16 @@ pub struct AggregatorConfig {
     /// The site roster.
     #[serde(default)]
     pub roster: RosterConfig,
-    /// The web dashboard (issue 6); none without the section.
+    /// The web dashboard; none without the section.
     #[serde(default)]
     pub web: Option<WebConfig>,
-    /// Coaching cadence targets (issue 5).
+    /// Coaching cadence targets.
     #[serde(default)]
     pub coaching: CoachingConfig,
-    /// Live status thresholds (issue 6).
+    /// Live status thresholds.
     #[serde(default)]
     pub status: StatusConfig,
-    /// Home Assistant discovery (issue 6).
+    /// Home Assistant discovery.
     #[serde(default)]
     pub home_assistant: HomeAssistantConfig,
     /// The file this was read from, for messages. Not a key.

@@ -515,11 +515,11 @@ fn writer(
                 }
             }
         };
-        // Coaching hook (issue 5): a pulse, never a wait.
+        // Coaching hook: a pulse, never a wait.
         if coaching_shell::touches(&inputs) {
             coaching.pulse();
         }
-        // Live status hook (issue 6): what was committed, never a wait.
+        // Live status hook: what was committed, never a wait.
         status_feeds(inputs, &outcome, &mut feeds);
         status.send(feeds);
         let now = Instant::now();

@@ -1,17 +1,15 @@
 //! What the aggregator's background threads (coaching, live status) share:
-//! a blocking way out to the broker and the hub, payload serialisation, the
-//! millisecond clock, and the read-only connection to the database file.
+//! a blocking way out to the broker and the hub, payload serialisation and
+//! the millisecond clock. (Their read-only connection to the site file is
+//! the store's: [`super::store::open_read_only`].)
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
-use rusqlite::{Connection, OpenFlags};
 
 use super::live::Hub;
-use super::store::StoreError;
 
 /// A publication that does not leave the client's queue in this time is
 /// given up: the caller makes it again at its next change or computation.
@@ -96,23 +94,4 @@ pub fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub fn now_ms() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
-/// Opens the aggregator's file read-only, for a thread of its own. It must
-/// exist and be migrated ([`super::store::Store::open`] first).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    let sql = |source| StoreError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    if !path.is_file() {
-        return Err(StoreError::Missing(path.to_owned()));
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
-    Ok(conn)
 }

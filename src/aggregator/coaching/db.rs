@@ -1,16 +1,14 @@
-//! The coaching loop's reads of the aggregator's SQLite file: the stored
+//! The coaching loop's reads of the site file: the stored
 //! `observation.*` events and the coaching start. Read only: the ingest
 //! writer owns every write, and this is a second connection (WAL lets it
 //! read while the writer commits), so computing the figures never holds
 //! up ingest.
 //!
-//! [`MIGRATION`] (one entry of [`crate::aggregator::store::MIGRATIONS`]) adds a
-//! *partial* index on `events.kind` that holds only the two observation
-//! kinds: reading them costs a few index pages however many events the
-//! file holds, and inserting any other event costs the index nothing but
-//! the test of its `WHERE`. It also records the coaching start (the
-//! moment the migration ran: the first start of an aggregator with
-//! coaching), from which a person never observed gets one window of grace.
+//! The observations are read through the *partial* index
+//! `events_observations` and the start from `coaching_meta`, both made by
+//! [`COACHING`](crate::aggregator::store::migrations::COACHING) (the
+//! index's `WHERE` rewritten by migration 4: see
+//! [`MIGRATIONS`](crate::aggregator::store::migrations::MIGRATIONS)).
 
 use std::path::{Path, PathBuf};
 
@@ -18,20 +16,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
 use super::rules::{fold, CoachingEvent, Folded, StoredCoachingEvent};
-use crate::aggregator::store::StoreError;
+use crate::aggregator::store::{open_read_only, StoreError};
 use crate::wire::event::Event;
 use crate::wire::time::parse_ts;
 
-/// The schema step that the coaching loop adds (an entry of
-/// [`crate::aggregator::store::MIGRATIONS`]).
-pub const MIGRATION: &str = "CREATE INDEX events_observations ON events (kind)
-         WHERE kind IN ('observation.recorded', 'observation.acknowledged');
-     CREATE TABLE coaching_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-     INSERT INTO coaching_meta (key, value)
-         VALUES ('since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));";
-
 /// The query the partial index serves (its `WHERE` must be the index's,
-/// as migration 4 made it: see [`crate::aggregator::store::MIGRATIONS`]).
+/// as migration 4 made it: see
+/// [`MIGRATIONS`](crate::aggregator::store::migrations::MIGRATIONS)).
 const OBSERVATION_EVENTS: &str = "SELECT board, seq, at, clock_synced, received_at, kind, data
      FROM events INDEXED BY events_observations
      WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
@@ -47,7 +38,7 @@ impl CoachingDb {
     /// ([`crate::aggregator::store::Store::open`] first).
     pub fn open(path: &Path) -> Result<CoachingDb, StoreError> {
         Ok(CoachingDb {
-            conn: crate::aggregator::outlet::open_read_only(path)?,
+            conn: open_read_only(path)?,
             path: path.to_owned(),
         })
     }
@@ -59,7 +50,8 @@ impl CoachingDb {
         }
     }
 
-    /// The coaching start recorded by [`MIGRATION`].
+    /// The coaching start recorded by
+    /// [`COACHING`](crate::aggregator::store::migrations::COACHING).
     pub fn since(&self) -> Result<DateTime<Utc>, StoreError> {
         let text: String = self
             .conn

@@ -35,10 +35,8 @@ use chrono::{DateTime, Utc};
 use rumqttc::AsyncClient;
 
 use super::db::CoachingDb;
-use super::rules::{
-    self as coaching, coaching_rows, newly_overdue, observation_rows, people_from_rosters, Person,
-    Report, Targets, COACHING_COLUMNS, OBSERVATION_COLUMNS,
-};
+use super::export::{coaching_rows, observation_rows, COACHING_COLUMNS, OBSERVATION_COLUMNS};
+use super::rules::{self as coaching, newly_overdue, people_from_rosters, Person, Report, Targets};
 use crate::aggregator::config::AggregatorConfig;
 use crate::aggregator::live::Hub;
 use crate::aggregator::outlet::{json, now_ms, Outlet};

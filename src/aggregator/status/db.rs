@@ -1,17 +1,18 @@
-//! The live status's reads of the aggregator's SQLite file, once at start:
-//! every known board (area, `online` flag, ack, newest event), the huddles
-//! of the last two days with their taps and steps, every need (open
-//! escalations can be old) and the boards' coaching observations. After
-//! that the status thread is fed by the ingest writer after each commit
-//! and never reads the file again.
+//! The live status's reads of the site file, once at start: every known
+//! board (area, `online` flag, ack, newest event), the huddles of the last
+//! two days with their taps and steps, every need (open escalations can
+//! be old) and the boards' coaching observations. After that the status
+//! thread is fed by the ingest writer after each commit and never reads
+//! the file again.
 //!
 //! Read only, on a connection of its own (WAL): the ingest writer owns
-//! every write. [`MIGRATION`] (an entry of [`crate::aggregator::store::MIGRATIONS`])
-//! adds `boards.first_seen` (when the writer first stored anything of the
-//! board: slots before it count for nothing) and a *partial* index holding only the huddle start/close and need
-//! events, so the start reads a few index pages rather than scanning years
-//! of taps; taps and steps are then read per board by `(board, seq)` from
-//! the first recent huddle on.
+//! every write. The huddle start/close and need events are read through
+//! the *partial* index `events_status`
+//! ([`LIVE_STATUS`](crate::aggregator::store::migrations::LIVE_STATUS), its
+//! `WHERE` rewritten by migration 4), so the start reads a few index pages
+//! rather than scanning years of taps; taps and steps are then read per
+//! board by `(board, seq)` from the first recent huddle on. A board's
+//! `first_seen` (same migration) says since when its slots count.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,17 +21,12 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection};
 
 use super::rules::{Site, StoredEvent};
-use crate::aggregator::store::StoreError;
+use crate::aggregator::store::{open_read_only, StoreError};
 use crate::wire::time::parse_ts;
 
-/// The schema step the live status adds (an entry of
-/// [`crate::aggregator::store::MIGRATIONS`]).
-pub const MIGRATION: &str = "CREATE INDEX events_status ON events (kind)
-     WHERE kind IN ('huddle.started', 'huddle.closed', 'need.raised', 'need.escalated', 'need.closed');
-     ALTER TABLE boards ADD COLUMN first_seen TEXT;";
-
 /// The query the partial index serves (its `WHERE` must be the index's,
-/// as migration 4 made it: see [`crate::aggregator::store::MIGRATIONS`]).
+/// as migration 4 made it: see
+/// [`MIGRATIONS`](crate::aggregator::store::migrations::MIGRATIONS)).
 const INDEXED_EVENTS: &str = "SELECT board, seq, at, kind, data
      FROM events INDEXED BY events_status
      WHERE kind = 'huddle.started' OR kind = 'huddle.closed' OR kind = 'need.raised'
@@ -69,7 +65,7 @@ impl StatusDb {
     /// ([`crate::aggregator::store::Store::open`] first).
     pub fn open(path: &Path) -> Result<StatusDb, StoreError> {
         Ok(StatusDb {
-            conn: crate::aggregator::outlet::open_read_only(path)?,
+            conn: open_read_only(path)?,
             path: path.to_owned(),
         })
     }
