@@ -48,7 +48,7 @@ pub struct IncarnationAck {
     /// Every event of it with `base <= seq <= this` is stored; `base - 1`
     /// before the first.
     pub seq: u64,
-    /// The chain digest after the event at `seq` ([`crate::wire::event::chain`]):
+    /// The chain digest after the event at `seq` ([`crate::wire::event::chain_next`]):
     /// equal on both sides only when every event up to it is the same.
     pub chain: String,
 }

@@ -1,13 +1,12 @@
-//! Badges: reading them, and hashing them so that no number is kept.
-//!
-//! A badge number exists in clear only between the reader and
-//! [`hash_badge`]: the roster, the database and every event hold the keyed
-//! hash (HMAC-SHA256 with the site key). Readers sit behind one small
+//! The badge readers: a badge number exists in clear only between the
+//! reader and [`crate::domain::hash_badge`]; the roster, the database and
+//! every event hold the keyed hash. Readers sit behind one small
 //! trait, [`BadgeSource`]: the keyboard-wedge reader types into the window
 //! (its digits reach [`KeyboardWedge`] from the UI), the simulated source
 //! reads lines from a FIFO or stdin ([`LineSource`]), and a Wiegand reader
 //! on the Pi's GPIO is the pure [`wiegand`] decoder behind the `gpio`
-//! adapter (feature `gpio`, the only code that names rppal).
+//! adapter (feature `gpio`, the only code that names rppal). [`tools`]
+//! opens the configured source and holds the technician's field tools.
 
 use std::fmt;
 use std::io::BufRead;
