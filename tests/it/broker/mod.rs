@@ -26,6 +26,9 @@
 //! `acl` (MQTT clients only), `programs` (the real binaries) and
 //! `attacks`.
 
+// Without feature kiosk only `acl` is built: the helpers of the others idle.
+#![cfg_attr(not(feature = "kiosk"), allow(dead_code, unused_imports))]
+
 mod acl;
 #[cfg(feature = "kiosk")]
 mod attacks;
