@@ -37,7 +37,7 @@
 
 #[path = "load.rs"]
 mod load;
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

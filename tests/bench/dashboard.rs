@@ -21,7 +21,7 @@
 //! 1 measures that throttle, not the dashboard. Whatever publishes a
 //! board's status, a tap must change it (its `last_seq`).
 
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_huddle-kiosk");
@@ -103,7 +103,7 @@ fn main() {
             _ => {}
         }
     }
-    let xvfb = support::Xvfb::start(300);
+    let xvfb = support::Xvfb::start();
     let display = xvfb.display.clone();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("badges");

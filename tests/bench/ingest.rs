@@ -16,7 +16,7 @@
 mod load;
 #[path = "proc.rs"]
 mod proc;
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};

@@ -21,7 +21,7 @@
 
 #[path = "proc.rs"]
 mod proc;
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
