@@ -1,9 +1,8 @@
 //! What both configurations share: reading a TOML file, the environment
 //! overrides, the errors and the MQTT and storage sections.
 //!
-//! `config/kiosk.toml` ([`crate::kiosk::config::KioskConfig`]) and
-//! `config/aggregator.toml` ([`crate::aggregator::config::AggregatorConfig`])
-//! are the documented defaults and run as they are. Each `load` reads a
+//! `config/kiosk.toml` (the kiosk's `config` module) and
+//! `config/aggregator.toml` (the aggregator's) are the documented defaults and run as they are. Each `load` reads a
 //! file, applies the environment ([`ENV_DATA_DIR`] for the state
 //! directory, [`ENV_MQTT_URL`] for the broker), then validates everything
 //! before anything starts. Every [`ConfigError`] names the file and the

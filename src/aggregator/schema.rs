@@ -4,7 +4,7 @@
 //! the code.
 //!
 //! The schemas are checked into `config/schemas/` (one file per payload,
-//! draft 2020-12) and `tests/schemas.rs` fails when the files and the types
+//! draft 2020-12) and `tests/it/ingest/schemas.rs` fails when the files and the types
 //! drift apart; `huddle-aggregator schemas --out config/schemas` writes
 //! them again after a deliberate change. [`catalogue`] is also the topic
 //! table of the README.

@@ -19,7 +19,7 @@
 //!
 //! Called by `src/bin/huddle-kiosk.rs`, the tests and the benchmarks. It
 //! imports [`crate::domain`], [`crate::wire`] and the shared modules,
-//! never [`crate::aggregator`].
+//! never the aggregator.
 
 pub mod app;
 pub mod badge;

@@ -21,7 +21,7 @@
 //! again, or goes back, while the aggregator holds events under the same
 //! numbers. So every kiosk file makes a random **incarnation** id when it
 //! is created, and a new one whenever the aggregator's ack shows that the
-//! file and the aggregator disagree (see [`crate::kiosk::outbox`]). Schema 2
+//! file and the aggregator disagree (the kiosk's outbox module says how). Schema 2
 //! envelopes carry it, with `base`, the first `seq` of that incarnation:
 //!
 //! ```json

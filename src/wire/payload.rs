@@ -14,7 +14,7 @@ use crate::domain::Role;
 /// it); `incarnations` lists the board's newest incarnations (at most
 /// [`Ack::MAX_INCARNATIONS`], most recently active first), each with the
 /// chain digest of the events its ack covers, so that a board can tell
-/// its own events from another file's ([`crate::kiosk::outbox`]).
+/// its own events from another file's (the kiosk's outbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ack {
     /// The board.
@@ -301,7 +301,7 @@ pub enum AlertKind {
 
 /// `huddle/v1/{site}/alert/{kind}`, not retained, from the aggregator
 /// (except `coaching_overdue`, whose payload is
-/// `crate::aggregator::coaching::OverdueAlert`).
+/// the coaching loop's `OverdueAlert`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BoardAlert {
     /// The kind (also the topic's last level).

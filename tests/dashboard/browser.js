@@ -1,5 +1,5 @@
 // Drives headless Chromium (Debian's, through playwright-core) for
-// tests/dashboard.rs. Environment: DASHBOARD_URL, DASHBOARD_TOKEN,
+// tests/it/dashboard/end_to_end.rs. Environment: DASHBOARD_URL, DASHBOARD_TOKEN,
 // DASHBOARD_BOARDS (tiles expected), CHROMIUM, CHROMIUM_PROFILE (a fresh
 // directory), optionally DASHBOARD_TAPPED (a board key: the script prints
 // READY, waits for a line on stdin, and expects that tile to turn
