@@ -40,6 +40,10 @@ enum Command {
         /// Sizes as WIDTHxHEIGHT (default: 800x480 and 1280x800).
         #[arg(long = "size")]
         sizes: Vec<String>,
+        /// Also write, beside each PNG, a JSON file of where each labelled
+        /// element is (the Pi rig taps there).
+        #[arg(long)]
+        layout: bool,
     },
     /// Print the board's events, oldest first, one JSON envelope per line,
     /// exactly as they go on the wire.
@@ -123,7 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let board = Board::open(config, chrono::Utc::now())?;
             huddle_board::kiosk::ui::run(board, source)
         }
-        Command::Snapshot { out, sizes } => {
+        Command::Snapshot { out, sizes, layout } => {
             let sizes = if sizes.is_empty() {
                 huddle_board::kiosk::snapshot::SIZES.to_vec()
             } else {
@@ -132,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|s| parse_size(s))
                     .collect::<anyhow::Result<_>>()?
             };
-            for path in huddle_board::kiosk::snapshot::render_all(&config, &out, &sizes)? {
+            for path in huddle_board::kiosk::snapshot::render_all(&config, &out, &sizes, layout)? {
                 println!("{}", path.display());
             }
             Ok(())

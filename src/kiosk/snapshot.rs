@@ -51,6 +51,29 @@ pub fn write_png(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes where each labelled element of the window is, as JSON lines
+/// `{"label", "x", "y", "w", "h"}` in window pixels, beside its PNG: the
+/// Pi rig taps the emulated touch screen where these say.
+pub fn write_layout(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for e in i_slint_backend_testing::ElementQuery::from_root(ui)
+        .match_descendants()
+        .find_all()
+    {
+        let Some(label) = e.accessible_label().filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        let (at, size) = (e.absolute_position(), e.size());
+        let line = serde_json::json!({
+            "label": label.as_str(),
+            "x": at.x, "y": at.y, "w": size.width, "h": size.height,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 fn badge(number: &str) -> Intent {
     Intent::Badge(BadgeInput::Read(BadgeRead {
         number: number.into(),
@@ -59,11 +82,14 @@ fn badge(number: &str) -> Intent {
 
 /// Renders the demo's screens into `out`; returns the files written.
 /// `config` is the board's configuration; its data directory is replaced
-/// by a temporary one. Must run on a thread where no Slint platform is set.
+/// by a temporary one. With `layout`, each PNG gets a JSON file of where
+/// its labelled elements are ([`write_layout`]). Must run on a thread where
+/// no Slint platform is set.
 pub fn render_all(
     config: &KioskConfig,
     out: &Path,
     sizes: &[(u32, u32)],
+    layout: bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     init_headless()?;
@@ -120,6 +146,9 @@ pub fn render_all(
             ui.window().set_size(slint::PhysicalSize::new(w, h));
             let path = out.join(format!("{name}-{w}x{h}.png"));
             write_png(ui, &path)?;
+            if layout {
+                write_layout(ui, &path.with_extension("json"))?;
+            }
             written.push(path);
         }
         Ok(())

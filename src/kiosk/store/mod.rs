@@ -339,6 +339,11 @@ impl Store {
         let Tx { tx, emitted, .. } = t;
         tx.commit()
             .map_err(|source| StoreError::Sqlite { path, source })?;
+        // One line per committed event: what a power cut must not lose
+        // (the Pi rig compares these lines with the file after each cut).
+        for e in &emitted {
+            tracing::info!(seq = e.seq, id = %e.id, kind = %e.kind, "committed");
+        }
         if let (Some(hook), Some(last)) = (&self.on_commit, emitted.last()) {
             hook(last.seq);
         }

@@ -7,6 +7,9 @@
 //! - the real binaries, given a `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` as
 //!   systemd gives them, say `READY=1` and then feed the watchdog, under
 //!   their unit's `LimitNOFILE=`;
+//! - the kiosk's store, under strace, makes no system call that its
+//!   unit's `SystemCallFilter=` (less `@clock` under `ProtectClock=`)
+//!   denies;
 //! - both units bound memory (`MemoryMax=`) and open files
 //!   (`LimitNOFILE=`): the kiosk leaves at least half of a 1 GB Pi to the
 //!   rest, the aggregator has descriptors for every dashboard connection
@@ -246,4 +249,120 @@ fn the_kiosk_says_ready_and_feeds_the_watchdog_from_its_ui_loop() {
         .expect("start huddle-kiosk");
     let got = notifications(&socket, Duration::from_secs(3));
     assert_ready_then_watchdog("huddle-kiosk", &got, &mut child);
+}
+
+/// The syscalls `SystemCallFilter=` lines allow, as `systemd-analyze
+/// syscall-filter` expands their groups, less `@clock` under
+/// `ProtectClock=yes` (which denies it on top of any filter).
+fn allowed_syscalls(name: &str) -> std::collections::BTreeSet<String> {
+    fn expand(group: &str, into: &mut std::collections::BTreeSet<String>) {
+        let out = Command::new(require("systemd-analyze", "systemd"))
+            .args(["syscall-filter", group])
+            .output()
+            .expect("run systemd-analyze syscall-filter");
+        assert!(
+            out.status.success(),
+            "systemd-analyze syscall-filter {group}"
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+            let word = line.trim();
+            if word.is_empty() || word.starts_with('#') {
+                continue;
+            }
+            if word.starts_with('@') {
+                expand(word, into);
+            } else {
+                into.insert(word.to_owned());
+            }
+        }
+    }
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("systemd/{name}.service")),
+    )
+    .unwrap();
+    let mut allowed = std::collections::BTreeSet::new();
+    for value in text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("SystemCallFilter="))
+    {
+        assert!(
+            !value.starts_with('~'),
+            "{name}: a deny list is not read here"
+        );
+        for word in value.split_whitespace() {
+            if word.starts_with('@') {
+                expand(word, &mut allowed);
+            } else {
+                allowed.insert(word.to_owned());
+            }
+        }
+    }
+    if unit_setting(name, "ProtectClock").as_deref() == Some("yes") {
+        let mut clock = std::collections::BTreeSet::new();
+        expand("@clock", &mut clock);
+        allowed.retain(|s| !clock.contains(s));
+    }
+    allowed
+}
+
+/// The kiosk's store path under strace: every system call it makes while
+/// committing a huddle's events (and reading the clock's sync state for
+/// each) must pass its unit's seccomp filter, or systemd kills it with
+/// SIGSYS at its first event on the board. The UI's own calls (DRM,
+/// libinput) are checked by the Pi rig (tests/pi), under the real unit.
+#[test]
+fn the_kiosk_store_s_system_calls_pass_its_unit_s_filter() {
+    let strace = require("strace", "strace");
+    let allowed = allowed_syscalls("huddle-kiosk");
+    assert!(
+        allowed.contains("openat") && allowed.len() > 100,
+        "the filter expanded to too little: {allowed:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let out = Command::new(strace)
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .arg(KIOSK)
+        .args([
+            "simulate",
+            "--boards",
+            "1",
+            "--huddles",
+            "1",
+            "--timeout",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("boards"))
+        .env(
+            "HUDDLE_MQTT_URL",
+            format!("mqtt://127.0.0.1:{}", crate::support::free_port()),
+        )
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run huddle-kiosk simulate under strace");
+    let text = std::fs::read_to_string(&trace).expect("strace wrote no trace");
+    let mut made = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        // "PID name(args) = result"; "<... name resumed>" repeats a call.
+        let call = line.split_once(' ').map_or(line, |(_, rest)| rest).trim();
+        if let Some((name, _)) = call.split_once('(') {
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                made.insert(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        made.contains("adjtimex") || made.contains("clock_adjtime"),
+        "the simulated board committed no event (no clock check in the trace); \
+         its output: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied: Vec<_> = made.difference(&allowed).collect();
+    assert!(
+        denied.is_empty(),
+        "huddle-kiosk makes system calls its unit's SystemCallFilter= denies \
+         (seccomp would kill it with SIGSYS): {denied:?}"
+    );
 }
