@@ -364,11 +364,11 @@ def main():
             # What a team does at the board, at random: badges, taps on
             # the bottom-right button (Next, Close huddle, Done: the same
             # place on every screen) and huddles started; then the cut.
-            delay = rng.uniform(2.0, 12.0)
+            delay = rng.uniform(3.0, 12.0)
             say(f"cut {cut}: the power goes {delay:.2f} s in")
             t0 = time.time()
+            act = "start"  # a huddle runs (started, or resumed after a cut)
             while time.time() - t0 < delay:
-                act = rng.choices(["member", "next", "start", "leader"], [25, 40, 20, 15])[0]
                 if act == "member":
                     m.qmp.type_badge(rng.choice(MEMBERS))
                 elif act == "next":
@@ -378,7 +378,8 @@ def main():
                     m.qmp.type_badge(LEADER)
                 else:
                     m.qmp.type_badge(LEADER)
-                time.sleep(rng.uniform(0.2, 1.5))
+                time.sleep(rng.uniform(0.2, 1.2))
+                act = rng.choices(["member", "next", "start", "leader"], [35, 40, 15, 10])[0]
             time.sleep(max(0.0, delay - (time.time() - t0)))
             before = len(logged)
             m.cut()
