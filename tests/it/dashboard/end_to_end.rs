@@ -35,22 +35,27 @@ use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
-const TOKEN: &str = "test-dashboard-token-0123456789";
-const SITE: &str = "plant1";
-const AREA: &str = "assembly";
+pub(super) const TOKEN: &str = "test-dashboard-token-0123456789";
+pub(super) const SITE: &str = "plant1";
+pub(super) const AREA: &str = "assembly";
 
 /// A broker, an aggregator with its dashboard, and a board publisher.
-struct Site {
-    _broker: Mosquitto,
+pub(super) struct Site {
+    pub(super) broker: Mosquitto,
     port: u16,
-    web: u16,
-    aggregator: Aggregator,
-    dir: tempfile::TempDir,
-    boards: Boards,
+    pub(super) web: u16,
+    pub(super) aggregator: Aggregator,
+    pub(super) dir: tempfile::TempDir,
+    pub(super) boards: Boards,
 }
 
 impl Site {
     fn start() -> Site {
+        Site::start_with("")
+    }
+
+    /// The same with more lines of `aggregator.toml` (whole sections).
+    pub(super) fn start_with(extra: &str) -> Site {
         let broker = Mosquitto::start();
         let dir = tempfile::tempdir().unwrap();
         let web = free_port();
@@ -59,7 +64,7 @@ impl Site {
             format!(
                 "[site]\nid = \"{SITE}\"\ntimezone = \"Europe/Berlin\"\nsite_key = \"demo-site-key-change-me\"\n\
                  [coaching]\nrecompute_s = 3600\n\
-                 [web]\nlisten = \"127.0.0.1:{web}\"\ntoken = \"{TOKEN}\"\n"
+                 [web]\nlisten = \"127.0.0.1:{web}\"\ntoken = \"{TOKEN}\"\n{extra}"
             ),
         )
         .unwrap();
@@ -74,7 +79,7 @@ impl Site {
         let boards = Boards::connect(broker.port);
         Site {
             port: broker.port,
-            _broker: broker,
+            broker,
             web,
             aggregator,
             dir,
@@ -91,7 +96,7 @@ impl Site {
         self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n"))
     }
 
-    fn state(&self) -> Value {
+    pub(super) fn state(&self) -> Value {
         let r = self.get("/api/state", &format!("Authorization: Bearer {TOKEN}\r\n"));
         assert_eq!(r.status, 200, "{}", r.body);
         serde_json::from_str(&r.body).expect("/api/state is JSON")
@@ -100,7 +105,7 @@ impl Site {
     /// The boards say they are online (retained), and the aggregator shows
     /// them: it has subscribed, so events published from now on reach it
     /// (this publisher does not re-send as a kiosk's outbox does).
-    fn online(&mut self, boards: &[&str]) {
+    pub(super) fn online(&mut self, boards: &[&str]) {
         for b in boards {
             self.boards.online(b);
         }
@@ -122,7 +127,7 @@ impl Site {
     }
 
     /// Waits until every named board's status shows `last_seq`.
-    fn wait_boards(&self, boards: &[&str], seq: u64) -> Value {
+    pub(super) fn wait_boards(&self, boards: &[&str], seq: u64) -> Value {
         let mut last = Value::Null;
         let deadline = Instant::now() + Duration::from_secs(30);
         wait_for("the boards in /api/state", Duration::from_secs(60), || {
@@ -169,7 +174,7 @@ fn http(port: u16, request: &str) -> Response {
 
 /// Simulated kiosks: each board's events and `online` flag, published at
 /// QoS 1 as the outbox does, with its own seq.
-struct Boards {
+pub(super) struct Boards {
     publisher: Publisher,
     seqs: std::collections::HashMap<String, u64>,
     last: Option<(String, Vec<u8>)>,
@@ -185,7 +190,7 @@ impl Boards {
     }
 
     /// Publishes and waits for the broker's PUBACK.
-    fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) {
+    pub(super) fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) {
         self.publisher.publish(topic, retain, payload);
         self.publisher.flush();
     }
@@ -197,9 +202,14 @@ impl Boards {
 
     /// Publishes the board's next event; returns its seq.
     fn event(&mut self, board: &str, event: Event) -> u64 {
+        self.event_at(board, Utc::now(), event)
+    }
+
+    /// The same with the board's time of the event.
+    pub(super) fn event_at(&mut self, board: &str, at: chrono::DateTime<Utc>, event: Event) -> u64 {
         let seq = self.seqs.entry(board.to_owned()).or_insert(0);
         *seq += 1;
-        let e = Envelope::new(board, *seq, Utc::now(), true, &event);
+        let e = Envelope::new(board, *seq, at, true, &event);
         let seq = *seq;
         let t = BoardTopics::new(SITE, AREA, board);
         let (topic, bytes) = (t.event(&e.kind), e.to_json().into_bytes());
@@ -232,7 +242,7 @@ impl Boards {
     }
 
     /// A person taps in.
-    fn tap(&mut self, board: &str, person: &str) -> u64 {
+    pub(super) fn tap(&mut self, board: &str, person: &str) -> u64 {
         self.event(
             board,
             Event::AttendanceTapped(AttendanceTapped {
@@ -506,7 +516,8 @@ fn token_state_and_events() {
 
 // ------------------------------------------------------------------ browser
 
-const INSTALL_HELP: &str = "the browser test needs Debian's Chromium, Node.js 20 and npm \
+pub(super) const INSTALL_HELP: &str =
+    "the browser test needs Debian's Chromium, Node.js 20 and npm \
      (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core)";
 
 /// `<target>` (the test runs from `<target>/debug/deps`).
@@ -559,7 +570,10 @@ pub fn install_driver() -> PathBuf {
         );
         std::fs::write(&stamp, &lock).unwrap();
     }
-    std::fs::copy(src.join("browser.js"), dir.join("browser.js")).expect("copy browser.js");
+    for script in ["browser.js", "supervisors.js"] {
+        std::fs::copy(src.join(script), dir.join(script))
+            .unwrap_or_else(|e| panic!("copy {script}: {e}"));
+    }
     dir
 }
 
