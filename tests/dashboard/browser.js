@@ -77,7 +77,8 @@ async function main() {
 
     // Every control has an accessible name.
     const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, a, [tabindex], input, select')]
-      .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.getAttribute('title')))
+      .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.getAttribute('title')
+        || document.getElementById(e.getAttribute('aria-labelledby') || '')?.textContent.trim()))
       .map((e) => e.outerHTML.slice(0, 80)));
     check(unnamed.length === 0, 'controls without a name: ' + unnamed.join(' | '));
 
