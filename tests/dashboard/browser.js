@@ -113,6 +113,7 @@ async function main() {
     if (SHOTS) {
       await page.screenshot({ path: path.join(SHOTS, `${PREFIX}0-dashboard-wide.png`), fullPage: true });
       await page.setViewportSize({ width: 390, height: 844 });
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.waitForTimeout(300);
       await page.screenshot({ path: path.join(SHOTS, `${PREFIX}1-dashboard-phone.png`) });
       console.log('screenshots in ' + SHOTS);

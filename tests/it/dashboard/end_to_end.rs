@@ -859,7 +859,9 @@ fn browser_renders_the_full_live_status() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let ctx = std::sync::Arc::new(web::Ctx::new(SITE, TOKEN, hub.clone()));
+    let mut ctx = web::Ctx::new(SITE, TOKEN, hub.clone());
+    ctx.timezone = "Europe/Berlin".into();
+    let ctx = std::sync::Arc::new(ctx);
     rt.spawn(web::serve(listener, ctx));
 
     let expect = serde_json::json!({
