@@ -882,6 +882,7 @@ fn browser_renders_the_full_live_status() {
         .env("DASHBOARD_TAPPED", "assembly/line4")
         .env("DASHBOARD_EXPECT", expect.to_string())
         .env("DASHBOARD_DETAIL", "assembly/line3")
+        .env("DASHBOARD_COACHING_ROWS", "4")
         .env("CHROMIUM", CHROMIUM)
         .env("CHROMIUM_PROFILE", dir.path().join("profile"))
         .stdin(Stdio::piped())
