@@ -78,6 +78,33 @@ async function smallestText(page) {
   });
 }
 
+// Lighthouse (its mobile preset) on the dashboard in this browser: the
+// scores and the layout shift, printed, and the whole report as HTML.
+async function lighthouse(where) {
+  const { default: run } = await import('lighthouse');
+  const result = await run(`${URL}/`, {
+    port: Number(env('CDP_PORT')),
+    output: 'html',
+    logLevel: 'error',
+    onlyCategories: ['accessibility', 'performance'],
+    disableStorageReset: true,
+    extraHeaders: { Cookie: `huddle_token=${TOKEN}` },
+  });
+  const lhr = result.lhr;
+  const score = (c) => Math.round((lhr.categories[c].score || 0) * 100);
+  const cls = lhr.audits['cumulative-layout-shift'].numericValue;
+  const report = path.join(env('REPORT_DIR'), 'lighthouse.html');
+  fs.writeFileSync(report, result.report);
+  const failed = Object.values(lhr.audits).filter((a) => a.score !== null && a.score < 1 && lhr.categories.accessibility.auditRefs.some((r) => r.id === a.id && r.weight > 0));
+  console.log(`lighthouse, ${where}: accessibility ${score('accessibility')}, performance ${score('performance')}, CLS ${cls.toFixed(3)}, ` +
+    ['first-contentful-paint', 'largest-contentful-paint', 'total-blocking-time', 'speed-index'].map((a) => `${a} ${lhr.audits[a].displayValue}`).join(', ') +
+    (lhr.runWarnings.length ? `; warnings: ${lhr.runWarnings.join(' | ')}` : '') + `; report ${report}`);
+  for (const a of failed) console.log(`lighthouse: accessibility audit failed: ${a.id}: ${a.title}`);
+  check(score('accessibility') === 100, `Lighthouse accessibility ${score('accessibility')}`);
+  check(cls <= 0.1, `Lighthouse cumulative layout shift ${cls}`);
+  check(score('performance') >= 90, `Lighthouse performance ${score('performance')} (mobile)`);
+}
+
 // No timer is cut: its value fits its box.
 async function timersWhole(page) {
   return page.evaluate(() => [...document.querySelectorAll('.tile .timer .v')]
@@ -90,7 +117,8 @@ async function main() {
     executablePath: env('CHROMIUM'),
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--remote-debugging-port=${env('CDP_PORT')}`],
     viewport: { width: 1280, height: 900 },
     timezoneId: SCENE.browser_zone,
     // axe-core is evaluated in the page, which the page's CSP would refuse.
@@ -179,6 +207,8 @@ async function main() {
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => !document.getElementById('detail').open);
 
+    await lighthouse('busy');
+
     // 6. A phone: attention first, no text under 14 px, timers whole.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForFunction(() => {
@@ -231,7 +261,8 @@ async function main() {
       await page.waitForTimeout(250);
       listed = await listedNow();
     }
-    for (const want of SCENE.open_after_restart) check(listed.includes(want), `after the restart the alerts lack ${want}: ${JSON.stringify(listed)}`);
+    const seen = await page.evaluate(() => `page version ${document.body.dataset.version}, ${document.querySelectorAll('#alerts > li').length} alerts, conn ${document.getElementById('conn').textContent}`);
+    for (const want of SCENE.open_after_restart) check(listed.includes(want), `after the restart the alerts lack ${want} (${seen}): ${JSON.stringify(listed)}`);
     console.log(`after the restart ${listed.length} alerts are listed, among them ${SCENE.open_after_restart.join(', ')}`);
 
     check(problems.length === 0, problems.join('\n'));

@@ -201,6 +201,14 @@ function setAttr(el, name, value) {
 
 function render() {
   frame = 0;
+  // Design: the boards, alerts and coaching appear together with the
+  // first data, in place of a one-line note, so that nothing on the page
+  // moves when they come (Lighthouse's layout shift).
+  const main = document.getElementById('main');
+  if (main.hidden) {
+    main.hidden = false;
+    document.getElementById('waiting').remove();
+  }
   const all = dirty.all;
   const d = dirty;
   dirty = { boards: new Set(), all: false };
@@ -345,7 +353,11 @@ function place(grid, keys) {
     // Design: moveBefore keeps focus and state where the browser has it
     // (for a tile already in the page); elsewhere a moved tile that held
     // focus gets it back.
-    if (grid.moveBefore && li.isConnected) grid.moveBefore(li, at); else grid.insertBefore(li, at);
+    let moved = false;
+    if (grid.moveBefore && li.isConnected) {
+      try { grid.moveBefore(li, at); moved = true; } catch (e) { /* not movable atomically here */ }
+    }
+    if (!moved) grid.insertBefore(li, at);
   }
   if (focused && focused !== document.activeElement && grid.contains(focused)) focused.focus({ preventScroll: true });
 }

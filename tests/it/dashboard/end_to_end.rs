@@ -45,6 +45,9 @@ pub(super) struct Site {
     port: u16,
     pub(super) web: u16,
     pub(super) aggregator: Aggregator,
+    /// The aggregator's binary, copied at the start: the shared target
+    /// directory may be rebuilt by other work before a restart.
+    pub(super) bin: PathBuf,
     pub(super) dir: tempfile::TempDir,
     pub(super) boards: Boards,
 }
@@ -68,7 +71,9 @@ impl Site {
             ),
         )
         .unwrap();
-        let mut aggregator = Aggregator::start(dir.path(), &broker.url());
+        let bin = dir.path().join("huddle-aggregator");
+        std::fs::copy(env!("CARGO_BIN_EXE_huddle-aggregator"), &bin).unwrap();
+        let mut aggregator = Aggregator::start_bin(&bin, dir.path(), &broker.url());
         if !wait_port(web, Duration::from_secs(20)) {
             aggregator.assert_running();
             panic!(
@@ -82,6 +87,7 @@ impl Site {
             broker,
             web,
             aggregator,
+            bin,
             dir,
             boards,
         }

@@ -38,7 +38,7 @@ use huddle_board::wire::payload::ScheduleMessage;
 use huddle_board::wire::topic::BoardTopics;
 
 use super::end_to_end::{install_driver, Site, AREA, CHROMIUM, INSTALL_HELP, SITE, TOKEN};
-use crate::support::{wait_for, wait_port, Aggregator};
+use crate::support::{free_port, wait_for, wait_port, Aggregator};
 
 const SITE_ZONE: Tz = chrono_tz::Europe::Berlin;
 const BROWSER_ZONE: &str = "America/New_York";
@@ -169,6 +169,9 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
     });
     let shots = std::env::var_os("DASHBOARD_SCREENSHOTS")
         .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/screenshots"));
+    // Lighthouse's report stays beside the driver, named in the output.
+    let reports = driver.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
     let mut node = Command::new(crate::support::require("node", "nodejs"));
     node.arg(driver.join("supervisors.js"))
         .current_dir(&driver)
@@ -177,6 +180,8 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
         .env("SCENE", scene.to_string())
         .env("CHROMIUM", CHROMIUM)
         .env("CHROMIUM_PROFILE", site.dir.path().join("chromium-profile"))
+        .env("CDP_PORT", free_port().to_string())
+        .env("REPORT_DIR", &reports)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -206,7 +211,8 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
                 let _ = site.aggregator.child.wait();
             }
             "start the aggregator" => {
-                site.aggregator = Aggregator::start(site.dir.path(), &site.broker.url());
+                site.aggregator =
+                    Aggregator::start_bin(&site.bin, site.dir.path(), &site.broker.url());
                 assert!(
                     wait_port(site.web, Duration::from_secs(30)),
                     "the dashboard did not listen again:\n{}",
@@ -218,9 +224,16 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
         writeln!(stdin, "OK").unwrap();
     }
     let status = child.wait().unwrap();
+    // What the restarted aggregator lists (the page showed it).
+    let alerts: Vec<String> = site.state()["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {}", a["kind"].as_str().unwrap(), a["payload"]["board"]))
+        .collect();
     assert!(
         status.success() && said.iter().any(|l| l == "PASS"),
-        "the browser test failed ({status}): {said:?}\n{}",
+        "the browser test failed ({status}): {said:?}\nthe aggregator lists {alerts:?}\n{}",
         site.aggregator.log()
     );
     site.aggregator.assert_running();
