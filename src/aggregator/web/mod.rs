@@ -52,6 +52,20 @@
 //! The JSON is the hub's retained payloads as they were published on
 //! MQTT, embedded unparsed (only checked to be JSON), grouped by topic
 //! ([`classify`]): what a browser reads equals what the broker retains.
+//!
+//! The page (`app.js`, its design notes at the top) shows every clock time
+//! in the site's zone (the JSON's `timezone`, from `site.timezone`) and
+//! says in its header when the browser's zone reads differently. It is
+//! updated in place: tiles, summary figures and alerts are elements that
+//! live as long as their board or alert, so keyboard focus and a screen
+//! reader's place survive every update, and the alerts' live region gets
+//! only new items (an alert is identified by its kind and payload, not its
+//! version, which starts again with each aggregator). The huddle states of
+//! the summary add up to the boards; offline is counted apart. Stale data
+//! (the stream lost) is said with the time it was lost, dimmed, and its
+//! timers stop until a fresh snapshot. On a narrow screen the boards that
+//! need attention (missed, offline, over target, escalations) come first.
+//! tests/it/dashboard/supervisors.rs holds all of this in a real Chromium.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

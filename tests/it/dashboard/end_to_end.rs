@@ -524,7 +524,8 @@ fn token_state_and_events() {
 
 pub(super) const INSTALL_HELP: &str =
     "the browser test needs Debian's Chromium, Node.js 20 and npm \
-     (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core)";
+     (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core, axe-core \
+     and lighthouse)";
 
 /// `<target>` (the test runs from `<target>/debug/deps`).
 fn target_dir() -> PathBuf {
@@ -535,9 +536,10 @@ fn target_dir() -> PathBuf {
         .expect("the test runs from <target>/debug/deps")
 }
 
-/// Installs playwright-core into `<target>/dashboard-test` with `npm ci`
-/// from the committed lock file (skipped when that lock is installed) and
-/// copies the driver script there; returns that directory.
+/// Installs the drivers' npm packages (tests/dashboard/package.json) into
+/// `<target>/dashboard-test` with `npm ci` from the committed lock file
+/// (skipped when that lock is installed) and copies the driver scripts
+/// there; returns that directory.
 pub fn install_driver() -> PathBuf {
     crate::support::require("node", "nodejs");
     crate::support::require("npm", "npm");
@@ -561,7 +563,7 @@ pub fn install_driver() -> PathBuf {
             std::fs::copy(src.join(f), dir.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
         }
         eprintln!(
-            "installing playwright-core into {} (npm ci)…",
+            "installing the browser drivers' packages into {} (npm ci)…",
             dir.display()
         );
         let status = Command::new("npm")
