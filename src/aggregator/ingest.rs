@@ -701,7 +701,7 @@ pub async fn run(
             .map_err(IngestError::Thread)?
     };
     let output_task = tokio::spawn(output(client.clone(), hub.clone(), out_rx));
-    let web = super::web::start(config.web.as_ref(), &site, hub.clone());
+    let web = super::web::start(config.web.as_ref(), &config.site, hub.clone());
     let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
     let roster_task = rosters.map(|(file, r)| {
         tokio::spawn(roster_task(

@@ -5,7 +5,8 @@
 // READY, waits for a line on stdin, and expects that tile to turn
 // "in_progress" without a reload), DASHBOARD_EXPECT (JSON: tile key →
 // texts its tile must show), DASHBOARD_DETAIL (the tile whose details
-// open; the first by default), SCREENSHOT_DIR and SCREENSHOT_PREFIX.
+// open; the first by default), DASHBOARD_COACHING_ROWS (people in the
+// coaching table; 0 by default), SCREENSHOT_DIR and SCREENSHOT_PREFIX.
 // Prints progress lines, then PASS; exits non-zero on any failure.
 'use strict';
 
@@ -42,6 +43,8 @@ async function main() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1440, height: 900 },
+    // Scrollbars as people see them (playwright hides them by default).
+    ignoreDefaultArgs: ['--hide-scrollbars'],
   });
   try {
     const page = context.pages()[0] || await context.newPage();
@@ -77,7 +80,8 @@ async function main() {
 
     // Every control has an accessible name.
     const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, a, [tabindex], input, select')]
-      .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.getAttribute('title')))
+      .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.getAttribute('title')
+        || document.getElementById(e.getAttribute('aria-labelledby') || '')?.textContent.trim()))
       .map((e) => e.outerHTML.slice(0, 80)));
     check(unnamed.length === 0, 'controls without a name: ' + unnamed.join(' | '));
 
@@ -109,9 +113,31 @@ async function main() {
     await page.click('#detail-close');
     await page.waitForFunction(() => !document.getElementById('detail').open);
 
-    if (SHOTS) {
-      await page.screenshot({ path: path.join(SHOTS, `${PREFIX}0-dashboard-wide.png`), fullPage: true });
+    // The coaching table: whole at 1440 px; on a phone it scrolls, with
+    // a scrollbar that takes room (so it is seen) and keyboard focus.
+    const table = () => page.evaluate(() => {
+      const w = document.querySelector('.table-wrap');
+      return { rows: w.querySelectorAll('tbody tr').length, cut: w.scrollWidth - w.clientWidth, bar: w.offsetHeight - w.clientHeight, tab: w.tabIndex };
+    });
+    const wide = await table();
+    check(wide.rows === Number(env('DASHBOARD_COACHING_ROWS', '0')), `coaching rows: ${JSON.stringify(wide)}`);
+    if (wide.rows) {
+      check(wide.cut <= 0, `the coaching table is cut at 1440 px: ${JSON.stringify(wide)}`);
       await page.setViewportSize({ width: 390, height: 844 });
+      const narrow = await table();
+      check(narrow.cut > 0 && narrow.bar > 0 && narrow.tab === 0, `the coaching table at 390 px: ${JSON.stringify(narrow)}`);
+      await page.setViewportSize({ width: 1440, height: 900 });
+      console.log(`coaching table: whole at 1440 px, scrolls with a visible bar at 390 px (${JSON.stringify(narrow)})`);
+    }
+
+    if (SHOTS) {
+      // The whole page in a viewport as tall as it (no scrollbar to cut).
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      await page.setViewportSize({ width: 1440, height });
+      await page.waitForTimeout(200);
+      await page.screenshot({ path: path.join(SHOTS, `${PREFIX}0-dashboard-wide.png`) });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.waitForTimeout(300);
       await page.screenshot({ path: path.join(SHOTS, `${PREFIX}1-dashboard-phone.png`) });
       console.log('screenshots in ' + SHOTS);

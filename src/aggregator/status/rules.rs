@@ -52,7 +52,9 @@
 //!   counts on the day of its time, a held huddle on the day it started.
 //!   The attendance rate is present ÷ expected over the huddles started
 //!   today (a closed one by its summary, a running one by its taps over
-//!   the roster's members and team leaders).
+//!   the roster's members and team leaders), each huddle's present counted
+//!   up to its expected: a share, never above 1 (guests and a board that
+//!   expects no one do not lift it); none when nobody was expected.
 //! - **Alerts** fire on transitions only, each once: `missed_huddle` at a
 //!   slot's grace end, `escalation_stale` when an escalation turns stale,
 //!   `board_offline` when a board goes from online to offline. A condition
@@ -60,6 +62,9 @@
 //!   status, never alerted: so a restart does not repeat alerts (except a
 //!   board that went silent without a last will, which is alerted again
 //!   after `offline_after_s`: nothing stored says it was already offline).
+//!   Such a condition still open (a missed slot of the last 24 hours, a
+//!   stale escalation, a board offline at the start) is handed out once in
+//!   [`Evaluation::earlier`], for the dashboard's list of alerts only.
 //!   A missed huddle is not alerted while the board is offline (its start
 //!   may be waiting in its outbox); it is when the board is back and the
 //!   slot is still missed.
@@ -279,6 +284,11 @@ pub struct Evaluation {
     pub site: SiteLive,
     /// Alerts that arose since the previous evaluation.
     pub alerts: Vec<BoardAlert>,
+    /// Conditions that arose before this aggregator started and are still
+    /// open (a missed slot of the last 24 hours, a stale escalation, a
+    /// board offline at the start), each once, in the shape of an alert:
+    /// alerted by an earlier run, so shown again, never published again.
+    pub earlier: Vec<BoardAlert>,
     /// Boards that moved to another area since the previous evaluation,
     /// with their old area (their retained topics there are cleared).
     pub moved: Vec<(String, String)>,
@@ -526,6 +536,7 @@ impl Site {
         let today = now.with_timezone(&self.tz).date_naive();
         let mut boards = Vec::with_capacity(self.boards.len());
         let mut alerts = Vec::new();
+        let mut earlier = Vec::new();
         let mut summary = SiteLive {
             site: self.site.clone(),
             boards: self.boards.len() as u32,
@@ -570,11 +581,28 @@ impl Site {
                     ));
                 }
             }
+            // Offline at the start (a board known then): listed once, while
+            // the start is recent (the key's time is the start, forgotten
+            // after `KEEP`).
+            let at_start = b.since <= self.started;
+            if at_start && !b.was_online && !online && now - self.started < KEEP {
+                let key = (name.clone(), AlertKind::BoardOffline, String::new());
+                if let std::collections::btree_map::Entry::Vacant(v) = self.alerted.entry(key) {
+                    v.insert(self.started);
+                    earlier.push(alert(
+                        AlertKind::BoardOffline,
+                        name,
+                        &b.area,
+                        self.started,
+                        format!("board {name} was offline when the aggregator started"),
+                    ));
+                }
+            }
             b.was_online = online;
             if let Some(s) = &b.schedule {
                 for slot in s.slots_between((now - DAY).max(b.since), now) {
                     let deadline = slot.at + s.grace();
-                    if deadline >= now || deadline < self.started || !online {
+                    if deadline >= now || !online {
                         continue;
                     }
                     let started = answering(b, &slot).and_then(|(_, h)| h.started_at);
@@ -598,19 +626,25 @@ impl Site {
                         ),
                     );
                     a.scheduled_at = Some(slot.at);
-                    alerts.push(a);
+                    if deadline < self.started {
+                        earlier.push(a);
+                    } else {
+                        alerts.push(a);
+                    }
                 }
             }
             for e in &live.escalations {
                 let at = e.escalated_at + self.rules.escalation_stale;
-                if !e.stale || at < self.started {
+                if !e.stale || (at < self.started && now - self.started >= KEEP) {
                     continue;
                 }
                 let key = (name.clone(), AlertKind::EscalationStale, e.need_id.clone());
                 if self.alerted.contains_key(&key) {
                     continue;
                 }
-                self.alerted.insert(key, at);
+                // Kept from the start at least: an escalation stale for
+                // days is listed once, not at every evaluation.
+                self.alerted.insert(key, at.max(self.started));
                 let mut a = alert(
                     AlertKind::EscalationStale,
                     name,
@@ -624,7 +658,11 @@ impl Site {
                     ),
                 );
                 a.need_id = Some(e.need_id.clone());
-                alerts.push(a);
+                if at < self.started {
+                    earlier.push(a);
+                } else {
+                    alerts.push(a);
+                }
             }
             // The board's share of the site summary.
             let mut t = Tally::default();
@@ -638,11 +676,11 @@ impl Site {
                 match &h.closed {
                     Some((_, s)) => {
                         t.held += 1;
-                        t.present += u64::from(s.present);
+                        t.present += u64::from(s.present.min(s.expected));
                         t.expected += u64::from(s.expected);
                     }
                     None => {
-                        t.present += h.present.len() as u64;
+                        t.present += (h.present.len() as u64).min(u64::from(b.expected));
                         t.expected += u64::from(b.expected);
                     }
                 }
@@ -673,6 +711,7 @@ impl Site {
             boards,
             site: summary,
             alerts,
+            earlier,
             moved: std::mem::take(&mut self.moved),
         }
     }

@@ -18,7 +18,11 @@
 //!   the same queue (their PUBACKs keep their place in the writer's order).
 //! - **Rebuilt at start** from the database ([`StatusDb`]): every board's
 //!   flag and ack, the huddles of the last two days with their taps and
-//!   steps, every open escalation, the last observations. Schedules are not
+//!   steps, every open escalation, the last observations. The conditions
+//!   still open then (missed slots of the last 24 hours, stale
+//!   escalations, boards offline: [`Evaluation::earlier`](super::rules::Evaluation::earlier))
+//!   go to the hub's list of alerts once, so the dashboard lists them
+//!   again after a restart; they are not published on MQTT again. Schedules are not
 //!   stored: the aggregator subscribes to `+/+/schedule` again at every
 //!   connection, so the broker replays every board's retained schedule.
 //! - **When.** After every batch fed (only the boards it changed are
@@ -54,7 +58,7 @@ use crate::aggregator::roster;
 use crate::aggregator::store::StoreError;
 use crate::aggregator::validate::Incoming;
 use crate::domain::Role;
-use crate::wire::payload::ScheduleMessage;
+use crate::wire::payload::{BoardAlert, ScheduleMessage};
 use crate::wire::topic::{BoardTopics, SiteTopics};
 
 /// The time rules are evaluated at least this often.
@@ -339,13 +343,22 @@ impl Loop {
         self.retained(topics.status(), json(&e.site));
         for a in &e.alerts {
             tracing::info!(kind = ?a.kind, board = %a.board, at = %a.at, "{}", a.message);
-            let kind = serde_json::to_value(a.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            self.publish(topics.alert(&kind), false, json(a));
+            self.publish(topics.alert(&kind_of(a)), false, json(a));
+        }
+        // Alerted by an earlier run: listed on the dashboard again, not
+        // published again.
+        for a in &e.earlier {
+            self.out.show(&topics.alert(&kind_of(a)), false, &json(a));
         }
     }
+}
+
+/// An alert's kind as its topic's last level.
+fn kind_of(a: &BoardAlert) -> String {
+    serde_json::to_value(a.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Starts the status thread: rebuilds the state from the database (which

@@ -4,7 +4,16 @@
 // summary, the alerts, the coaching table and one board's details.
 // Payloads are the MQTT topics' own; fields a payload lacks (an older
 // aggregator's minimal board status) are shown as "—". Timers and ages
-// come from the payloads' absolute times and this browser's clock.
+// come from the payloads' absolute times and this browser's clock; clock
+// times are shown in the site's time zone (the snapshot's `timezone`).
+//
+// Design: the page is built once and then updated in place. A tile, a
+// summary figure or an alert is an element that lives as long as its
+// board or alert; a redraw writes only the texts and attributes that
+// changed, so keyboard focus, a screen reader's place and the alerts'
+// live region (only new alerts are added) survive every update. A tile
+// moves only when the order really changes (on a narrow screen the boards
+// that need attention come first).
 'use strict';
 
 const NONE = '\u2014';
@@ -26,12 +35,18 @@ const ALERT_NAMES = {
 };
 const ROLES = { team_leader: 'Team leader', supervisor: 'Supervisor', manager: 'Manager', member: 'Member' };
 const ALERTS_SHOWN = 200;
+// Ages in words ("3 min") and the attention order are redrawn this often.
+const REDRAW_MS = 10000;
+const NARROW = window.matchMedia('(max-width: 640px)');
 
-let state = { site_id: '', version: 0, boards: {}, site: null, coaching: null, stats: null, alerts: [] };
-const tiles = new Map(); // board key → <li>
+let state = { site_id: '', timezone: 'UTC', version: 0, boards: {}, site: null, coaching: null, stats: null, alerts: [] };
+const tiles = new Map(); // board key → { li, button, parts }
+const alertNodes = new Map(); // alert identity → <li>
 let openKey = null; // the board in the detail dialog
 let dirty = { boards: new Set(), all: true };
 let frame = 0;
+let lostAt = null; // when the live connection was lost (ms), while it is
+let alertsLive = false; // the alerts list announces additions once filled
 
 // ------------------------------------------------------------ formatting
 
@@ -52,29 +67,54 @@ function clock(seconds) {
   const mm = h ? String(m).padStart(2, '0') : String(m);
   return (h ? h + ':' : '') + mm + ':' + String(r).padStart(2, '0');
 }
-// An age in words: "40 s", "12 min", "3 h", "2 d".
-function age(t) {
-  const at = ms(t);
-  if (at === null) return NONE;
-  const s = Math.max(0, (Date.now() - at) / 1000);
+// A duration in words: "40 s", "12 min", "3 h", "2 d".
+function words(s) {
   if (s < 60) return Math.floor(s) + ' s';
   if (s < 3600) return Math.floor(s / 60) + ' min';
   if (s < 172800) return Math.floor(s / 3600) + ' h';
   return Math.floor(s / 86400) + ' d';
 }
-function time(t) {
+function age(t) {
   const at = ms(t);
-  if (at === null) return NONE;
-  const d = new Date(at);
-  const hm = { hour: '2-digit', minute: '2-digit', hour12: false };
-  const days = Math.abs(at - Date.now()) / 86400000;
-  if (new Date().toDateString() === d.toDateString()) return d.toLocaleTimeString([], hm);
-  // Within a week either way the weekday says enough ("Tue 06:45").
-  if (days < 6) return d.toLocaleString([], { weekday: 'short', ...hm });
-  return d.toLocaleString([], { month: 'short', day: 'numeric', ...hm });
+  return at === null ? NONE : words(Math.max(0, (Date.now() - at) / 1000));
 }
-function pct(v) {
-  return num(v) === null ? NONE : Math.round(v * 100) + '%';
+
+// Clock times in the site's zone (an unknown zone falls back to UTC).
+const zoned = { tz: null };
+function zone(tz) {
+  if (zoned.tz === tz) return zoned;
+  const make = (z) => ({
+    hm: new Intl.DateTimeFormat('en-GB', { timeZone: z, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }),
+    day: new Intl.DateTimeFormat('en-CA', { timeZone: z, year: 'numeric', month: '2-digit', day: '2-digit' }),
+    weekday: new Intl.DateTimeFormat('en-GB', { timeZone: z, weekday: 'short' }),
+    date: new Intl.DateTimeFormat('en-GB', { timeZone: z, day: 'numeric', month: 'short' }),
+  });
+  let f, effective = tz;
+  try { f = make(tz); } catch (e) { f = make('UTC'); effective = 'UTC'; }
+  Object.assign(zoned, f, { tz, effective });
+  return zoned;
+}
+function hhmm(at) {
+  return zone(state.timezone).hm.format(at);
+}
+function time(t) {
+  const at = typeof t === 'number' ? t : ms(t);
+  if (at === null) return NONE;
+  const z = zone(state.timezone);
+  if (z.day.format(at) === z.day.format(Date.now())) return z.hm.format(at);
+  // Within a week either way the weekday says enough ("Tue 06:45").
+  if (Math.abs(at - Date.now()) < 6 * 86400000) return z.weekday.format(at) + ' ' + z.hm.format(at);
+  return z.date.format(at) + ' ' + z.hm.format(at);
+}
+// The browser's own zone when its clocks read differently from the site's
+// (a zone of the same offset says nothing new), else null.
+function browserZoneDiffers() {
+  const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const opts = { day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+  const now = Date.now();
+  const here = new Intl.DateTimeFormat('en-GB', opts).format(now);
+  const there = new Intl.DateTimeFormat('en-GB', { ...opts, timeZone: zone(state.timezone).effective }).format(now);
+  return here !== there ? mine : null;
 }
 function fixed(v, digits) {
   return num(v) === null ? NONE : v.toFixed(digits);
@@ -87,17 +127,37 @@ function label(key) {
 
 // The huddle state of a board status, whichever payload it is: the live
 // status has `state` and a `huddle` object; the minimal one a `huddle` string.
-function boardState(st) {
+function huddleStateOf(st) {
   if (!st) return 'unknown';
-  if (st.online === false) return 'offline';
   const s = typeof st.state === 'string' ? st.state : st.huddle;
-  return typeof s === 'string' && STATES[s] ? s : 'unknown';
+  return typeof s === 'string' && STATES[s] && s !== 'offline' ? s : 'unknown';
+}
+function boardState(st) {
+  if (st && st.online === false) return 'offline';
+  return huddleStateOf(st);
 }
 function huddleOf(st) {
   return st && st.huddle && typeof st.huddle === 'object' ? st.huddle : null;
 }
 function escalationsOf(st) {
   return st && Array.isArray(st.escalations) ? st.escalations : null;
+}
+// A running huddle's seconds and target (seconds, 0 when none), or null.
+function running(st) {
+  const h = huddleOf(st);
+  if (!h || huddleStateOf(st) !== 'in_progress' || ms(h.started_at) === null) return null;
+  return { since: ms(h.started_at), target: num(h.target_s) || 0 };
+}
+// Whether a board needs a supervisor's eye: missed, offline, over its
+// target or with open escalations.
+function attention(b) {
+  const st = b.status;
+  const s = boardState(st);
+  if (s === 'missed' || s === 'offline') return true;
+  const r = running(st);
+  if (r && r.target && (Date.now() - r.since) / 1000 > r.target) return true;
+  const e = escalationsOf(st);
+  return !!(e && e.length + (num(st.escalations_more) || 0) > 0);
 }
 
 function apply(change) {
@@ -109,6 +169,7 @@ function apply(change) {
       const key = change.area + '/' + change.board;
       const b = state.boards[key] || (state.boards[key] = { area: change.area, board: change.board, status: null, schedule: null });
       b[change.slot === 'board_status' ? 'status' : 'schedule'] = p;
+      if (change.slot === 'board_status' && p === '') delete state.boards[key];
       dirty.boards.add(key);
       dirty.summary = true;
       break;
@@ -131,56 +192,174 @@ function schedule() {
 
 // ------------------------------------------------------------ rendering
 
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+function setAttr(el, name, value) {
+  if (value === null) { if (el.hasAttribute(name)) el.removeAttribute(name); } else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
 function render() {
   frame = 0;
+  // Design: the boards, alerts and coaching appear together with the
+  // first data, in place of a one-line note, so that nothing on the page
+  // moves when they come (Lighthouse's layout shift).
+  const main = document.getElementById('main');
+  if (main.hidden) {
+    main.hidden = false;
+    document.getElementById('waiting').remove();
+  }
   const all = dirty.all;
   const d = dirty;
   dirty = { boards: new Set(), all: false };
-  document.getElementById('site-id').textContent = state.site_id ? '· ' + state.site_id : '';
+  setText(document.getElementById('site-id'), state.site_id ? '· ' + state.site_id : '');
+  const other = browserZoneDiffers();
+  const note = document.getElementById('tz-note');
+  const site = zone(state.timezone).effective;
+  setText(note, other ? `Times are site time, ${site}; this device is set to ${other}.` : `Times are site time, ${site}.`);
+  note.dataset.differs = other ? 'yes' : 'no';
   if (all || d.boards.size) renderGrid(all ? null : d.boards);
-  if (all || d.summary) renderSummary();
+  if (all || d.summary || d.boards.size) renderSummary();
   if (all || d.alerts) renderAlerts();
   if (all || d.coaching) renderCoaching();
   if (openKey && (all || d.boards.has(openKey))) renderDetail();
   document.body.dataset.version = String(state.version);
+  if (all) document.body.dataset.redraws = String(Number(document.body.dataset.redraws || 0) + 1);
 }
 
-function tileHtml(key, b) {
+const TILE = `<span class="tile-head"><span class="name"></span><span class="area"></span></span>
+  <span class="badge"></span>
+  <span class="facts">
+    <span class="fact timer"><span class="k"></span><span class="v"><span class="t"></span> <span class="of"></span></span><span class="over-note"></span></span>
+    <span class="fact present"><span class="k">Present</span><span class="v"></span></span>
+    <span class="fact escal"><span class="k">Escalations</span><span class="v"></span></span>
+    <span class="fact observed"><span class="k">Observed</span><span class="v"></span></span>
+  </span><span class="sr-only">. Show details</span>`;
+
+function newTile(key) {
+  const li = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'tile';
+  button.dataset.key = key;
+  button.innerHTML = TILE;
+  li.appendChild(button);
+  const q = (s) => button.querySelector(s);
+  const parts = {
+    name: q('.name'), area: q('.area'), badge: q('.badge'),
+    timer: q('.timer'), timerK: q('.timer .k'), timerT: q('.timer .t'), timerOf: q('.timer .of'), over: q('.over-note'),
+    present: q('.present .v'), escal: q('.escal'), escalV: q('.escal .v'), observed: q('.observed .v'),
+  };
+  return { li, button, parts, facts: {} };
+}
+
+// What a tile says, as plain values (the tick and the label share them).
+function tileFacts(b) {
   const st = b.status;
   const s = boardState(st);
+  const hs = huddleStateOf(st);
   const h = huddleOf(st);
-  const esc_ = escalationsOf(st);
-  const stale = esc_ ? esc_.filter((e) => e.stale).length + (num(st.escalations_more_stale) || 0) : 0;
-  const huddleState = st ? (typeof st.state === 'string' ? st.state : st.huddle) : null;
-  const stateLabel = s === 'offline' && STATES[huddleState] ? 'Offline · ' + STATES[huddleState] : STATES[s];
-  let timer = NONE;
-  let timerLabel = 'Timer';
-  if (h && huddleState === 'in_progress' && ms(h.started_at) !== null) {
-    timerLabel = 'Running';
-    timer = `<span data-since="${esc(h.started_at)}" data-target="${num(h.target_s) || ''}"></span>`;
+  const e = escalationsOf(st);
+  const stale = e ? e.filter((x) => x.stale).length + (num(st.escalations_more_stale) || 0) : 0;
+  const stateLabel = s === 'offline' && hs !== 'unknown' ? 'Offline · ' + STATES[hs] : STATES[s];
+  const f = { state: s, stateLabel, step: '', timerK: 'Timer', timerT: NONE, run: running(st), stale };
+  if (f.run) {
+    f.timerK = 'Running';
+    if (h.step) f.step = label(h.step);
   } else if (h && ms(h.closed_at) !== null && ms(h.started_at) !== null) {
-    timerLabel = 'Took';
-    timer = clock((ms(h.closed_at) - ms(h.started_at)) / 1000);
+    f.timerK = 'Took';
+    f.timerT = clock((ms(h.closed_at) - ms(h.started_at)) / 1000);
   } else if (st && ms(st.next_due_at) !== null) {
-    timerLabel = 'Next';
-    timer = time(st.next_due_at);
+    f.timerK = 'Next';
+    f.timerT = time(st.next_due_at);
   }
-  const step = h && huddleState === 'in_progress' && h.step ? ' · ' + esc(label(h.step)) : '';
-  const attendance = h && num(h.present) !== null ? `${h.present}/${num(h.expected) ?? NONE}` : NONE;
-  const escalations = esc_ ? String(esc_.length + (num(st.escalations_more) || 0)) + (stale ? ` (${stale} old)` : '') : NONE;
-  const observed = st && st.last_observation_at ? age(st.last_observation_at) + " ago" : NONE;
-  const name = (st && st.board) || b.board;
-  return `<button type="button" class="tile" data-state="${s}" data-key="${esc(key)}"
-      aria-label="${esc(name)}, ${esc(b.area)}: ${esc(stateLabel)}; present ${attendance}; escalations ${escalations}. Show details">
-    <span class="tile-head"><span class="name">${esc(name)}</span><span class="area">${esc(b.area)}</span></span>
-    <span class="badge">${esc(stateLabel)}${step}</span>
-    <span class="facts">
-      <span class="fact"><span class="k">Present</span><span class="v">${attendance}</span></span>
-      <span class="fact"><span class="k">${timerLabel}</span><span class="v">${timer}</span></span>
-      <span class="fact${stale ? ' warn' : ''}"><span class="k">Escalations</span><span class="v">${escalations}</span></span>
-      <span class="fact"><span class="k">Observed</span><span class="v">${observed}</span></span>
-    </span>
-  </button>`;
+  const present = h ? num(h.present) : null;
+  const expected = h ? num(h.expected) : null;
+  f.present = present === null ? NONE : expected ? `${present}/${expected}` : String(present);
+  f.escal = e ? String(e.length + (num(st.escalations_more) || 0)) + (stale ? ` (${stale} old)` : '') : NONE;
+  f.observed = st && st.last_observation_at ? age(st.last_observation_at) + ' ago' : NONE;
+  f.name = (st && st.board) || b.board;
+  return f;
+}
+
+// The timer of a running huddle now: its text, the target and how far over.
+function timerNow(run) {
+  const s = (Date.now() - run.since) / 1000;
+  const over = run.target && s > run.target ? s - run.target : 0;
+  return { text: clock(s), of: run.target ? '/ ' + clock(run.target) : '', over, minutes: Math.floor(s / 60) };
+}
+function overWords(over) {
+  return over >= 60 ? Math.floor(over / 60) + ' min over' : Math.floor(over) + ' s over';
+}
+
+function updateTile(t, key, b) {
+  const f = tileFacts(b);
+  const p = t.parts;
+  t.area = b.area;
+  t.facts = f;
+  t.attention = attention(b);
+  setAttr(t.button, 'data-state', f.state);
+  setAttr(t.li, 'data-attention', t.attention ? 'yes' : 'no');
+  setText(p.name, f.name);
+  setText(p.area, b.area);
+  setText(p.badge, f.stateLabel + (f.step ? ' · ' + f.step : ''));
+  setText(p.timerK, f.timerK);
+  if (f.run) {
+    setAttr(p.timerT, 'data-since', String(f.run.since));
+  } else {
+    setAttr(p.timerT, 'data-since', null);
+    setText(p.timerT, f.timerT);
+    setText(p.timerOf, '');
+    setText(p.over, '');
+    p.timer.classList.remove('over');
+  }
+  setText(p.present, f.present);
+  setText(p.escalV, f.escal);
+  p.escal.classList.toggle('warn', f.stale > 0);
+  setText(p.observed, f.observed);
+  tickTile(t);
+}
+
+// A running timer's text and over-target note. The tile's accessible name
+// is its text (state, timer, "5 min over", present, escalations, last
+// observed), so what is seen is what is read.
+function tickTile(t) {
+  const f = t.facts;
+  const p = t.parts;
+  if (f.run) {
+    const n = timerNow(f.run);
+    setText(p.timerT, n.text);
+    setText(p.timerOf, n.of);
+    setText(p.over, n.over ? overWords(n.over) : '');
+    p.timer.classList.toggle('over', n.over > 0);
+  }
+}
+
+// The tiles' order: by key; on a narrow screen the boards that need
+// attention first.
+function order(keys) {
+  if (!NARROW.matches) return keys;
+  const first = [], rest = [];
+  for (const k of keys) (tiles.get(k).attention ? first : rest).push(k);
+  return first.concat(rest);
+}
+
+function place(grid, keys) {
+  const focused = document.activeElement;
+  let at = grid.firstElementChild;
+  for (const key of keys) {
+    const li = tiles.get(key).li;
+    if (li === at) { at = at.nextElementSibling; continue; }
+    // Design: moveBefore keeps focus and state where the browser has it
+    // (for a tile already in the page); elsewhere a moved tile that held
+    // focus gets it back.
+    let moved = false;
+    if (grid.moveBefore && li.isConnected) {
+      try { grid.moveBefore(li, at); moved = true; } catch (e) { /* not movable atomically here */ }
+    }
+    if (!moved) grid.insertBefore(li, at);
+  }
+  if (focused && focused !== document.activeElement && grid.contains(focused)) focused.focus({ preventScroll: true });
 }
 
 function renderGrid(only) {
@@ -188,61 +367,49 @@ function renderGrid(only) {
   const keys = Object.keys(state.boards).sort();
   document.getElementById('no-boards').hidden = keys.length > 0;
   if (!only) {
-    // A snapshot: drop tiles of boards that are gone, keep the order.
-    for (const [k, li] of tiles) if (!state.boards[k]) { li.remove(); tiles.delete(k); }
+    for (const [k, t] of tiles) if (!state.boards[k]) { t.li.remove(); tiles.delete(k); }
+  } else {
+    for (const k of only) if (!state.boards[k] && tiles.has(k)) { tiles.get(k).li.remove(); tiles.delete(k); }
   }
-  let added = false;
   for (const key of only ? [...only] : keys) {
     const b = state.boards[key];
     if (!b) continue;
-    let li = tiles.get(key);
-    if (!li) {
-      li = document.createElement('li');
-      tiles.set(key, li);
-      added = true;
-    }
-    const html = tileHtml(key, b);
-    if (li.dataset.html !== html) {
-      li.dataset.html = html;
-      li.innerHTML = html;
-    }
+    let t = tiles.get(key);
+    if (!t) { t = newTile(key); tiles.set(key, t); }
+    updateTile(t, key, b);
   }
-  if (added || !only) for (const key of keys) grid.appendChild(tiles.get(key));
-  tick();
+  place(grid, order(keys));
 }
 
-function summaryItem(k, v, attr) {
-  return `<div class="sum"${attr || ''}><dt>${esc(k)}</dt><dd>${v}</dd></div>`;
-}
-
+// The figures are in the page from the start (no shift when data comes)
+// and updated in place. The four huddle states add up to the boards
+// shown (a board of unknown state counts as not started); offline is a
+// count apart (an offline board also has its huddle state).
 function renderSummary() {
   const el = document.getElementById('summary');
+  const set = (id, v) => setText(el.querySelector(`#sum-${id} dd`), v === null || v === undefined ? NONE : String(v));
   const site = state.site;
-  const counts = { not_started: 0, in_progress: 0, closed: 0, missed: 0, offline: 0 };
-  let boards = 0;
-  for (const b of Object.values(state.boards)) {
-    boards += 1;
-    const s = boardState(b.status);
-    if (s in counts) counts[s] += 1;
+  const counts = { not_started: 0, in_progress: 0, closed: 0, missed: 0, unknown: 0, offline: 0 };
+  const boards = Object.values(state.boards);
+  for (const b of boards) {
+    counts[huddleStateOf(b.status)] += 1;
+    if (b.status && b.status.online === false) counts.offline += 1;
   }
-  const c = site && site.states ? site.states : counts;
+  set('boards', boards.length);
+  for (const s of ['in_progress', 'closed', 'not_started', 'missed']) set(s, counts[s] + (s === 'not_started' ? counts.unknown : 0));
+  set('offline', `${counts.offline} of ${boards.length}`);
+  const v = (x) => (num(x) === null ? null : x);
+  set('held', site && v(site.held_today));
+  set('missed-today', site && v(site.missed_today));
+  const rate = site ? num(site.attendance_rate) : null;
+  set('attendance', rate === null ? null : Math.round(Math.min(1, Math.max(0, rate)) * 100) + '%');
+  set('escalations', site && num(site.open_escalations) !== null
+    ? site.open_escalations + (site.stale_escalations ? ` (${site.stale_escalations} old)` : '') : null);
   let overdue = site && num(site.coaching_overdue) !== null ? site.coaching_overdue : null;
   if (overdue === null && state.coaching && Array.isArray(state.coaching.people)) {
     overdue = state.coaching.people.filter((p) => p.overdue).length;
   }
-  const v = (x) => (num(x) === null ? NONE : String(x));
-  const escal = site && num(site.open_escalations) !== null
-    ? site.open_escalations + (site.stale_escalations ? ` <small>(${site.stale_escalations} old)</small>` : '')
-    : NONE;
-  el.innerHTML = `<dl class="sums">
-    ${summaryItem('Boards', v(site && num(site.boards) !== null ? site.boards : boards))}
-    ${['in_progress', 'closed', 'not_started', 'missed', 'offline'].map((s) => summaryItem(STATES[s], v(c[s]), ` data-state="${s}"`)).join('')}
-    ${summaryItem('Held today', v(site && site.held_today))}
-    ${summaryItem('Missed today', v(site && site.missed_today))}
-    ${summaryItem('Attendance', site ? pct(site.attendance_rate) : NONE)}
-    ${summaryItem('Open escalations', escal)}
-    ${summaryItem('Coaching overdue', v(overdue))}
-  </dl>`;
+  set('overdue', overdue);
 }
 
 function alertText(a) {
@@ -253,21 +420,54 @@ function alertText(a) {
   }
   return typeof p === 'string' ? p : JSON.stringify(p);
 }
+// An alert's identity: its kind and payload (versions start again with
+// each aggregator, and a condition listed again after a restart is the
+// same alert).
+function alertId(a) {
+  return a.kind + '\n' + JSON.stringify(a.payload);
+}
+function alertAt(a) {
+  const p = a.payload || {};
+  return ms(p.at || p.overdue_since);
+}
+function alertNode(a) {
+  const p = a.payload || {};
+  const li = document.createElement('li');
+  li.className = 'alert';
+  li.dataset.kind = a.kind;
+  const at = p.at || p.overdue_since || '';
+  li.dataset.at = String(alertAt(a) ?? 0);
+  const where = p.board ? `${esc(p.board)}${p.area ? ' · ' + esc(p.area) : ''}` : '';
+  li.innerHTML = `<span class="alert-kind">${esc(ALERT_NAMES[a.kind] || label(a.kind))}</span>
+    <time datetime="${esc(at)}">${time(at)}</time>
+    <span class="alert-where">${where}</span>
+    <span class="alert-text">${esc(alertText(a))}</span>`;
+  return li;
+}
 
+// Adds the alerts not shown yet, newest first by their time, and drops
+// those the aggregator no longer holds; nothing else is touched.
 function renderAlerts() {
   const list = document.getElementById('alerts');
-  document.getElementById('no-alerts').hidden = state.alerts.length > 0;
-  list.innerHTML = state.alerts.map((a) => {
-    const p = a.payload || {};
-    const where = p.board ? `${esc(p.board)}${p.area ? ' · ' + esc(p.area) : ''}` : '';
-    const at = p.at || p.overdue_since;
-    return `<li class="alert" data-kind="${esc(a.kind)}">
-      <span class="alert-kind">${esc(ALERT_NAMES[a.kind] || label(a.kind))}</span>
-      <time datetime="${esc(at || '')}">${time(at)}</time>
-      <span class="alert-where">${where}</span>
-      <span class="alert-text">${esc(alertText(a))}</span>
-    </li>`;
-  }).join('');
+  const want = new Map();
+  for (const a of state.alerts) if (!want.has(alertId(a))) want.set(alertId(a), a);
+  for (const [id, li] of alertNodes) if (!want.has(id)) { li.remove(); alertNodes.delete(id); }
+  for (const [id, a] of want) {
+    if (alertNodes.has(id)) continue;
+    const li = alertNode(a);
+    const at = Number(li.dataset.at);
+    let before = list.firstElementChild;
+    while (before && Number(before.dataset.at) >= at) before = before.nextElementSibling;
+    list.insertBefore(li, before);
+    alertNodes.set(id, li);
+  }
+  document.getElementById('no-alerts').hidden = alertNodes.size > 0;
+  setText(document.getElementById('alerts-count'), alertNodes.size ? `(${alertNodes.size})` : '');
+  if (!alertsLive) {
+    // Announced from now on: the list as first filled is not read out.
+    alertsLive = true;
+    list.setAttribute('aria-live', 'polite');
+  }
 }
 
 function renderCoaching() {
@@ -324,12 +524,12 @@ function renderDetail() {
   if (h) {
     html += '<dl class="facts-list">';
     html += fact('Step', h.step ? esc(label(h.step)) : NONE);
-    html += fact('In this step', h.step_started_at && !h.closed_at ? `<span data-since="${esc(h.step_started_at)}"></span>` : NONE);
+    html += fact('In this step', h.step_started_at && !h.closed_at ? `<span data-since="${ms(h.step_started_at) ?? ''}"></span>` : NONE);
     html += fact('Started', time(h.started_at) + (h.scheduled_at ? ` (due ${time(h.scheduled_at)})` : ''));
     html += fact(h.closed_at ? 'Took' : 'Running',
-      h.closed_at ? clock((ms(h.closed_at) - ms(h.started_at)) / 1000) : `<span data-since="${esc(h.started_at)}" data-target="${num(h.target_s) || ''}"></span>`);
+      h.closed_at ? clock((ms(h.closed_at) - ms(h.started_at)) / 1000) : `<span data-since="${ms(h.started_at) ?? ''}" data-target="${num(h.target_s) || ''}"></span>`);
     html += fact('Target', num(h.target_s) === null ? NONE : clock(h.target_s));
-    html += fact('Attendance', `${h.present ?? NONE}/${h.expected ?? NONE}`);
+    html += fact('Attendance', num(h.expected) ? `${h.present ?? NONE}/${h.expected}` : `${h.present ?? NONE} present, none expected`);
     if (h.summary && Array.isArray(h.summary.absent) && h.summary.absent.length) html += fact('Absent', esc(h.summary.absent.join(', ')));
     html += '</dl>';
   } else {
@@ -355,20 +555,17 @@ function renderDetail() {
   tick();
 }
 
-// Every [data-since] shows the time since then; red past its target.
+// Every second: the running timers. Nothing moves while the data is stale.
 function tick() {
+  if (lostAt !== null) return;
+  for (const t of tiles.values()) if (t.facts.run) tickTile(t);
   const now = Date.now();
-  for (const el of document.querySelectorAll('[data-since]')) {
-    const at = ms(el.dataset.since);
-    if (at === null) { el.textContent = NONE; continue; }
+  for (const el of document.querySelectorAll('#detail [data-since]')) {
+    const at = Number(el.dataset.since);
+    if (!el.dataset.since || !isFinite(at)) { el.textContent = NONE; continue; }
     const s = (now - at) / 1000;
     const target = Number(el.dataset.target);
-    el.textContent = clock(s);
-    if (target) {
-      const small = document.createElement('small');
-      small.textContent = ' / ' + clock(target);
-      el.appendChild(small);
-    }
+    el.textContent = clock(s) + (target ? ' / ' + clock(target) : '') + (target && s > target ? ` (${overWords(s - target)})` : '');
     el.classList.toggle('over', target > 0 && s > target);
   }
 }
@@ -378,17 +575,30 @@ function tick() {
 function setConn(kind, text) {
   const el = document.getElementById('conn');
   el.dataset.conn = kind;
-  el.textContent = text;
+  setText(el, text);
+}
+
+// The data on the page is no longer live: say since when, dim it, stop
+// the timers, until a fresh snapshot arrives.
+function lost(text) {
+  if (lostAt === null) lostAt = Date.now();
+  document.body.dataset.stale = 'yes';
+  setConn('down', `Connection lost since ${hhmm(lostAt)}. ${text}`);
+}
+
+function fresh() {
+  lostAt = null;
+  delete document.body.dataset.stale;
+  setConn('live', 'Live');
 }
 
 function connect() {
   const source = new EventSource('/api/events');
-  source.addEventListener('open', () => setConn('live', 'Live'));
   source.addEventListener('snapshot', (ev) => {
     state = JSON.parse(ev.data);
     dirty = { boards: new Set(), all: true };
+    fresh();
     schedule();
-    setConn('live', 'Live');
   });
   source.addEventListener('change', (ev) => {
     apply(JSON.parse(ev.data));
@@ -399,10 +609,10 @@ function connect() {
       // Refused (the token changed?) or the server is gone: check which.
       fetch('/api/state', { credentials: 'same-origin' }).then((r) => {
         if (r.status === 401) setConn('denied', 'Not authorised: open this page as /?token=TOKEN');
-        else { setConn('down', 'Reconnecting…'); setTimeout(connect, 3000); }
-      }, () => { setConn('down', 'Reconnecting…'); setTimeout(connect, 3000); });
+        else { lost('Reconnecting…'); setTimeout(connect, 3000); }
+      }, () => { lost('Reconnecting…'); setTimeout(connect, 3000); });
     } else {
-      setConn('down', 'Reconnecting…');
+      lost('Reconnecting…');
     }
   });
 }
@@ -423,8 +633,8 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('detail-close').addEventListener('click', () => dlg.close());
   dlg.addEventListener('close', () => { openKey = null; });
   dlg.addEventListener('click', (ev) => { if (ev.target === dlg) dlg.close(); });
+  NARROW.addEventListener('change', () => { dirty.all = true; schedule(); });
   setInterval(tick, 1000);
-  // Ages in tiles and lists are words ("3 min"): redraw them each half minute.
-  setInterval(() => { dirty.all = true; schedule(); }, 30000);
+  setInterval(() => { if (lostAt === null) { dirty.all = true; schedule(); } }, REDRAW_MS);
   connect();
 });

@@ -52,6 +52,20 @@
 //! The JSON is the hub's retained payloads as they were published on
 //! MQTT, embedded unparsed (only checked to be JSON), grouped by topic
 //! ([`classify`]): what a browser reads equals what the broker retains.
+//!
+//! The page (`app.js`, its design notes at the top) shows every clock time
+//! in the site's zone (the JSON's `timezone`, from `site.timezone`) and
+//! says in its header when the browser's zone reads differently. It is
+//! updated in place: tiles, summary figures and alerts are elements that
+//! live as long as their board or alert, so keyboard focus and a screen
+//! reader's place survive every update, and the alerts' live region gets
+//! only new items (an alert is identified by its kind and payload, not its
+//! version, which starts again with each aggregator). The huddle states of
+//! the summary add up to the boards; offline is counted apart. Stale data
+//! (the stream lost) is said with the time it was lost, dimmed, and its
+//! timers stop until a fresh snapshot. On a narrow screen the boards that
+//! need attention (missed, offline, over target, escalations) come first.
+//! tests/it/dashboard/supervisors.rs holds all of this in a real Chromium.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -71,7 +85,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::aggregator::config::WebConfig;
 use crate::aggregator::live::{Change, Hub, Snapshot};
-use crate::config::DEMO_SECRET_MARK;
+use crate::config::{SiteConfig, DEMO_SECRET_MARK};
 
 /// Largest request head read.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -111,7 +125,7 @@ Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'
 /// `None` otherwise. A port in use is logged and tried again: the
 /// dashboard never stops ingest. With the shipped demo token it listens
 /// on loopback only and says so.
-pub fn start(web: Option<&WebConfig>, site: &str, hub: Arc<Hub>) -> Option<JoinHandle<()>> {
+pub fn start(web: Option<&WebConfig>, site: &SiteConfig, hub: Arc<Hub>) -> Option<JoinHandle<()>> {
     let web = web.filter(|w| w.enabled)?;
     let (Some(token), Ok(listen)) = (web.resolved_token.clone(), web.listen_addr()) else {
         // Load resolves and validates both; a hand-made config may not.
@@ -129,7 +143,8 @@ pub fn start(web: Option<&WebConfig>, site: &str, hub: Arc<Hub>) -> Option<JoinH
              (`openssl rand -hex 32`) or web.token_file to open it to the network"
         );
     }
-    let mut ctx = Ctx::new(site, &token.0, hub);
+    let mut ctx = Ctx::new(&site.id, &token.0, hub);
+    ctx.timezone = site.timezone.clone();
     ctx.tls = web.tls.as_ref().map(|t| TlsAcceptor::from(t.0.clone()));
     ctx.limits.per_address = web.max_per_address;
     let ctx = Arc::new(ctx);
@@ -203,6 +218,9 @@ impl Default for Limits {
 pub struct Ctx {
     /// The site id (topic level).
     pub site: String,
+    /// The site's IANA time zone (`site.timezone`): the page shows every
+    /// time in it, whatever the browser's zone.
+    pub timezone: String,
     /// The access token.
     pub token: String,
     /// The live picture.
@@ -214,10 +232,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Plain HTTP with the default [`Limits`].
+    /// Plain HTTP with the default [`Limits`], times shown in UTC.
     pub fn new(site: &str, token: &str, hub: Arc<Hub>) -> Ctx {
         Ctx {
             site: site.to_owned(),
+            timezone: "UTC".to_owned(),
             token: token.to_owned(),
             hub,
             tls: None,
@@ -419,7 +438,7 @@ where
             // Let the client read it all before the socket goes.
             let _ = timeout(WRITE_TIMEOUT, stream.shutdown()).await;
         }
-        Reply::Events => events(stream, &ctx.hub, &ctx.site).await,
+        Reply::Events => events(stream, ctx).await,
     }
 }
 
@@ -640,7 +659,7 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
             "200 OK",
             "application/json",
             "",
-            state_json(&ctx.site, &ctx.hub.snapshot()).as_bytes(),
+            state_json(&ctx.site, &ctx.timezone, &ctx.hub.snapshot()).as_bytes(),
         )),
         _ => Reply::Events,
     }
@@ -670,14 +689,19 @@ fn simple(status: &str, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8>
 
 /// The event stream: the snapshot, then every change; a fresh snapshot
 /// when this client fell behind the hub's buffer; a comment when idle.
-async fn events<S: AsyncWrite + Unpin>(mut stream: S, hub: &Hub, site: &str) {
+async fn events<S: AsyncWrite + Unpin>(mut stream: S, ctx: &Ctx) {
+    let (hub, site) = (&ctx.hub, ctx.site.as_str());
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{COMMON_HEADERS}\r\nretry: 2000\n\n"
     );
     let (snapshot, mut rx) = hub.snapshot_and_subscribe();
     let first = [
         head,
-        sse("snapshot", snapshot.version, &state_json(site, &snapshot)),
+        sse(
+            "snapshot",
+            snapshot.version,
+            &state_json(site, &ctx.timezone, &snapshot),
+        ),
     ]
     .concat();
     if write(&mut stream, first.as_bytes()).await.is_err() {
@@ -705,12 +729,12 @@ async fn events<S: AsyncWrite + Unpin>(mut stream: S, hub: &Hub, site: &str) {
                         }
                     }
                     if lagged {
-                        fresh_snapshot(hub, site, &mut rx)
+                        fresh_snapshot(ctx, &mut rx)
                     } else {
                         out
                     }
                 }
-                Err(RecvError::Lagged(_)) => fresh_snapshot(hub, site, &mut rx),
+                Err(RecvError::Lagged(_)) => fresh_snapshot(ctx, &mut rx),
                 Err(RecvError::Closed) => return,
             },
             _ = heartbeat.tick() => ": heartbeat\n\n".to_owned(),
@@ -723,14 +747,11 @@ async fn events<S: AsyncWrite + Unpin>(mut stream: S, hub: &Hub, site: &str) {
 
 /// A fresh snapshot event for a client that fell behind, and a fresh
 /// subscription from it.
-fn fresh_snapshot(
-    hub: &Hub,
-    site: &str,
-    rx: &mut tokio::sync::broadcast::Receiver<Change>,
-) -> String {
-    let (snapshot, fresh) = hub.snapshot_and_subscribe();
+fn fresh_snapshot(ctx: &Ctx, rx: &mut tokio::sync::broadcast::Receiver<Change>) -> String {
+    let (snapshot, fresh) = ctx.hub.snapshot_and_subscribe();
     *rx = fresh;
-    sse("snapshot", snapshot.version, &state_json(site, &snapshot))
+    let json = state_json(&ctx.site, &ctx.timezone, &snapshot);
+    sse("snapshot", snapshot.version, &json)
 }
 
 /// One server-sent event (JSON holds no raw newline).
@@ -807,6 +828,7 @@ fn raw(payload: &str) -> Box<RawValue> {
 #[derive(Serialize)]
 struct StateJson<'a> {
     site_id: &'a str,
+    timezone: &'a str,
     version: u64,
     boards: BTreeMap<String, BoardJson>,
     site: Option<Box<RawValue>>,
@@ -840,12 +862,16 @@ struct ChangeJson<'a> {
     payload: Box<RawValue>,
 }
 
-/// `/api/state` and the stream's `snapshot` event: boards by
-/// `area/board`, the site's status, coaching and counters, and the
-/// alerts newest first.
-pub fn state_json(site: &str, snap: &Snapshot) -> String {
+/// `/api/state` and the stream's `snapshot` event: the site id, its
+/// time zone (`timezone`, IANA, from `site.timezone`: the page shows
+/// times in it), boards by `area/board`, the site's status, coaching and
+/// counters, and the alerts newest first (the hub's, which after a
+/// restart begin with the conditions still open at the start: see the
+/// live status's `Evaluation::earlier`).
+pub fn state_json(site: &str, timezone: &str, snap: &Snapshot) -> String {
     let mut state = StateJson {
         site_id: site,
+        timezone,
         version: snap.version,
         boards: BTreeMap::new(),
         site: None,

@@ -184,8 +184,10 @@ fn state_and_changes_carry_the_payloads_as_published() {
     hub.publish("huddle/v1/s/status", br#"{"boards":1}"#, true);
     hub.publish("huddle/v1/s/alert/board_offline", br#"{"n":1}"#, false);
     hub.publish("huddle/v1/s/alert/missed_huddle", b"not json", false);
-    let v: serde_json::Value = serde_json::from_str(&state_json("s", &hub.snapshot())).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&state_json("s", "Europe/Berlin", &hub.snapshot())).unwrap();
     assert_eq!(v["version"], 5);
+    assert_eq!(v["timezone"], "Europe/Berlin");
     assert_eq!(v["boards"]["a/b1"]["status"]["online"], true);
     assert_eq!(v["boards"]["a/b1"]["schedule"]["times"][0], "06:45");
     assert_eq!(v["boards"]["a/b1"]["area"], "a");

@@ -35,22 +35,30 @@ use huddle_board::wire::topic::BoardTopics;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
-const TOKEN: &str = "test-dashboard-token-0123456789";
-const SITE: &str = "plant1";
-const AREA: &str = "assembly";
+pub(super) const TOKEN: &str = "test-dashboard-token-0123456789";
+pub(super) const SITE: &str = "plant1";
+pub(super) const AREA: &str = "assembly";
 
 /// A broker, an aggregator with its dashboard, and a board publisher.
-struct Site {
-    _broker: Mosquitto,
+pub(super) struct Site {
+    pub(super) broker: Mosquitto,
     port: u16,
-    web: u16,
-    aggregator: Aggregator,
-    dir: tempfile::TempDir,
-    boards: Boards,
+    pub(super) web: u16,
+    pub(super) aggregator: Aggregator,
+    /// The aggregator's binary, copied at the start: the shared target
+    /// directory may be rebuilt by other work before a restart.
+    pub(super) bin: PathBuf,
+    pub(super) dir: tempfile::TempDir,
+    pub(super) boards: Boards,
 }
 
 impl Site {
     fn start() -> Site {
+        Site::start_with("")
+    }
+
+    /// The same with more lines of `aggregator.toml` (whole sections).
+    pub(super) fn start_with(extra: &str) -> Site {
         let broker = Mosquitto::start();
         let dir = tempfile::tempdir().unwrap();
         let web = free_port();
@@ -59,11 +67,13 @@ impl Site {
             format!(
                 "[site]\nid = \"{SITE}\"\ntimezone = \"Europe/Berlin\"\nsite_key = \"demo-site-key-change-me\"\n\
                  [coaching]\nrecompute_s = 3600\n\
-                 [web]\nlisten = \"127.0.0.1:{web}\"\ntoken = \"{TOKEN}\"\n"
+                 [web]\nlisten = \"127.0.0.1:{web}\"\ntoken = \"{TOKEN}\"\n{extra}"
             ),
         )
         .unwrap();
-        let mut aggregator = Aggregator::start(dir.path(), &broker.url());
+        let bin = dir.path().join("huddle-aggregator");
+        std::fs::copy(env!("CARGO_BIN_EXE_huddle-aggregator"), &bin).unwrap();
+        let mut aggregator = Aggregator::start_bin(&bin, dir.path(), &broker.url());
         if !wait_port(web, Duration::from_secs(20)) {
             aggregator.assert_running();
             panic!(
@@ -74,9 +84,10 @@ impl Site {
         let boards = Boards::connect(broker.port);
         Site {
             port: broker.port,
-            _broker: broker,
+            broker,
             web,
             aggregator,
+            bin,
             dir,
             boards,
         }
@@ -91,7 +102,7 @@ impl Site {
         self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n"))
     }
 
-    fn state(&self) -> Value {
+    pub(super) fn state(&self) -> Value {
         let r = self.get("/api/state", &format!("Authorization: Bearer {TOKEN}\r\n"));
         assert_eq!(r.status, 200, "{}", r.body);
         serde_json::from_str(&r.body).expect("/api/state is JSON")
@@ -100,7 +111,7 @@ impl Site {
     /// The boards say they are online (retained), and the aggregator shows
     /// them: it has subscribed, so events published from now on reach it
     /// (this publisher does not re-send as a kiosk's outbox does).
-    fn online(&mut self, boards: &[&str]) {
+    pub(super) fn online(&mut self, boards: &[&str]) {
         for b in boards {
             self.boards.online(b);
         }
@@ -122,7 +133,7 @@ impl Site {
     }
 
     /// Waits until every named board's status shows `last_seq`.
-    fn wait_boards(&self, boards: &[&str], seq: u64) -> Value {
+    pub(super) fn wait_boards(&self, boards: &[&str], seq: u64) -> Value {
         let mut last = Value::Null;
         let deadline = Instant::now() + Duration::from_secs(30);
         wait_for("the boards in /api/state", Duration::from_secs(60), || {
@@ -169,7 +180,7 @@ fn http(port: u16, request: &str) -> Response {
 
 /// Simulated kiosks: each board's events and `online` flag, published at
 /// QoS 1 as the outbox does, with its own seq.
-struct Boards {
+pub(super) struct Boards {
     publisher: Publisher,
     seqs: std::collections::HashMap<String, u64>,
     last: Option<(String, Vec<u8>)>,
@@ -185,7 +196,7 @@ impl Boards {
     }
 
     /// Publishes and waits for the broker's PUBACK.
-    fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) {
+    pub(super) fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) {
         self.publisher.publish(topic, retain, payload);
         self.publisher.flush();
     }
@@ -197,9 +208,14 @@ impl Boards {
 
     /// Publishes the board's next event; returns its seq.
     fn event(&mut self, board: &str, event: Event) -> u64 {
+        self.event_at(board, Utc::now(), event)
+    }
+
+    /// The same with the board's time of the event.
+    pub(super) fn event_at(&mut self, board: &str, at: chrono::DateTime<Utc>, event: Event) -> u64 {
         let seq = self.seqs.entry(board.to_owned()).or_insert(0);
         *seq += 1;
-        let e = Envelope::new(board, *seq, Utc::now(), true, &event);
+        let e = Envelope::new(board, *seq, at, true, &event);
         let seq = *seq;
         let t = BoardTopics::new(SITE, AREA, board);
         let (topic, bytes) = (t.event(&e.kind), e.to_json().into_bytes());
@@ -232,7 +248,7 @@ impl Boards {
     }
 
     /// A person taps in.
-    fn tap(&mut self, board: &str, person: &str) -> u64 {
+    pub(super) fn tap(&mut self, board: &str, person: &str) -> u64 {
         self.event(
             board,
             Event::AttendanceTapped(AttendanceTapped {
@@ -506,8 +522,10 @@ fn token_state_and_events() {
 
 // ------------------------------------------------------------------ browser
 
-const INSTALL_HELP: &str = "the browser test needs Debian's Chromium, Node.js 20 and npm \
-     (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core)";
+pub(super) const INSTALL_HELP: &str =
+    "the browser test needs Debian's Chromium, Node.js 20 and npm \
+     (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core, axe-core \
+     and lighthouse)";
 
 /// `<target>` (the test runs from `<target>/debug/deps`).
 fn target_dir() -> PathBuf {
@@ -518,9 +536,10 @@ fn target_dir() -> PathBuf {
         .expect("the test runs from <target>/debug/deps")
 }
 
-/// Installs playwright-core into `<target>/dashboard-test` with `npm ci`
-/// from the committed lock file (skipped when that lock is installed) and
-/// copies the driver script there; returns that directory.
+/// Installs the drivers' npm packages (tests/dashboard/package.json) into
+/// `<target>/dashboard-test` with `npm ci` from the committed lock file
+/// (skipped when that lock is installed) and copies the driver scripts
+/// there; returns that directory.
 pub fn install_driver() -> PathBuf {
     crate::support::require("node", "nodejs");
     crate::support::require("npm", "npm");
@@ -544,7 +563,7 @@ pub fn install_driver() -> PathBuf {
             std::fs::copy(src.join(f), dir.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
         }
         eprintln!(
-            "installing playwright-core into {} (npm ci)…",
+            "installing the browser drivers' packages into {} (npm ci)…",
             dir.display()
         );
         let status = Command::new("npm")
@@ -559,7 +578,10 @@ pub fn install_driver() -> PathBuf {
         );
         std::fs::write(&stamp, &lock).unwrap();
     }
-    std::fs::copy(src.join("browser.js"), dir.join("browser.js")).expect("copy browser.js");
+    for script in ["browser.js", "supervisors.js"] {
+        std::fs::copy(src.join(script), dir.join(script))
+            .unwrap_or_else(|e| panic!("copy {script}: {e}"));
+    }
     dir
 }
 
@@ -845,7 +867,9 @@ fn browser_renders_the_full_live_status() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let ctx = std::sync::Arc::new(web::Ctx::new(SITE, TOKEN, hub.clone()));
+    let mut ctx = web::Ctx::new(SITE, TOKEN, hub.clone());
+    ctx.timezone = "Europe/Berlin".into();
+    let ctx = std::sync::Arc::new(ctx);
     rt.spawn(web::serve(listener, ctx));
 
     let expect = serde_json::json!({
@@ -866,6 +890,7 @@ fn browser_renders_the_full_live_status() {
         .env("DASHBOARD_TAPPED", "assembly/line4")
         .env("DASHBOARD_EXPECT", expect.to_string())
         .env("DASHBOARD_DETAIL", "assembly/line3")
+        .env("DASHBOARD_COACHING_ROWS", "4")
         .env("CHROMIUM", CHROMIUM)
         .env("CHROMIUM_PROFILE", dir.path().join("profile"))
         .stdin(Stdio::piped())

@@ -4,3 +4,4 @@
 
 mod end_to_end;
 mod security;
+mod supervisors;

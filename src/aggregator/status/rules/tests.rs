@@ -606,3 +606,73 @@ mod cost {
         );
     }
 }
+
+#[test]
+fn conditions_open_at_the_start_are_handed_out_once_as_earlier() {
+    let mut s = Site::new("plant1", TZ, RULES, t(7, 0, 0));
+    s.known(
+        "assembly",
+        "b1",
+        true,
+        0,
+        None,
+        Some(day(29, 12, 0, 0)),
+        t(7, 0, 0),
+    );
+    s.known(
+        "assembly",
+        "b2",
+        false,
+        3,
+        Some(t(5, 0, 0)),
+        None,
+        t(7, 0, 0),
+    );
+    s.schedule("assembly", &schedule("b1", &["06:45"]), false, t(7, 0, 0))
+        .unwrap();
+    let mut b = Board::on(&mut s);
+    b.ev(
+        t(1, 0, 0),
+        "need.raised",
+        json!({"need_id": "n1", "huddle_id": "h0", "category": "Material", "text": "pallets", "escalated": true}),
+    );
+    let e = at(&mut s, t(7, 0, 1));
+    assert!(e.alerts.is_empty(), "{:?}", e.alerts);
+    let mut earlier: Vec<(AlertKind, &str)> = e
+        .earlier
+        .iter()
+        .map(|a| (a.kind, a.board.as_str()))
+        .collect();
+    earlier.sort();
+    let mut want = vec![
+        (AlertKind::MissedHuddle, "b1"),
+        (AlertKind::EscalationStale, "b1"),
+        (AlertKind::BoardOffline, "b2"),
+    ];
+    want.sort();
+    assert_eq!(earlier, want);
+    let missed = e.earlier.iter().find(|a| a.kind == AlertKind::MissedHuddle);
+    assert_eq!(missed.unwrap().scheduled_at, Some(t(6, 45, 0)));
+    // Once: the next evaluations hand out nothing again.
+    assert!(at(&mut s, t(7, 0, 2)).earlier.is_empty());
+    assert!(at(&mut s, t(9, 0, 0)).earlier.is_empty());
+    // A board first heard after the start, offline, is not "earlier".
+    s.online("assembly", "b3", false, true, t(9, 0, 1));
+    assert!(s.evaluate(t(9, 0, 2)).earlier.is_empty());
+}
+
+#[test]
+fn attendance_is_a_share_of_those_expected() {
+    let mut s = site(t(6, 0, 0), &["06:45"]);
+    let mut b = Board::on(&mut s);
+    b.start(t(6, 45, 0), "h1", Some(t(6, 45, 0)));
+    for p in ["p1", "p2", "p3"] {
+        b.tap(t(6, 46, 0), "h1", p);
+    }
+    s.expected("b1", 0);
+    assert_eq!(at(&mut s, t(6, 50, 0)).site.attendance_rate, None);
+    s.expected("b1", 2);
+    assert_eq!(at(&mut s, t(6, 51, 0)).site.attendance_rate, Some(1.0));
+    s.expected("b1", 6);
+    assert_eq!(at(&mut s, t(6, 52, 0)).site.attendance_rate, Some(0.5));
+}
