@@ -7,7 +7,8 @@
 # later boots start it by themselves). Then it answers the host on the
 # virtio serial port `rig`: one line `ID COMMAND`, answered by `BEGIN ID`,
 # the reply's lines, `END ID` (a host that gave up waiting skips stale
-# answers by their ID). Commands: state, pss, events, integrity, checks, sizes.
+# answers by their ID). Commands: state, pss, events, unacked,
+# integrity, checks, sizes.
 set -u
 log() { echo "rig-agent: $*"; }
 
@@ -46,6 +47,10 @@ answer() {
     events)
       f=$(db)
       [ -n "$f" ] && sqlite3 -readonly "$f" "SELECT seq || ' ' || id || ' ' || kind FROM outbox ORDER BY seq"
+      ;;
+    unacked)
+      f=$(db)
+      [ -n "$f" ] && sqlite3 -readonly "$f" "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
       ;;
     integrity)
       f=$(db)
