@@ -8,7 +8,12 @@
 //!   its stored `seq`, each board's open escalations and huddle state as
 //!   the history says, the coaching figures of the roster's people; and a
 //!   board's next event is stored and acknowledged with the chain digest
-//!   of its whole history.
+//!   of its whole history;
+//! - what the aggregator keeps instead of replaying history equals a full
+//!   recomputation on a generated month after a restart: the live status
+//!   read at start (recent huddles, open needs) evaluates the same as
+//!   every event replayed, and each board's ack and chain, kept by the
+//!   store, are those of its events.
 //!
 //! Real Mosquitto, real SQLite, the real binary; nothing is mocked.
 
@@ -20,6 +25,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use huddle_board::aggregator::status::db::StatusDb;
+use huddle_board::aggregator::status::{Rules, Site};
+use huddle_board::aggregator::store::Store;
 use huddle_board::aggregator::validate;
 use huddle_board::wire::event::{chain_next, chain_start, Envelope, Event, NeedRef};
 use huddle_board::wire::payload::Ack;
@@ -410,4 +418,58 @@ fn the_aggregator_runs_on_a_generated_month_and_takes_the_next_event() {
     assert!(stored
         .iter()
         .any(|r| r.id == env.id.to_string() && r.seq == seq));
+}
+
+#[test]
+fn what_is_kept_at_start_equals_a_full_recomputation_on_a_generated_month() {
+    let dir = generate(30, 30, 3, "");
+    let rows = export(dir.path());
+    let db = dir.path().join(format!("data/aggregator-{SITE}.db"));
+    let now = Utc::now();
+    let rules = Rules {
+        escalation_stale: chrono::Duration::hours(4),
+        offline_after: chrono::Duration::minutes(2),
+    };
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let status = StatusDb::open(&db).unwrap();
+    let (mut kept, mut full) = (
+        Site::new(SITE, tz, rules, now),
+        Site::new(SITE, tz, rules, now),
+    );
+    let read = status.load(&mut kept, now).unwrap();
+    let all = status.load_full(&mut full, now).unwrap();
+    assert!(
+        read * 3 < all,
+        "the start read {read} of {all} events: it walks the history"
+    );
+    let first = status
+        .first_recent_row(now - chrono::Duration::hours(50))
+        .unwrap();
+    assert!(first > 1, "the recent rows start at {first}");
+    let (a, b) = (kept.evaluate(now), full.evaluate(now));
+    assert_eq!(a.boards.len(), 30);
+    assert!(
+        a.boards.iter().any(|s| !s.escalations.is_empty()),
+        "no open escalation in a generated month"
+    );
+    assert_eq!(a, b, "the status read at start differs from a full replay");
+
+    // The store's per-board rows, read back at open: each board's ack
+    // and chain are those of its stored events.
+    let store = Store::open(&db).unwrap();
+    let mut chains: BTreeMap<&str, (String, u64)> = BTreeMap::new();
+    for r in &rows {
+        let (chain, n) = chains
+            .entry(&r.board)
+            .or_insert_with(|| (chain_start(&r.incarnation), 0));
+        *chain = chain_next(chain, &r.id.parse().unwrap());
+        *n += 1;
+    }
+    let acks = store.acks(now);
+    assert_eq!(acks.len(), 30);
+    for (_, ack) in acks {
+        let (chain, n) = &chains[ack.board.as_str()];
+        let i = &ack.incarnations[0];
+        assert_eq!((i.seq, &i.chain), (*n, chain), "{}", ack.board);
+    }
 }

@@ -189,6 +189,7 @@ impl Loop {
                 Vec::new()
             }
         };
+        let t0 = Instant::now();
         let (report, problems) = match compute(
             &self.site,
             &self.db,
@@ -196,7 +197,14 @@ impl Loop {
             self.targets,
             now_ms(),
         ) {
-            Ok(r) => r,
+            Ok(r) => {
+                tracing::debug!(
+                    people = r.0.people.len(),
+                    elapsed_ms = t0.elapsed().as_secs_f64() * 1000.0,
+                    "coaching figures computed"
+                );
+                r
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot compute the coaching figures; trying again at the next pulse");
                 return;
