@@ -20,8 +20,8 @@
 //! - **Needs**: every need event (the same index), but the needs that
 //!   were closed are dropped before the fold (the status drops them at its
 //!   first evaluation anyway): only open needs take memory.
-//! - **Observations**: every `observation.recorded`, for each board's last
-//!   observation (about one event in a hundred).
+//! - **Observations**: the `observation.recorded` of the same index,
+//!   newest arrival first, until every board's last one was seen.
 //!
 //! [`StatusDb::load_full`] replays every event instead: the reference
 //! that a test holds [`StatusDb::load`] equal to.
@@ -61,10 +61,13 @@ const HUDDLE_DETAIL: &str = "SELECT board, incarnation, seq, at, kind, data FROM
      WHERE board = ?1 AND incarnation = ?2 AND seq >= ?3
        AND kind IN ('attendance.tapped', 'huddle.advanced')";
 
-/// The coaching index's query (see [`crate::aggregator::coaching::db`]).
-const OBSERVATIONS: &str = "SELECT board, incarnation, seq, at, kind, data
+/// The recorded observations by the coaching index (see
+/// [`crate::aggregator::coaching::db`]), newest arrival first.
+const OBSERVATIONS: &str = "SELECT board, incarnation, seq, at, kind, data, received_at
      FROM events INDEXED BY events_observations
-     WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
+     WHERE (kind = 'observation.recorded' OR kind = 'observation.acknowledged')
+       AND kind = 'observation.recorded'
+     ORDER BY rowid DESC";
 
 /// Every event the rules read, in each board's order (the reference).
 const EVERY_EVENT: &str = "SELECT board, incarnation, seq, at, kind, data FROM events
@@ -293,10 +296,55 @@ impl StatusDb {
                 apply(site, r);
             }
         }
-        for r in self.rows(OBSERVATIONS, [])? {
-            if r.kind == "observation.recorded" {
-                apply(site, &r);
+        // Each board's last level 3 observation: newest arrivals first,
+        // until every board has one and the rows are older than the
+        // oldest of those by more than a clock may be off. (A board never
+        // observed makes this read them all: about one event in a
+        // hundred.)
+        let mut stmt = self.conn.prepare(OBSERVATIONS).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (row, received) = (|| {
+                Ok::<_, rusqlite::Error>((
+                    (
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ),
+                    r.get::<_, String>(6)?,
+                ))
+            })()
+            .map_err(|e| self.err(e))?;
+            // An older arrival is dated at most MAX_AHEAD after it.
+            let received = parse_ts(&received).unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if last.len() == areas.len()
+                && last
+                    .values()
+                    .min()
+                    .is_some_and(|t| received + ARRIVAL_MARGIN < *t)
+            {
+                break;
             }
+            let Some(at) = parse_ts(&row.3) else {
+                continue;
+            };
+            let row = Row {
+                board: row.0,
+                incarnation: row.1,
+                seq: row.2,
+                at,
+                kind: row.4,
+                data: row.5,
+            };
+            if areas.contains_key(&row.board) && facilitation(&row.data) {
+                let t = last.entry(row.board.clone()).or_insert(row.at);
+                *t = (*t).max(row.at);
+            }
+            apply(site, &row);
         }
         Ok(read)
     }
@@ -326,6 +374,17 @@ impl StatusDb {
         }
         Ok(read)
     }
+}
+
+/// Whether an `observation.recorded` payload is a level 3 one (a team
+/// leader's huddle).
+fn facilitation(data: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Level {
+        level: crate::domain::ObservationLevel,
+    }
+    serde_json::from_str::<Level>(data)
+        .is_ok_and(|l| l.level == crate::domain::ObservationLevel::Facilitation)
 }
 
 /// The `need_id` of a need event's payload.
