@@ -39,7 +39,7 @@ use super::export::{coaching_rows, observation_rows, COACHING_COLUMNS, OBSERVATI
 use super::rules::{self as coaching, newly_overdue, people_from_rosters, Person, Report, Targets};
 use crate::aggregator::config::AggregatorConfig;
 use crate::aggregator::live::Hub;
-use crate::aggregator::outlet::{json, now_ms, Outlet};
+use crate::aggregator::outlet::{json, now_ms, release_freed_memory, Outlet};
 use crate::aggregator::roster::{self, RosterError};
 use crate::aggregator::status::shell::OverdueCount;
 use crate::aggregator::store::{Input, Store, StoreError};
@@ -232,6 +232,7 @@ impl Loop {
             );
         }
         self.previous = Some(report);
+        release_freed_memory();
     }
 }
 
