@@ -208,20 +208,11 @@ fn generate(
     };
     let started = std::time::Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let g = generate(
-        &db,
-        &roster,
-        &config.site.id,
-        &config.site.timezone,
-        &config.site.site_key,
-        config.ingest.max_message_bytes,
-        &plan,
-        |done, total, events| {
-            if tty {
-                eprint!("\r{}", progress_line(done, total, events, started));
-            }
-        },
-    )?;
+    let g = generate(config, &roster, &plan, |done, total, events| {
+        if tty {
+            eprint!("\r{}", progress_line(done, total, events, started));
+        }
+    })?;
     if tty {
         eprintln!();
     }

@@ -41,6 +41,7 @@ use chrono_tz::Tz;
 use self::day::{BoardState, Day};
 use self::plant::Plant;
 use self::rng::Rng;
+use crate::aggregator::config::AggregatorConfig;
 use crate::aggregator::store::{Input, Store, StoreError};
 use crate::aggregator::validate::{bound_time, validate, Reject};
 use crate::wire::event::{Envelope, Event};
@@ -219,30 +220,35 @@ impl History {
     }
 }
 
-/// Writes `plan`'s history into the store at `db` and the plant's roster
-/// into `roster`; `progress` hears after each day (days done, days in
-/// all, events so far).
+/// Writes `plan`'s history into the site file of `config` and the plant's
+/// roster into `roster`; `progress` hears after each day (days done, days
+/// in all, events so far).
 pub fn generate(
-    db: &Path,
+    config: &AggregatorConfig,
     roster: &Path,
-    site: &str,
-    timezone: &str,
-    site_key: &str,
-    max_bytes: usize,
     plan: &Plan,
     mut progress: impl FnMut(u32, u32, u64),
 ) -> Result<Generated, GenerateError> {
-    let tz: Tz = timezone
+    let site = &config.site;
+    let tz: Tz = site
+        .timezone
         .parse()
-        .map_err(|_| GenerateError::Timezone(timezone.to_owned()))?;
-    let mut store = Store::open(db)?;
+        .map_err(|_| GenerateError::Timezone(site.timezone.clone()))?;
+    let db = config.database_path();
+    let mut store = Store::open(&db)?;
     if store.stats().stored > 0 {
         return Err(GenerateError::NotEmpty {
-            path: db.to_owned(),
+            path: db,
             events: store.stats().stored,
         });
     }
-    let mut history = History::new(site, tz, site_key, plan, max_bytes);
+    let mut history = History::new(
+        &site.id,
+        tz,
+        &site.site_key,
+        plan,
+        config.ingest.max_message_bytes,
+    );
     if let Some(dir) = roster.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| GenerateError::Roster {
             path: roster.to_owned(),
@@ -392,20 +398,16 @@ mod tests {
     #[test]
     fn writes_through_the_store_and_refuses_a_second_time() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, roster) = (dir.path().join("agg.db"), dir.path().join("roster.csv"));
-        let p = plan();
-        let mut days = 0;
-        let g = generate(
-            &db,
-            &roster,
-            "plant1",
-            "Europe/Berlin",
-            "k",
-            65536,
-            &p,
-            |d, _, _| days = d,
+        let mut config = AggregatorConfig::from_toml(
+            "[site]\nid = \"plant1\"\ntimezone = \"Europe/Berlin\"\nsite_key = \"demo-site-key-change-me\"\n",
+            &dir.path().join("aggregator.toml"),
         )
         .unwrap();
+        config.storage.data_dir = dir.path().join("data");
+        let (db, roster) = (config.database_path(), dir.path().join("roster.csv"));
+        let p = plan();
+        let mut days = 0;
+        let g = generate(&config, &roster, &p, |d, _, _| days = d).unwrap();
         assert_eq!(days, 9);
         assert_eq!(g.events as usize, events(&p).len());
         assert!(g.huddles > 70 && g.observations > 0, "{g:?}");
@@ -416,16 +418,7 @@ mod tests {
         assert_eq!(acks.len(), 6);
         assert!(acks.iter().all(|(_, a)| a.incarnations[0].seq > 100));
         drop(store);
-        let again = generate(
-            &db,
-            &roster,
-            "plant1",
-            "Europe/Berlin",
-            "k",
-            65536,
-            &p,
-            |_, _, _| {},
-        );
+        let again = generate(&config, &roster, &p, |_, _, _| {});
         assert!(matches!(again, Err(GenerateError::NotEmpty { .. })));
     }
 }

@@ -129,7 +129,7 @@ impl Plant {
             if i % BOARDS_PER_AREA == 0 {
                 manager = person(&mut rng, format!("m{area_no:03}"), Role::Manager, None);
             }
-            if i % BOARDS_PER_AREA % BOARDS_PER_SUPERVISOR == 0 {
+            if (i % BOARDS_PER_AREA).is_multiple_of(BOARDS_PER_SUPERVISOR) {
                 let id = format!("s{:03}", i / BOARDS_PER_SUPERVISOR);
                 supervisor = person(&mut rng, id, Role::Supervisor, Some(manager));
             }

@@ -20,12 +20,12 @@ impl Rng {
     /// many the others made.
     pub fn fork(seed: u64, stream: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next();
+        r.next_u64();
         r
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -35,7 +35,7 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     /// A number in `lo..=hi`.
@@ -45,7 +45,7 @@ impl Rng {
 
     /// A number in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// True with probability `p`.
@@ -61,8 +61,8 @@ impl Rng {
     /// A UUID v7 stamped with `at`, its other bits from this generator.
     pub fn uuid_at(&mut self, at: DateTime<Utc>) -> uuid::Uuid {
         let mut bytes = [0u8; 10];
-        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next().to_le_bytes()[..2]);
+        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes()[..2]);
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
     }
@@ -74,11 +74,11 @@ mod tests {
 
     #[test]
     fn one_seed_one_sequence_and_forks_differ() {
-        let a: Vec<u64> = (0..5).map(|_| Rng::new(7).next()).collect();
+        let a: Vec<u64> = (0..5).map(|_| Rng::new(7).next_u64()).collect();
         let mut r = Rng::new(7);
-        assert_eq!(r.next(), a[0]);
+        assert_eq!(r.next_u64(), a[0]);
         let (mut x, mut y) = (Rng::fork(7, 1), Rng::fork(7, 2));
-        assert_ne!(x.next(), y.next());
+        assert_ne!(x.next_u64(), y.next_u64());
         let mut r = Rng::new(3);
         for _ in 0..1000 {
             let v = r.range(-2, 4);

@@ -85,7 +85,7 @@ impl Store {
                 seen.clear();
             }
             // Only a board with several incarnations can hold one event twice.
-            let dedupe = !(first && !more);
+            let dedupe = !first || more;
             let mut rows = events
                 .query(rusqlite::params![board, incarnation])
                 .map_err(|e| self.err(e))?;
