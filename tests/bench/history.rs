@@ -1,7 +1,9 @@
 //! Benchmark: what the aggregator costs as its history grows.
 //!
-//! `cargo bench --bench history -- [--sizes 500x30,500x90,500x365] [--seed S]
-//!  [--bin PATH]... [--keep DIR]`
+//! `cargo bench --no-default-features --bench history -- [--sizes
+//! 500x30,500x90,500x365] [--seed S] [--bin PATH]... [--keep DIR]` (without
+//! `--no-default-features` it builds the kiosk's Slint too, unused here).
+//! tests/README.md ("History") has the figures and what they found.
 //!
 //! For each size (boards × days) it writes a history with `huddle-aggregator
 //! generate` (release build) into a new folder (or reuses `DIR/BxD` with
