@@ -36,6 +36,9 @@
 //!   events), read from [`live`] only.
 //! - [`outlet`]: what the coaching and status threads share: their way
 //!   out to the broker and the hub, JSON, the clock.
+//! - [`generate`]: the `generate` command: a made-up plant's history of
+//!   any length written through [`store`] as ingest writes it, for the
+//!   dashboard's demo and the benchmarks.
 //! - [`config`]: `aggregator.toml`; [`schema`]: the JSON Schemas of what
 //!   the aggregator publishes.
 //!
@@ -50,6 +53,7 @@
 pub mod coaching;
 pub mod config;
 pub mod discovery;
+pub mod generate;
 pub mod ingest;
 pub mod live;
 pub mod outlet;

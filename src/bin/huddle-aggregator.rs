@@ -47,6 +47,28 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Csv)]
         format: Format,
     },
+    /// Write a made-up plant's history into the configured data directory
+    /// (a new site file), through the same store as ingest, and its roster
+    /// beside it: for the dashboard's demo and the benchmarks.
+    Generate {
+        /// How many boards (areas of ten).
+        #[arg(long, default_value_t = 50)]
+        boards: usize,
+        /// How many calendar days, ending today (two huddles each working day).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The seed: the same seed (and `--until`) gives the same history.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The end of the history (RFC 3339, e.g. 2026-12-04T12:00:00Z);
+        /// the default is now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Where to write the plant's roster (default: roster.csv in the
+        /// data directory; set `roster.file` to it to see the people).
+        #[arg(long)]
+        roster_out: Option<PathBuf>,
+    },
     /// Write the JSON Schema of every topic's payload into a folder (the
     /// repository keeps them in config/schemas; needs no configuration).
     Schemas {
@@ -100,6 +122,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schemas { out } => write_schemas(&out),
+        Command::Generate {
+            boards,
+            days,
+            seed,
+            until,
+            roster_out,
+        } => generate(&config, boards, days, seed, until, roster_out),
         Command::HashBadge { number } => {
             anyhow::ensure!(
                 !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
@@ -149,6 +178,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `generate`: the history, a progress bar on a terminal, a summary line.
+fn generate(
+    config: &AggregatorConfig,
+    boards: usize,
+    days: u32,
+    seed: u64,
+    until: Option<String>,
+    roster_out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use huddle_board::aggregator::generate::{generate, progress_line, Plan};
+    use std::io::IsTerminal;
+    anyhow::ensure!((1..=100_000).contains(&boards), "--boards is 1 to 100000");
+    anyhow::ensure!((1..=3660).contains(&days), "--days is 1 to 3660");
+    let until = match until {
+        Some(t) => huddle_board::wire::time::parse_ts(&t)
+            .with_context(|| format!("--until `{t}` is not an RFC 3339 time"))?,
+        None => chrono::Utc::now(),
+    };
+    let db = config.database_path();
+    let roster = roster_out.unwrap_or_else(|| config.storage.data_dir.join("roster.csv"));
+    let plan = Plan {
+        boards,
+        days,
+        seed,
+        until,
+    };
+    let started = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let g = generate(config, &roster, &plan, |done, total, events| {
+        if tty {
+            eprint!("\r{}", progress_line(done, total, events, started));
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "generated {} boards in {} areas ({} people), {days} days to {}: {} events, {} huddles, \
+         {} observations in {} commits, {secs:.1} s ({:.0} events/s); database {}; roster {}",
+        g.boards,
+        g.areas,
+        g.people,
+        huddle_board::wire::time::ts(until),
+        g.events,
+        g.huddles,
+        g.observations,
+        g.commits,
+        g.events as f64 / secs.max(1e-9),
+        db.display(),
+        roster.display()
+    );
+    Ok(())
 }
 
 /// Writes every topic's schema into `out`, one file each.

@@ -16,6 +16,7 @@ mod broker;
 mod coaching;
 mod dashboard;
 mod delivery;
+mod history;
 mod ingest;
 mod kiosk;
 mod layout;

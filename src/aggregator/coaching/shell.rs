@@ -39,7 +39,7 @@ use super::export::{coaching_rows, observation_rows, COACHING_COLUMNS, OBSERVATI
 use super::rules::{self as coaching, newly_overdue, people_from_rosters, Person, Report, Targets};
 use crate::aggregator::config::AggregatorConfig;
 use crate::aggregator::live::Hub;
-use crate::aggregator::outlet::{json, now_ms, Outlet};
+use crate::aggregator::outlet::{json, now_ms, release_freed_memory, Outlet};
 use crate::aggregator::roster::{self, RosterError};
 use crate::aggregator::status::shell::OverdueCount;
 use crate::aggregator::store::{Input, Store, StoreError};
@@ -189,6 +189,7 @@ impl Loop {
                 Vec::new()
             }
         };
+        let t0 = Instant::now();
         let (report, problems) = match compute(
             &self.site,
             &self.db,
@@ -196,7 +197,14 @@ impl Loop {
             self.targets,
             now_ms(),
         ) {
-            Ok(r) => r,
+            Ok(r) => {
+                tracing::debug!(
+                    people = r.0.people.len(),
+                    elapsed_ms = t0.elapsed().as_secs_f64() * 1000.0,
+                    "coaching figures computed"
+                );
+                r
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot compute the coaching figures; trying again at the next pulse");
                 return;
@@ -224,6 +232,7 @@ impl Loop {
             );
         }
         self.previous = Some(report);
+        release_freed_memory();
     }
 }
 

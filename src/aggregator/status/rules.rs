@@ -98,7 +98,8 @@ const KEEP: Duration = Duration::hours(48);
 /// Most huddles one board's fold keeps (a day has a few; the oldest go
 /// first): a board that invents huddle ids cannot grow the aggregator.
 const MAX_HUDDLES: usize = 64;
-/// Most open needs one board's fold keeps (the oldest go first).
+/// Most needs one board's fold keeps (closed and never escalated ones go
+/// first, then the oldest).
 const MAX_NEEDS: usize = 500;
 /// Most people counted present at one huddle.
 const MAX_PRESENT: usize = 1000;
@@ -754,10 +755,13 @@ fn fold(b: &mut BoardFold, e: StoredEvent<'_>) {
         }
     }
     if b.needs.len() > MAX_NEEDS {
+        // Closed needs go first, then needs never escalated (a team
+        // sorts most out itself, and no event says so), oldest first: an
+        // open escalation, the one thing shown, goes last.
         let oldest = b
             .needs
             .iter()
-            .min_by_key(|(_, n)| n.first_seen)
+            .min_by_key(|(_, n)| (!n.closed, n.escalated_at.is_some(), n.first_seen))
             .map(|(id, _)| id.clone());
         if let Some(id) = oldest {
             b.needs.remove(&id);

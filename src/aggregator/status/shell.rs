@@ -386,6 +386,7 @@ pub fn start(
         elapsed_ms = t0.elapsed().as_millis() as u64,
         "live status rebuilt from the database"
     );
+    crate::aggregator::outlet::release_freed_memory();
     let mut state = Loop {
         site_id: config.site.id.clone(),
         site,

@@ -51,6 +51,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 
 mod batch;
@@ -154,6 +155,19 @@ impl Store {
             return Err(StoreError::Missing(path.to_owned()));
         }
         Store::open(path)
+    }
+
+    /// Moves the coaching start (`coaching_meta.since`) back to `at` when
+    /// it is later: a history written by `generate` begins before the
+    /// file was made, as if the aggregator had run since.
+    pub fn backdate_coaching_start(&mut self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE coaching_meta SET value = ?1 WHERE key = 'since' AND value > ?1",
+                [crate::wire::time::ts(at)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// The file.
