@@ -667,7 +667,7 @@ pub async fn run(
     options.set_max_packet_size(MQTT_MAX_PACKET, crate::mqtt::MAX_PACKET);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     crate::mqtt::no_delay(&mut eventloop);
-    let hub = Hub::new(ALERTS_KEPT);
+    let hub = Hub::logged(&config.database_path(), ALERTS_KEPT)?;
     let overdue = OverdueCount::default();
     let (coaching, coaching_thread) = coaching_shell::start(
         &config,

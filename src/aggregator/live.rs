@@ -11,11 +11,21 @@
 //! [`Snapshot`] and then follows the [`Change`]s misses nothing: both are
 //! taken under one lock ([`Hub::snapshot_and_subscribe`]), and every change
 //! carries a version that only grows.
+//!
+//! Alerts outlive a restart: a hub made [`Hub::with_log`] starts with the
+//! latest alerts of the site file's alert log and hands every new one to
+//! the log. An alert equal (topic and bytes) to one the hub holds is not
+//! listed twice: the status thread lists the conditions still open at
+//! start again, and those it had alerted before the restart are already
+//! in the list from the log.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
+
+use super::store::{AlertLog, StoreError};
 
 /// How many changes a slow subscriber may fall behind before it is told
 /// it lagged (it then takes a new snapshot).
@@ -52,13 +62,27 @@ struct State {
     alerts: VecDeque<Change>,
 }
 
+/// Where the hub hands every new alert (topic, payload): the site file's
+/// alert log.
+pub type AlertSink = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 /// The live picture; shared as `Arc<Hub>` by the publishers and the web
 /// server.
-#[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
     changes: broadcast::Sender<Change>,
     alert_capacity: usize,
+    log: Option<AlertSink>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("state", &self.state)
+            .field("alert_capacity", &self.alert_capacity)
+            .field("log", &self.log.is_some())
+            .finish()
+    }
 }
 
 /// True for the topics a dashboard may show: statuses, coaching, counters
@@ -71,12 +95,42 @@ pub fn shown(topic: &str) -> bool {
 impl Hub {
     /// An empty hub that keeps the latest `alert_capacity` alerts.
     pub fn new(alert_capacity: usize) -> Arc<Hub> {
+        Hub::with_log(alert_capacity, Vec::new(), None)
+    }
+
+    /// A hub logged in the site file at `path` (migrated): it starts with
+    /// the latest `alert_capacity` alerts of the log and logs every new
+    /// one. A failure to log is a warning: the alert is still listed and
+    /// published.
+    pub fn logged(path: &Path, alert_capacity: usize) -> Result<Arc<Hub>, StoreError> {
+        let log = AlertLog::open(path)?;
+        let earlier = log.recent(alert_capacity)?;
+        let sink: AlertSink = Box::new(move |topic, payload| {
+            if let Err(e) = log.record(topic, payload) {
+                tracing::warn!(error = %e, topic, "cannot log an alert; it is listed until the next restart only");
+            }
+        });
+        Ok(Hub::with_log(alert_capacity, earlier, Some(sink)))
+    }
+
+    /// A hub that starts with the `earlier` alerts (topic, payload; oldest
+    /// first, from the alert log) and hands every new alert to `log`.
+    pub fn with_log(
+        alert_capacity: usize,
+        earlier: Vec<(String, String)>,
+        log: Option<AlertSink>,
+    ) -> Arc<Hub> {
         let (changes, _) = broadcast::channel(CHANNEL);
-        Arc::new(Hub {
+        let hub = Hub {
             state: Mutex::new(State::default()),
             changes,
             alert_capacity,
-        })
+            log: None,
+        };
+        for (topic, payload) in earlier {
+            hub.publish(&topic, payload.as_bytes(), false);
+        }
+        Arc::new(Hub { log, ..hub })
     }
 
     /// Records one publication (ignored unless [`shown`], or not UTF-8).
@@ -95,6 +149,11 @@ impl Hub {
         if retained && state.retained.get(topic).is_some_and(|p| **p == *text) {
             return;
         }
+        let listed = |a: &Change| a.topic == topic && *a.payload == *text;
+        if !retained && state.alerts.iter().any(listed) {
+            // Listed already (before a restart, from the log).
+            return;
+        }
         state.version += 1;
         let change = Change {
             version: state.version,
@@ -111,6 +170,9 @@ impl Hub {
                 .retained
                 .insert(change.topic.clone(), change.payload.clone());
         } else {
+            if let Some(log) = &self.log {
+                log(topic, text);
+            }
             if state.alerts.len() == self.alert_capacity {
                 state.alerts.pop_front();
             }
@@ -188,5 +250,38 @@ mod tests {
         let versions: Vec<u64> = (0..4).map(|_| rx.try_recv().unwrap().version).collect();
         assert_eq!(versions, [1, 2, 3, 4]);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn starts_with_the_logged_alerts_lists_each_once_and_logs_only_new_ones() {
+        let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = logged.clone();
+        let earlier = vec![
+            (
+                "huddle/v1/s/alert/missed_huddle".to_string(),
+                "1".to_string(),
+            ),
+            (
+                "huddle/v1/s/alert/board_offline".to_string(),
+                "2".to_string(),
+            ),
+        ];
+        let hub = Hub::with_log(
+            3,
+            earlier,
+            Some(Box::new(move |_, p| sink.lock().unwrap().push(p.into()))),
+        );
+        // The open condition listed again at start: already there.
+        hub.publish("huddle/v1/s/alert/missed_huddle", b"1", false);
+        hub.publish("huddle/v1/s/alert/escalation_stale", b"3", false);
+        let snap = hub.snapshot();
+        let alerts: Vec<&str> = snap.alerts.iter().map(|a| &*a.payload).collect();
+        assert_eq!(alerts, ["1", "2", "3"]);
+        assert_eq!(snap.version, 3);
+        assert_eq!(
+            *logged.lock().unwrap(),
+            ["3"],
+            "only the new alert is logged"
+        );
     }
 }

@@ -22,7 +22,9 @@
 //!   still open then (missed slots of the last 24 hours, stale
 //!   escalations, boards offline: [`Evaluation::earlier`](super::rules::Evaluation::earlier))
 //!   go to the hub's list of alerts once, so the dashboard lists them
-//!   again after a restart; they are not published on MQTT again. Schedules are not
+//!   again after a restart; they are not published on MQTT again. (The
+//!   hub also starts with the latest alerts of the site file's alert log,
+//!   ended ones included, and lists an alert equal to one of those once.) Schedules are not
 //!   stored: the aggregator subscribes to `+/+/schedule` again at every
 //!   connection, so the broker replays every board's retained schedule.
 //! - **When.** After every batch fed (only the boards it changed are

@@ -58,6 +58,8 @@ pub const MIGRATIONS: &[&str] = &[
     EVENTS_IN_ARRIVAL_ORDER,
     // 5: board incarnations.
     INCARNATIONS,
+    // 6: the alert log (the dashboard's recent alerts across restarts).
+    ALERT_LOG,
 ];
 
 /// Migration 2, for the coaching loop: a *partial* index on `events.kind`
@@ -154,6 +156,15 @@ const INCARNATIONS: &str = "ALTER TABLE events ADD COLUMN incarnation TEXT NOT N
          FROM boards;
      ALTER TABLE boards ADD COLUMN current TEXT NOT NULL DEFAULT '';
      ALTER TABLE boards ADD COLUMN chain TEXT NOT NULL DEFAULT '';";
+
+/// Every alert the aggregator listed, in the order listed: the topic and
+/// the payload as published ([`super::AlertLog`]).
+const ALERT_LOG: &str = "CREATE TABLE alert_log (
+         id INTEGER PRIMARY KEY,
+         logged_at TEXT NOT NULL,
+         topic TEXT NOT NULL,
+         payload TEXT NOT NULL
+     );";
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     migrate_to(conn, path, MIGRATIONS.len())

@@ -10,8 +10,9 @@
 //! [`Store::apply`]; the `export` command reads the file back
 //! ([`Store::open_existing`], [`Store::for_each_event`]); the status and
 //! coaching threads read it on connections of their own
-//! ([`open_read_only`]) and never write. This module imports nothing of
-//! theirs.
+//! ([`open_read_only`]) and never write. The one other writer is the
+//! [`AlertLog`] (the alerts the dashboard listed, on a connection of its
+//! own). This module imports nothing of theirs.
 //!
 //! The guarantees:
 //! - **One transaction per group commit.** [`Store::apply`] records the
@@ -45,7 +46,7 @@
 //! The files: [`migrations`] (the schema), `batch` (one group commit:
 //! [`Input`] in, [`BatchOutcome`] out), `boards` (each board as committed:
 //! incarnations, acks, status), `checkpoint` (the [`Checkpointer`] thread),
-//! `export` (the events read back).
+//! `export` (the events read back), `alerts` (the [`AlertLog`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 
+mod alerts;
 mod batch;
 mod boards;
 mod checkpoint;
@@ -62,6 +64,7 @@ pub mod migrations;
 #[cfg(test)]
 mod tests;
 
+pub use alerts::{AlertLog, LOG_KEPT};
 pub use batch::{BatchOutcome, BoardOutcome, Input, IntegrityAlert, Refused, Stats, TwinAlert};
 pub use boards::{MAX_INCARNATIONS, MAX_SEQ_AHEAD};
 pub use checkpoint::{Checkpointer, CHECKPOINT_EVERY};

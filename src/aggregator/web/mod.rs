@@ -865,9 +865,10 @@ struct ChangeJson<'a> {
 /// `/api/state` and the stream's `snapshot` event: the site id, its
 /// time zone (`timezone`, IANA, from `site.timezone`: the page shows
 /// times in it), boards by `area/board`, the site's status, coaching and
-/// counters, and the alerts newest first (the hub's, which after a
-/// restart begin with the conditions still open at the start: see the
-/// live status's `Evaluation::earlier`).
+/// counters, and the alerts newest first (the hub's: after a restart,
+/// the latest ones from the site file's alert log, then the conditions
+/// still open at the start that were not listed before: see the live
+/// status's `Evaluation::earlier`).
 pub fn state_json(site: &str, timezone: &str, snap: &Snapshot) -> String {
     let mut state = StateJson {
         site_id: site,

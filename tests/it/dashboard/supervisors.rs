@@ -194,6 +194,7 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
         .unwrap_or_else(|e| panic!("node: {e}; {INSTALL_HELP}"));
     let mut stdin = child.stdin.take().unwrap();
     let mut said = Vec::new();
+    let mut before_restart = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.expect("the driver's output");
         eprintln!("supervisors.js: {line}");
@@ -207,6 +208,7 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
             }
             "offline line8" => online(&mut site, "line8", false),
             "stop the aggregator" => {
+                before_restart = alert_ids(&site.state());
                 let _ = site.aggregator.child.kill();
                 let _ = site.aggregator.child.wait();
             }
@@ -225,16 +227,44 @@ fn supervisors_see_site_time_keep_focus_and_open_alerts_through_a_restart() {
     }
     let status = child.wait().unwrap();
     // What the restarted aggregator lists (the page showed it).
-    let alerts: Vec<String> = site.state()["alerts"]
+    let after = site.state();
+    let alerts: Vec<String> = after["alerts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| format!("{} {}", a["kind"].as_str().unwrap(), a["payload"]["board"]))
         .collect();
+    // The recent history comes back from the site file, ended alerts too
+    // (line8's "went offline" is listed again beside the condition rebuilt
+    // at start), and the conditions still open are not listed twice.
+    let after_restart = alert_ids(&after);
+    assert!(!before_restart.is_empty(), "no alert before the restart");
+    for a in &before_restart {
+        assert!(
+            after_restart.contains(a),
+            "the alert {a} was listed before the restart, not after: {after_restart:?}"
+        );
+    }
+    let unique: std::collections::BTreeSet<&String> = after_restart.iter().collect();
+    assert_eq!(
+        unique.len(),
+        after_restart.len(),
+        "an alert listed twice: {after_restart:?}"
+    );
     assert!(
         status.success() && said.iter().any(|l| l == "PASS"),
         "the browser test failed ({status}): {said:?}\nthe aggregator lists {alerts:?}\n{}",
         site.aggregator.log()
     );
     site.aggregator.assert_running();
+}
+
+/// Every alert `/api/state` lists, as its topic and payload.
+fn alert_ids(state: &serde_json::Value) -> Vec<String> {
+    state["alerts"]
+        .as_array()
+        .expect("alerts in /api/state")
+        .iter()
+        .map(|a| format!("{} {}", a["topic"], a["payload"]))
+        .collect()
 }
