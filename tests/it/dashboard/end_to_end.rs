@@ -524,7 +524,7 @@ fn token_state_and_events() {
 
 pub(super) const INSTALL_HELP: &str =
     "the browser test needs Debian's Chromium, Node.js 20 and npm \
-     (`apt-get install -y chromium nodejs npm`) and the npm registry (for playwright-core, axe-core \
+     (`tests/setup` installs them, keeping a Node.js already installed) and the npm registry (for playwright-core, axe-core \
      and lighthouse)";
 
 /// `<target>` (the test runs from `<target>/debug/deps`).

@@ -20,7 +20,7 @@ fn python_with_jinja() -> &'static str {
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "this test renders Home Assistant templates with Jinja2: install it with `apt-get install -y python3 python3-jinja2`"
+        "this test renders Home Assistant templates with Jinja2: run `tests/setup`, or install it with `apt-get install -y python3 python3-jinja2`"
     );
     python
 }

@@ -32,7 +32,7 @@ pub fn require(tool: &str, package: &str) -> PathBuf {
     dirs.into_iter()
         .map(|d| d.join(tool))
         .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{tool} is missing: install it with `apt-get install -y {package}` (this test needs the real thing)"))
+        .unwrap_or_else(|| panic!("{tool} is missing: run `tests/setup`, or install it with `apt-get install -y {package}` (this test needs the real thing)"))
 }
 
 /// A free TCP port on loopback, never the same twice in this process: the
