@@ -656,8 +656,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), IngestError> {
     let site = config.site.id.clone();
-    let store = Store::open(&config.database_path())?;
-    let _checkpointer = Checkpointer::start(&config.database_path())?;
+    let db = config.database_path();
+    let store = Store::open(&db)?;
+    let _checkpointer = Checkpointer::start(&db)?;
     let rosters = match &config.roster.file {
         Some(f) => Some((f.clone(), roster::load(f)?)),
         None => None,
@@ -667,7 +668,7 @@ pub async fn run(
     options.set_max_packet_size(MQTT_MAX_PACKET, crate::mqtt::MAX_PACKET);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     crate::mqtt::no_delay(&mut eventloop);
-    let hub = Hub::logged(&config.database_path(), ALERTS_KEPT)?;
+    let hub = Hub::logged(&db, ALERTS_KEPT)?;
     let overdue = OverdueCount::default();
     let (coaching, coaching_thread) = coaching_shell::start(
         &config,
@@ -683,7 +684,6 @@ pub async fn run(
         tokio::runtime::Handle::current(),
         overdue,
     )?;
-
     let (items_tx, items_rx) = mpsc::channel::<Item>();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let writer_thread = {
@@ -701,7 +701,7 @@ pub async fn run(
             .map_err(IngestError::Thread)?
     };
     let output_task = tokio::spawn(output(client.clone(), hub.clone(), out_rx));
-    let web = super::web::start(config.web.as_ref(), &config.site, hub.clone());
+    let web = super::web::start(config.web.as_ref(), &config.site, hub.clone(), &db);
     let (connected_tx, connected_rx) = tokio::sync::mpsc::unbounded_channel();
     let roster_task = rosters.map(|(file, r)| {
         tokio::spawn(roster_task(

@@ -33,7 +33,10 @@
 //! - [`live`]: the live picture for the web dashboard: every site-level
 //!   state the aggregator publishes retained, and recent alerts.
 //! - [`web`]: the supervisors' dashboard (page, JSON, server-sent
-//!   events), read from [`live`] only.
+//!   events) and `/metrics`, read from [`live`] (and, for `/metrics`, the
+//!   boards' acks in the site file).
+//! - [`metrics`]: the OpenMetrics text of `/metrics`, gathered when
+//!   scraped.
 //! - [`outlet`]: what the coaching and status threads share: their way
 //!   out to the broker and the hub, JSON, the clock.
 //! - [`generate`]: the `generate` command: a made-up plant's history of
@@ -56,6 +59,7 @@ pub mod discovery;
 pub mod generate;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod outlet;
 pub mod roster;
 pub mod schema;

@@ -186,12 +186,14 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let began = std::time::Instant::now();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
         let done = apply_in(&tx, &self.boards, &self.stats, batch, now).map_err(sql)?;
         tx.commit().map_err(sql)?;
+        super::commit_seconds().observe(began.elapsed().as_secs_f64());
         let mut outcome = BatchOutcome {
             alerts: done.alerts,
             twins: done.twins,

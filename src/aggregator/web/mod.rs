@@ -66,12 +66,19 @@
 //! timers stop until a fresh snapshot. On a narrow screen the boards that
 //! need attention (missed, offline, over target, escalations) come first.
 //! tests/it/dashboard/supervisors.rs holds all of this in a real Chromium.
+//!
+//! `/metrics` ([`metrics`]) answers with the same token rules as
+//! `/api/state` (the `Authorization: Bearer` header, as Prometheus sends
+//! it with `authorization: { credentials: ... }`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -85,6 +92,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::aggregator::config::WebConfig;
 use crate::aggregator::live::{Change, Hub, Snapshot};
+use crate::aggregator::metrics;
 use crate::config::{SiteConfig, DEMO_SECRET_MARK};
 
 /// Largest request head read.
@@ -125,7 +133,12 @@ Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'
 /// `None` otherwise. A port in use is logged and tried again: the
 /// dashboard never stops ingest. With the shipped demo token it listens
 /// on loopback only and says so.
-pub fn start(web: Option<&WebConfig>, site: &SiteConfig, hub: Arc<Hub>) -> Option<JoinHandle<()>> {
+pub fn start(
+    web: Option<&WebConfig>,
+    site: &SiteConfig,
+    hub: Arc<Hub>,
+    database: &Path,
+) -> Option<JoinHandle<()>> {
     let web = web.filter(|w| w.enabled)?;
     let (Some(token), Ok(listen)) = (web.resolved_token.clone(), web.listen_addr()) else {
         // Load resolves and validates both; a hand-made config may not.
@@ -145,6 +158,7 @@ pub fn start(web: Option<&WebConfig>, site: &SiteConfig, hub: Arc<Hub>) -> Optio
     }
     let mut ctx = Ctx::new(&site.id, &token.0, hub);
     ctx.timezone = site.timezone.clone();
+    ctx.database = database.to_owned();
     ctx.tls = web.tls.as_ref().map(|t| TlsAcceptor::from(t.0.clone()));
     ctx.limits.per_address = web.max_per_address;
     let ctx = Arc::new(ctx);
@@ -229,6 +243,10 @@ pub struct Ctx {
     pub tls: Option<TlsAcceptor>,
     /// The connection slots.
     pub limits: Limits,
+    /// The site file (`/metrics` reads the boards' acks from it).
+    pub database: PathBuf,
+    /// Event streams open now (`/metrics`).
+    pub streams: AtomicU64,
 }
 
 impl Ctx {
@@ -241,6 +259,8 @@ impl Ctx {
             hub,
             tls: None,
             limits: Limits::default(),
+            database: PathBuf::new(),
+            streams: AtomicU64::new(0),
         }
     }
 }
@@ -631,7 +651,7 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
                 STYLE_CSS.as_bytes(),
             ))
         }
-        "/" | "/api/state" | "/api/events" => {}
+        "/" | "/api/state" | "/api/events" | "/metrics" => {}
         _ => return Reply::Bytes(simple("404 Not Found", text, "", b"not found\n")),
     }
     let auth = authorize(req, &ctx.token);
@@ -655,6 +675,14 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
             "",
             INDEX_HTML.as_bytes(),
         )),
+        (_, "/metrics") => {
+            let web = metrics::WebFigures {
+                streams: ctx.streams.load(Ordering::Relaxed),
+            };
+            let snap = ctx.hub.snapshot();
+            let text = metrics::render(&ctx.site, &snap, &ctx.database, web, Utc::now());
+            Reply::Bytes(simple("200 OK", metrics::CONTENT_TYPE, "", text.as_bytes()))
+        }
         (_, "/api/state") => Reply::Bytes(simple(
             "200 OK",
             "application/json",
@@ -690,6 +718,15 @@ fn simple(status: &str, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8>
 /// The event stream: the snapshot, then every change; a fresh snapshot
 /// when this client fell behind the hub's buffer; a comment when idle.
 async fn events<S: AsyncWrite + Unpin>(mut stream: S, ctx: &Ctx) {
+    ctx.streams.fetch_add(1, Ordering::Relaxed);
+    // Counted down however the stream ends (the future may be dropped).
+    struct Open<'a>(&'a AtomicU64);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _open = Open(&ctx.streams);
     let (hub, site) = (&ctx.hub, ctx.site.as_str());
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{COMMON_HEADERS}\r\nretry: 2000\n\n"

@@ -98,7 +98,7 @@ impl Site {
         http(self.web, request)
     }
 
-    fn get(&self, path: &str, headers: &str) -> Response {
+    pub(super) fn get(&self, path: &str, headers: &str) -> Response {
         self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n"))
     }
 
@@ -152,10 +152,10 @@ impl Site {
     }
 }
 
-struct Response {
-    status: u16,
-    head: String,
-    body: String,
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) head: String,
+    pub(super) body: String,
 }
 
 fn http(port: u16, request: &str) -> Response {

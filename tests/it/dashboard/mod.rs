@@ -1,7 +1,8 @@
 //! The supervisors' web dashboard: end to end with a real broker and a
 //! real headless Chromium, and its own defences (token, HTTPS, connection
-//! slots).
+//! slots), and its `/metrics` for the plant's monitoring.
 
 mod end_to_end;
+mod metrics;
 mod security;
 mod supervisors;
