@@ -79,6 +79,16 @@ enum Command {
         #[arg(long)]
         latency: bool,
     },
+    /// Check the board as a technician would: config, data directory and
+    /// file, clock, broker (DNS, TCP, TLS, login, ACL), backlog, display,
+    /// input, fonts, GPIO, unit. One line per check, with the remedy for
+    /// a failure; exits 1 if any failed.
+    Doctor {
+        /// Run only this check (repeatable): config, data, clock, broker,
+        /// backlog, display, input, fonts, gpio, unit.
+        #[arg(long = "check", value_name = "NAME")]
+        checks: Vec<String>,
+    },
     /// Print the keyed hash of a badge number, for roster files.
     HashBadge {
         /// The badge number.
@@ -116,6 +126,9 @@ fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Doctor { checks }) = &cli.command {
+        return doctor(cli.config.as_deref(), checks);
+    }
     let config = KioskConfig::load_or_embedded(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
@@ -188,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Doctor { .. } => unreachable!("doctor runs before the config is loaded"),
         Command::HashBadge { number } => {
             anyhow::ensure!(
                 !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
@@ -214,6 +228,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "badge watch reads the GPIO, but this huddle-kiosk was built without the `gpio` feature: build it with `cargo build --release --features gpio`"
         ),
     }
+}
+
+/// `doctor`: every line as it is known; an error (exit 1) if one failed.
+fn doctor(config: Option<&std::path::Path>, checks: &[String]) -> anyhow::Result<()> {
+    use huddle_board::kiosk::doctor;
+    if let Some(bad) = checks
+        .iter()
+        .find(|c| !doctor::CHECKS.contains(&c.as_str()))
+    {
+        anyhow::bail!(
+            "no check {bad:?}: the checks are {}",
+            doctor::CHECKS.join(", ")
+        );
+    }
+    let lines = doctor::run(config, checks, |line| println!("{line}"));
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    anyhow::ensure!(failed == 0, "{failed} of {} checks failed", lines.len());
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -13,6 +13,7 @@
 //!   behind feature `gpio`).
 //! - [`config`]: `kiosk.toml`, validated.
 //! - [`simulate`]: scripted huddles for demos, tests and benchmarks.
+//! - [`doctor`]: the technician's checks of a board (`huddle-kiosk doctor`).
 //! - `ui` and `snapshot` (feature `kiosk`): the Slint window, the only
 //!   place where the core's types become Slint's, and the headless PNG
 //!   renderer of every screen.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod badge;
 pub mod config;
+pub mod doctor;
 pub mod outbox;
 pub mod simulate;
 pub mod store;

@@ -361,6 +361,15 @@ def main():
             raise Failed(f"badge decode of a good H10301 frame: {checks.get('decode_good')}")
         if "parity" not in checks.get("decode_bad", ""):
             raise Failed(f"a bad parity must be named: {checks.get('decode_bad')}")
+        # doctor on the board: what the emulated Pi has must pass (its clock
+        # is not synchronised, and QEMU's tablet is not a touch screen).
+        doctor = checks.get("doctor", "")
+        summary["doctor"] = doctor.split(" | ")
+        for name in ("config", "data", "data.file", "broker.dns", "broker.tcp", "broker.tls",
+                     "broker.login", "broker.acl", "backlog", "display", "fonts", "gpio", "unit"):
+            if not re.search(rf"(^| \| )ok +{re.escape(name)} ", doctor):
+                raise Failed(f"huddle-kiosk doctor in the guest: {name} is not ok:\n"
+                             + doctor.replace(" | ", "\n"))
         sizes = dict(l.split("=", 1) for l in m.agent.ask("sizes") if "=" in l)
         summary["kiosk_binary_bytes"] = int(sizes["binary_bytes"])
         summary["kiosk_deb_bytes"] = os.path.getsize(a.kiosk_deb)

@@ -58,7 +58,7 @@ mod roster;
 pub use actions::{ActionRow, ActionState, KpiReviewRow};
 pub use needs::{ExperimentRow, NeedRow};
 pub use observations::FocusRecord;
-pub use outbox::{Delivered, Fork, Incarnation, OutboxRow};
+pub use outbox::{inspect, Delivered, Fork, Incarnation, Inspection, OutboxRow};
 pub use roster::AppliedRoster;
 
 use outbox::start_incarnation;

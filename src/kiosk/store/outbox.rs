@@ -344,3 +344,59 @@ impl Tx<'_> {
         Ok(seq as u64)
     }
 }
+
+/// What `huddle-kiosk doctor` reads of a board's file, without writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// `PRAGMA quick_check`'s lines: `["ok"]` for a sound file.
+    pub quick_check: Vec<String>,
+    /// The last `seq` written.
+    pub last_seq: u64,
+    /// The aggregator's ack as remembered.
+    pub acked: u64,
+    /// When the oldest event the ack does not cover was made.
+    pub oldest_unacked_at: Option<String>,
+}
+
+/// Reads the file at `path` read-only (it must exist): its quick check,
+/// and the backlog of events the aggregator has not acknowledged.
+pub fn inspect(path: &std::path::Path) -> Result<Inspection, StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    let mut stmt = conn.prepare("PRAGMA quick_check").map_err(sql)?;
+    let quick_check = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(sql)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql)?;
+    if quick_check != ["ok"] {
+        return Ok(Inspection {
+            quick_check,
+            last_seq: 0,
+            acked: 0,
+            oldest_unacked_at: None,
+        });
+    }
+    let last_seq = counter(&conn, "seq").map_err(sql)?;
+    let acked = counter(&conn, "acked").map_err(sql)?;
+    let oldest_unacked_at = conn
+        .query_row(
+            "SELECT at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT 1",
+            [acked as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
+    Ok(Inspection {
+        quick_check,
+        last_seq,
+        acked,
+        oldest_unacked_at,
+    })
+}

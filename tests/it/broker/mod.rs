@@ -16,6 +16,8 @@
 //!   product's MQTT client sends, pass.
 //! - A dashboard reads status only.
 //! - A wrong password and a wrong CA are refused.
+//! - `huddle-kiosk doctor` passes a healthy board and names each broken
+//!   part (password, CA, broker down, data directory, file, config).
 //! - The real kiosk (simulated board) and the real aggregator work end to
 //!   end over TLS with their credentials.
 //! - Given a wrong password or a CA that did not sign the broker's
@@ -32,6 +34,8 @@
 mod acl;
 #[cfg(feature = "kiosk")]
 mod attacks;
+#[cfg(feature = "kiosk")]
+mod doctor;
 #[cfg(feature = "kiosk")]
 mod programs;
 

@@ -59,7 +59,7 @@ answer() {
     checks)
       # The arm64 build's field tools: a good H10301 frame decodes, a
       # frame with a bad parity bit is refused (exit 1), the aggregator's
-      # package runs its config check.
+      # package runs its config check, and `huddle-kiosk doctor` runs.
       out=$(huddle-kiosk badge decode 10001001000010000100100100 2>&1)
       echo "decode_good_exit=$?"; echo "decode_good=${out//$'\n'/ }"
       out=$(huddle-kiosk badge decode 00001001000010000100100100 2>&1)
@@ -67,6 +67,9 @@ answer() {
       rm -rf /tmp/agg && mkdir -p /tmp/agg && dpkg-deb -x /rig/huddle-aggregator_*_arm64.deb /tmp/agg
       out=$(cd /tmp/agg/etc/huddle && /tmp/agg/usr/bin/huddle-aggregator --config aggregator.toml --check 2>&1)
       echo "aggregator_check_exit=$?"; echo "aggregator_check=${out//$'\n'/ }"
+      # The technician's checks, as the kiosk's user, with the shipped config.
+      out=$(runuser -u huddle -- huddle-kiosk --config /etc/huddle/kiosk.toml doctor 2>&1)
+      echo "doctor_exit=$?"; echo "doctor=${out//$'\n'/ | }"
       ;;
     sizes)
       echo "binary_bytes=$(stat -c %s /usr/bin/huddle-kiosk)"
