@@ -12,7 +12,8 @@
 //!   retained payloads, the topic tree, the time format. It imports only
 //!   [`domain`].
 //! - the shared shell: [`config`] (loading, errors naming file and key,
-//!   the MQTT settings), [`mqtt`], [`text`], [`logging`], [`notify`]. They
+//!   the MQTT settings), [`mqtt`], [`text`], [`logging`], [`notify`],
+//!   [`doctor`] (the checks both `doctor` commands share). They
 //!   import only [`domain`] and [`wire`].
 //! - the two wings, which never import each other: [`kiosk`] (feature
 //!   `kiosk`: the Slint touchscreen app at every board, its SQLite file and
@@ -25,6 +26,7 @@
 
 pub mod aggregator;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod kiosk;
 pub mod logging;

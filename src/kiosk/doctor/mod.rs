@@ -24,25 +24,20 @@
 //!   Wiegand reader;
 //! - `unit`: `huddle-kiosk.service` is active.
 //!
-//! Design: the broker check connects with the client id
-//! `huddle-kiosk-doctor-{site}-{board}` and a clean session, so it never
-//! takes the running kiosk's persistent session. A broker set to use the
-//! user name as client id (the shipped Mosquitto config) drops the kiosk's
-//! connection for that moment; the kiosk reconnects, and its outbox keeps
-//! every event until acknowledged, so nothing is lost.
+//! The broker's checks and a check's [`Line`] are shared with the
+//! aggregator's `doctor` ([`crate::doctor`], which says how the probe
+//! keeps clear of the running kiosk's session).
 //!
 //! Reads only: the board's file is opened read-only, and the data
 //! directory is probed with a file that is removed at once.
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rumqttc::{Client, ConnectionError, Event, Packet, QoS, SubscribeReasonCode};
 
 use super::config::{BadgeSourceKind, KioskConfig};
 use super::store;
+pub use crate::doctor::Line;
 use crate::wire::topic::BoardTopics;
 
 mod probe;
@@ -55,53 +50,6 @@ pub const CHECKS: &[&str] = &[
 pub const MIN_FREE_BYTES: u64 = 200 * 1024 * 1024;
 /// An event unacknowledged for longer fails the backlog check.
 pub const BACKLOG_AGE: chrono::Duration = chrono::Duration::minutes(30);
-/// How long the broker has to answer each step.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// The check's name (one of [`CHECKS`], with a detail such as
-    /// `broker.tls`).
-    pub check: String,
-    /// Passed.
-    pub ok: bool,
-    /// What was found.
-    pub found: String,
-    /// For a failure: what to do.
-    pub remedy: Option<String>,
-}
-
-impl Line {
-    fn ok(check: &str, found: impl Into<String>) -> Line {
-        Line {
-            check: check.into(),
-            ok: true,
-            found: found.into(),
-            remedy: None,
-        }
-    }
-
-    fn failed(check: &str, found: impl Into<String>, remedy: impl Into<String>) -> Line {
-        Line {
-            check: check.into(),
-            ok: false,
-            found: found.into(),
-            remedy: Some(remedy.into()),
-        }
-    }
-}
-
-impl std::fmt::Display for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mark = if self.ok { "ok    " } else { "FAILED" };
-        write!(f, "{mark} {:<16} {}", self.check, self.found)?;
-        if let Some(r) = &self.remedy {
-            write!(f, "\n       remedy: {r}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Runs the checks named in `only` (all when empty) for the config at
 /// `path` (the embedded defaults without one), printing each line as it
@@ -277,138 +225,16 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 fn broker(config: &KioskConfig, file: &str) -> Vec<Line> {
-    let (host, port, tls) = crate::mqtt::host_port(&config.mqtt.url);
-    let url = &config.mqtt.url;
-    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(e) => {
-            return vec![Line::failed(
-                "broker.dns",
-                format!("{host} does not resolve: {e}"),
-                format!(
-                    "check mqtt.url ({url}) in {file} and the board's DNS (`resolvectl status`)"
-                ),
-            )]
-        }
-    };
-    let mut lines = vec![Line::ok(
-        "broker.dns",
-        format!("{host} is {}", addrs[0].ip()),
-    )];
-    let reached = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, BROKER_TIMEOUT).ok());
-    if reached.is_none() {
-        lines.push(Line::failed(
-            "broker.tcp",
-            format!("nothing answers on {host}:{port}"),
-            format!(
-                "check the broker runs (`systemctl status mosquitto` on the site server), the firewall, and the port in mqtt.url ({url}) in {file}; events queue meanwhile"
-            ),
-        ));
-        return lines;
-    }
-    lines.push(Line::ok("broker.tcp", format!("{host}:{port} answers")));
-    lines.extend(mqtt(config, file, tls));
-    lines
-}
-
-fn mqtt(config: &KioskConfig, file: &str, tls: bool) -> Vec<Line> {
     let b = &config.board;
-    let id = format!("huddle-kiosk-doctor-{}-{}", b.site, b.id);
-    let mut options = match crate::mqtt::options(&config.mqtt, &id, &config.source) {
-        Ok(o) => o,
-        Err(e) => {
-            return vec![Line::failed(
-                "broker.tls",
-                format!("{e}"),
-                format!("fix the key named above in {file}"),
-            )]
-        }
+    let probe = crate::doctor::BrokerProbe {
+        mqtt: &config.mqtt,
+        source: &config.source,
+        client_id: format!("huddle-kiosk-doctor-{}-{}", b.site, b.id),
+        read: BoardTopics::new(&b.site, &b.area, &b.id).ack(),
+        denied: "give this board's user read on its own topics in the broker's ACL (config/mosquitto: `setup.sh` writes it)",
+        file,
     };
-    options.set_clean_session(true);
-    let (client, mut connection) = Client::new(options, 10);
-    let ack = BoardTopics::new(&b.site, &b.area, &b.id).ack();
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + BROKER_TIMEOUT;
-    let mut subscribed = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match connection.recv_timeout(left) {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                if tls {
-                    lines.push(Line::ok(
-                        "broker.tls",
-                        "the certificate is trusted and names the host",
-                    ));
-                }
-                let user = config.mqtt.username.as_deref().unwrap_or("(none)");
-                lines.push(Line::ok("broker.login", format!("accepted as {user}")));
-                if client.subscribe(&ack, QoS::AtLeastOnce).is_err() {
-                    break;
-                }
-                subscribed = true;
-            }
-            Ok(Ok(Event::Incoming(Packet::SubAck(s)))) => {
-                let granted = s
-                    .return_codes
-                    .iter()
-                    .all(|c| matches!(c, SubscribeReasonCode::Success(_)));
-                lines.push(if granted {
-                    Line::ok("broker.acl", format!("may read its ack ({ack})"))
-                } else {
-                    Line::failed(
-                        "broker.acl",
-                        format!("the broker refused the subscription to {ack}"),
-                        "give this board's user read on its own topics in the broker's ACL (config/mosquitto: `setup.sh` writes it)",
-                    )
-                });
-                let _ = client.disconnect();
-                return lines;
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                lines.push(connection_failed(&e, config, file, tls));
-                return lines;
-            }
-            Err(_) => break,
-        }
-    }
-    lines.push(Line::failed(
-        if subscribed {
-            "broker.acl"
-        } else {
-            "broker.mqtt"
-        },
-        format!(
-            "no answer from the broker in {} s",
-            BROKER_TIMEOUT.as_secs()
-        ),
-        "check the broker's log on the site server (`journalctl -u mosquitto`)",
-    ));
-    lines
-}
-
-fn connection_failed(e: &ConnectionError, config: &KioskConfig, file: &str, tls: bool) -> Line {
-    use crate::mqtt::Fault;
-    let d = crate::mqtt::diagnose(e, &config.mqtt, file);
-    let (check, remedy) = match d.fault {
-        Fault::Untrusted => (
-            "broker.tls",
-            format!("put the site CA's certificate in mqtt.ca_file in {file}, and make mqtt.url name the host the broker's certificate is for"),
-        ),
-        Fault::Credentials => (
-            "broker.login",
-            format!("set mqtt.username and mqtt.password in {file} to this board's account (`setup.sh` on the site server prints them)"),
-        ),
-        Fault::Refused if tls => ("broker.tls", format!("see the message; the keys are under [mqtt] in {file}")),
-        Fault::Refused => ("broker.mqtt", format!("see the message; the keys are under [mqtt] in {file}")),
-        Fault::Network => (
-            "broker.mqtt",
-            "the broker closed the connection: check its log (`journalctl -u mosquitto`); events queue meanwhile".to_string(),
-        ),
-    };
-    Line::failed(check, d.message, remedy)
+    probe.run()
 }
 
 fn backlog(config: &KioskConfig, now: DateTime<Utc>) -> Line {
