@@ -22,6 +22,31 @@
 //!   dashboard).
 //!
 //! `tests/it/layout.rs` enforces these rules.
+//!
+//! The tree is the architecture; each folder's `mod.rs` says what it owns,
+//! who calls it and its guarantees (`cargo doc --no-deps --open` is the
+//! tour):
+//!
+//! ```text
+//! src/lib.rs       the four layers below, which import only downwards
+//!   domain/        pure rules: roster and roles, badge hashes, schedule, huddle, observations
+//!   wire/          the MQTT contract: event envelope, payloads, topic tree, time format
+//!   config.rs mqtt.rs text.rs logging.rs notify.rs   shared by both programs
+//!   kiosk/         the board: app/ (the core, split by what the team does; no SQL),
+//!                  store/ (every SQL statement of the board file), outbox.rs, badge/,
+//!                  config.rs, ui.rs (the only place core types become Slint's),
+//!                  snapshot.rs, simulate.rs
+//!   aggregator/    the site: ingest.rs, validate.rs, store/ (every migration of the
+//!                  site file), roster.rs, status/ and coaching/ (rules.rs pure, db.rs
+//!                  reads, shell.rs the thread), live.rs, outlet.rs, web/, schema.rs
+//!   bin/           thin: parse arguments, load config, call the library
+//! ```
+//!
+//! Cargo features: `kiosk` (default: Slint, the kiosk binary), `linuxkms`
+//! (the Pi's DRM/KMS display with libinput touch), `gpio` (the Wiegand
+//! reader, rppal). The aggregator builds with `--no-default-features`,
+//! without Slint. Every MQTT socket, kiosk and aggregator, has TCP_NODELAY
+//! (`mqtt::no_delay`).
 #![warn(missing_docs)]
 
 pub mod aggregator;

@@ -500,7 +500,7 @@ fn writer(
         let outcome = loop {
             match store.apply(&inputs, Utc::now()) {
                 Ok(o) => {
-                    // For finding where a latency tail comes from (README,
+                    // For finding where a latency tail comes from (tests/README.md,
                     // "Performance"): a disk that stalls its fsync.
                     let took = started.elapsed();
                     if took > SLOW_COMMIT {

@@ -52,6 +52,13 @@
 //! logged at most once a minute per board and reason, and never stops the
 //! others; the status and coaching threads only read the site file and
 //! never hold up ingest.
+//!
+//! Threads: the tokio runtime (the MQTT event loop, the task that sends
+//! PUBACKs and publications in commit order, the web server);
+//! `aggregator-writer` (owns the write connection: validate, group commit,
+//! acks); `aggregator-checkpoint` (passive WAL checkpoints every 500 ms, so
+//! that no commit pays for one); `aggregator-status` and
+//! `aggregator-coaching` (read-only connections, fed after each commit).
 
 pub mod coaching;
 pub mod config;

@@ -7,7 +7,7 @@
 //! draft 2020-12) and `tests/it/ingest/schemas.rs` fails when the files and the types
 //! drift apart; `huddle-aggregator schemas --out config/schemas` writes
 //! them again after a deliberate change. [`catalogue`] is also the topic
-//! table of the README.
+//! table of `config/schemas/README.md`.
 
 use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};

@@ -21,6 +21,34 @@
 //! Called by `src/bin/huddle-kiosk.rs`, the tests and the benchmarks. It
 //! imports [`crate::domain`], [`crate::wire`] and the shared modules,
 //! never the aggregator.
+//!
+//! How an action flows (the core never waits for the disk or the network
+//! before the screen can move on, and changes what the screen shows only
+//! after the commit):
+//!
+//! ```text
+//!  keyboard-wedge keys (window) ─┐
+//!  simulated/FIFO reader thread ─┼─ Intent ─> core thread: Board ──> SQLite (WAL, synchronous=FULL)
+//!  screen callbacks ─────────────┘            │  one transaction per action:
+//!                                             │  records + outbox event (seq n)
+//!                                             └─ BoardView ─> upgrade_in_event_loop ─> Slint UI (main thread)
+//! ```
+//!
+//! `Board::handle(intent, now)` decides with the domain rules, writes
+//! through `Store::transact` and only after the commit changes what the
+//! screen shows; the state is rebuilt from the file at start, so a killed
+//! kiosk comes back mid-huddle. The repository's `ui/` holds the Slint side:
+//! `adapters.slint` (data in, verb callbacks out), `texts.slint` (the words
+//! of every message key, through `@tr()`), `main.slint`, `theme.slint`,
+//! `views/` and `widgets/`.
+//!
+//! Threads: Slint's event loop on the main thread; the core thread owns the
+//! `Board` and the SQLite connection; each badge source has its own thread;
+//! a tokio runtime (thread `mqtt`) runs the outbox publisher, which has its
+//! own SQLite connection, is woken by the core after each commit, and sends
+//! its link status and the aggregator's roster back to the core as intents
+//! (`Intent::Link`, `Intent::ApplyRoster`). The screen never waits for the
+//! disk or the network.
 
 pub mod app;
 pub mod badge;

@@ -3,7 +3,7 @@
 //! A scripted demo runs through the real core (a temporary SQLite file, the
 //! shipped configuration, a pinned clock) and the window is rendered with
 //! Slint's software renderer on the testing backend after each step, at
-//! every requested size. The README's screenshots come from here.
+//! every requested size. The screenshots in `ui/README.md` come from here.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

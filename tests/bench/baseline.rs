@@ -448,7 +448,7 @@ fn ingest(rt: &tokio::runtime::Runtime, c: &Consumer, o: &Options, per_board: u6
     let acks = rt.spawn(load::wait_acks(c.port, c.site.clone(), o.boards, per_board));
     // The acks are the measure; the file is watched too (every second, so
     // as not to slow the aggregator) because the flow may lose ack
-    // publications: see README "Performance".
+    // publications: see tests/README.md, "Performance".
     let deadline = t + Duration::from_secs(1200);
     let mut stored_at = None;
     while !acks.is_finished() && Instant::now() < deadline {

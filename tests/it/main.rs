@@ -16,6 +16,7 @@ mod broker;
 mod coaching;
 mod dashboard;
 mod delivery;
+mod docs;
 mod history;
 mod ingest;
 mod kiosk;

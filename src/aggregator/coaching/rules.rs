@@ -6,7 +6,7 @@
 //! publishes what these functions return and exports them through
 //! [`super::export`].
 //!
-//! The definitions (the README's "Coaching loop (aggregator)" repeats them
+//! The definitions (`config/schemas/README.md`, "Coaching loop (aggregator)", repeats them
 //! for the people who read the figures):
 //!
 //! - **Whose observations.** A team leader learns at level 3

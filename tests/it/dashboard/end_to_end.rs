@@ -17,7 +17,7 @@
 //!   `SiteLive`, alerts, the coaching report): the third test serves a
 //!   hub filled with such payloads (built from the Rust types) in
 //!   process, checks what the tiles show and follows a change; with
-//!   `DASHBOARD_SCREENSHOTS=1` it saves the README's screenshots to
+//!   `DASHBOARD_SCREENSHOTS=1` it saves the dashboard's screenshots to
 //!   ui/screenshots/.
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -22,7 +22,7 @@
 //!   open (the stale escalations, the offline boards, the missed huddle),
 //!   rebuilt from the database.
 //!
-//! With `DASHBOARD_SCREENSHOTS=1` it saves the README's screenshot of the
+//! With `DASHBOARD_SCREENSHOTS=1` it saves the screenshot of the
 //! disconnected page to ui/screenshots/ (the others are made by
 //! `end_to_end::browser_renders_the_full_live_status`).
 
