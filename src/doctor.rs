@@ -68,6 +68,51 @@ impl std::fmt::Display for Line {
     }
 }
 
+/// Whether this user may write `dir`: a probe file is made and removed
+/// at once. A directory that does not exist yet is fine when this user
+/// may make it (the programs make theirs at the first start): then
+/// `Ok(false)`.
+pub fn writable_dir(dir: &Path) -> Result<bool, String> {
+    if !dir.is_dir() {
+        let parent = dir
+            .ancestors()
+            .skip(1)
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .find(|p| p.is_dir());
+        return match parent {
+            Some(p) if access(p, libc::W_OK | libc::X_OK) => Ok(false),
+            _ => Err(format!(
+                "{} does not exist, and this user cannot make it",
+                dir.display()
+            )),
+        };
+    }
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    match std::fs::write(&probe, b"probe") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(true)
+        }
+        Err(e) => Err(format!("{} is not writable: {e}", dir.display())),
+    }
+}
+
+/// access(2): whether this process may use `path` for `mode`.
+pub fn access(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access only reads the C string we own.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
+}
+
 /// The broker's checks for one program.
 pub struct BrokerProbe<'a> {
     /// The program's MQTT settings.
@@ -92,13 +137,15 @@ impl BrokerProbe<'_> {
         let (url, file) = (&self.mqtt.url, self.file);
         let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
             Ok(a) => a.collect(),
-            Err(e) => return vec![Line::failed(
-                "broker.dns",
-                format!("{host} does not resolve: {e}"),
-                format!(
+            Err(e) => {
+                return vec![Line::failed(
+                    "broker.dns",
+                    format!("{host} does not resolve: {e}"),
+                    format!(
                     "check mqtt.url ({url}) in {file} and this machine's DNS (`resolvectl status`)"
                 ),
-            )],
+                )]
+            }
         };
         let Some(first) = addrs.first() else {
             return vec![Line::failed(

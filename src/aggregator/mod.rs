@@ -42,6 +42,8 @@
 //! - [`generate`]: the `generate` command: a made-up plant's history of
 //!   any length written through [`store`] as ingest writes it, for the
 //!   dashboard's demo and the benchmarks.
+//! - [`doctor`]: the technician's checks of the site server
+//!   (`huddle-aggregator doctor`).
 //! - [`config`]: `aggregator.toml`; [`schema`]: the JSON Schemas of what
 //!   the aggregator publishes.
 //!
@@ -63,6 +65,7 @@
 pub mod coaching;
 pub mod config;
 pub mod discovery;
+pub mod doctor;
 pub mod generate;
 pub mod ingest;
 pub mod live;

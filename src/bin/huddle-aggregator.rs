@@ -69,6 +69,16 @@ enum Command {
         #[arg(long)]
         roster_out: Option<PathBuf>,
     },
+    /// Check the site server as a technician would: config, roster, site
+    /// file, broker (DNS, TCP, TLS, login, ACL), dashboard, boards not
+    /// heard from. One line per check, with the remedy for a failure;
+    /// exits 1 if any failed.
+    Doctor {
+        /// Run only this check (repeatable): config, roster, database,
+        /// broker, dashboard, boards.
+        #[arg(long = "check", value_name = "NAME")]
+        checks: Vec<String>,
+    },
     /// Write the JSON Schema of every topic's payload into a folder (the
     /// repository keeps them in config/schemas; needs no configuration).
     Schemas {
@@ -98,6 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Schemas { out }) = &cli.command {
         return write_schemas(out);
     }
+    if let Some(Command::Doctor { checks }) = &cli.command {
+        return doctor(&cli.config, checks);
+    }
     let config = AggregatorConfig::load(&cli.config)?;
     if cli.check {
         if let Some(f) = &config.roster.file {
@@ -122,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schemas { out } => write_schemas(&out),
+        Command::Doctor { .. } => unreachable!("doctor runs before the config is loaded"),
         Command::Generate {
             boards,
             days,
@@ -279,6 +293,24 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+/// `doctor`: every line as it is known; an error (exit 1) if one failed.
+fn doctor(config: &std::path::Path, checks: &[String]) -> anyhow::Result<()> {
+    use huddle_board::aggregator::doctor;
+    if let Some(bad) = checks
+        .iter()
+        .find(|c| !doctor::CHECKS.contains(&c.as_str()))
+    {
+        anyhow::bail!(
+            "no check {bad:?}: the checks are {}",
+            doctor::CHECKS.join(", ")
+        );
+    }
+    let lines = doctor::run(config, checks, |line| println!("{line}"));
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    anyhow::ensure!(failed == 0, "{failed} of {} checks failed", lines.len());
+    Ok(())
 }
 
 fn main() -> ExitCode {

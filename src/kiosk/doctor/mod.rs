@@ -125,57 +125,34 @@ pub fn run(path: Option<&Path>, only: &[String], mut out: impl FnMut(&Line)) -> 
 fn data(config: &KioskConfig) -> Vec<Line> {
     let dir = &config.storage.data_dir;
     let key = "storage.data_dir";
-    if !dir.is_dir() {
-        // The kiosk makes it at its first start, if it can.
-        let parent = dir
-            .ancestors()
-            .skip(1)
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
-            .find(|p| p.is_dir());
-        return vec![match parent {
-            Some(p) if probe::usable(p) => Line::ok(
+    let mut lines = Vec::new();
+    match crate::doctor::writable_dir(dir) {
+        Ok(false) => {
+            return vec![Line::ok(
                 "data",
                 format!("{} does not exist yet; the kiosk makes it at its first start", dir.display()),
-            ),
-            _ => Line::failed(
-                "data",
-                format!("{} does not exist, and cannot be made by this user", dir.display()),
-                format!("create it for the kiosk's user (the package makes /var/lib/huddle-kiosk), or set {key}"),
-            ),
-        }];
-    }
-    let mut lines = Vec::new();
-    let probe = dir.join(format!(".doctor-{}", std::process::id()));
-    match std::fs::write(&probe, b"probe") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            match free_bytes(dir) {
-                Some(free) if free < MIN_FREE_BYTES => lines.push(Line::failed(
-                    "data",
-                    format!("{} is writable but has only {} MB free", dir.display(), free >> 20),
-                    "free space on that file system (the journal: `journalctl --vacuum-size=100M`)",
-                )),
-                free => lines.push(Line::ok(
-                    "data",
-                    format!(
-                        "{} is writable, {} free",
-                        dir.display(),
-                        free.map_or("? MB".into(), |f| format!("{} MB", f >> 20))
-                    ),
-                )),
-            }
+            )]
         }
+        Ok(true) => match free_bytes(dir) {
+            Some(free) if free < MIN_FREE_BYTES => lines.push(Line::failed(
+                "data",
+                format!("{} is writable but has only {} MB free", dir.display(), free >> 20),
+                "free space on that file system (the journal: `journalctl --vacuum-size=100M`)",
+            )),
+            free => lines.push(Line::ok(
+                "data",
+                format!(
+                    "{} is writable, {} free",
+                    dir.display(),
+                    free.map_or("? MB".into(), |f| format!("{} MB", f >> 20))
+                ),
+            )),
+        },
         Err(e) => lines.push(Line::failed(
             "data",
-            format!("{} is not writable: {e}", dir.display()),
+            e,
             format!(
-                "make it writable by the kiosk's user (`chown -R huddle-kiosk: {}`), or remount the file system read-write",
+                "make it writable by the kiosk's user (`chown -R huddle: {}`), remount the file system read-write, or set {key}",
                 dir.display()
             ),
         )),

@@ -7,14 +7,9 @@ use std::process::Command;
 
 use super::Line;
 
-/// True if this process may read and write `path` (access(2)).
-pub(super) fn usable(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: access only reads the C string we own.
-    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+/// True if this process may read and write `path`.
+fn usable(path: &Path) -> bool {
+    crate::doctor::access(path, libc::R_OK | libc::W_OK)
 }
 
 /// A DRM card with a connector whose status is `connected`, usable here.

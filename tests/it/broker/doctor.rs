@@ -175,3 +175,123 @@ fn doctor_passes_a_healthy_board_and_names_each_broken_part() {
         "{text}"
     );
 }
+
+/// The aggregator's config for the broker: its account, the site CA, a
+/// dashboard on `web`, own secrets, the data in `dir/agg`, no roster.
+fn aggregator_config(broker: &Broker, dir: &Path, password: Option<&str>, web: u16) -> PathBuf {
+    let password = password.unwrap_or(&broker.passwords["aggregator"]);
+    let text = include_str!("../../../config/aggregator.toml")
+        .replacen(
+            "url = \"mqtt://localhost:1883\"",
+            &format!(
+                "url = \"mqtts://localhost:{}\"\nusername = \"aggregator\"\npassword = \"{password}\"\nca_file = \"{}\"",
+                broker.port,
+                broker.path("ca.crt").display()
+            ),
+            1,
+        )
+        .replacen("demo-site-key-change-me", "a-site-key-of-this-test-0123456789", 1)
+        .replacen("demo-dashboard-token-change-me", "a-token-of-this-test-0123456789", 1)
+        .replacen("listen = \"0.0.0.0:8080\"", &format!("listen = \"127.0.0.1:{web}\""), 1)
+        .replacen("data_dir = \"data\"", &format!("data_dir = \"{}\"", dir.join("agg").display()), 1)
+        .replacen("file = \"roster.csv\"", "", 1);
+    let path = dir.join(format!("aggregator-{web}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn aggregator_doctor(config: &Path) -> (Option<i32>, String) {
+    let out = Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(config)
+        .arg("doctor")
+        .env_remove("HUDDLE_DATA_DIR")
+        .env_remove("HUDDLE_MQTT_URL")
+        .output()
+        .expect("run huddle-aggregator doctor");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+#[test]
+fn aggregator_doctor_passes_a_healthy_site_and_names_each_broken_part() {
+    let broker = Broker::start(&["demo=assembly"]);
+    let dir = tempfile::tempdir().unwrap();
+    let web = free_port();
+    let good = aggregator_config(&broker, dir.path(), None, web);
+
+    // The aggregator stopped: its dashboard does not answer.
+    let (code, text) = aggregator_doctor(&good);
+    assert_eq!(code, Some(1), "{text}");
+    failed(&text, "dashboard");
+
+    // Running: every check passes.
+    let mut running = Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(&good)
+        .env_remove("HUDDLE_DATA_DIR")
+        .env_remove("HUDDLE_MQTT_URL")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("agg.log")).unwrap())
+        .spawn()
+        .expect("start huddle-aggregator");
+    assert!(
+        wait_port(web, Duration::from_secs(20)),
+        "the dashboard did not listen"
+    );
+    let (code, text) = aggregator_doctor(&good);
+    for check in [
+        "config",
+        "roster",
+        "database",
+        "broker.tls",
+        "broker.login",
+        "broker.acl",
+        "dashboard",
+        "boards",
+    ] {
+        assert!(line(&text, check).starts_with("ok"), "{check}:\n{text}");
+    }
+    assert_eq!(code, Some(0), "{text}");
+    let _ = running.kill();
+    let _ = running.wait();
+
+    // A wrong password.
+    let (code, text) = aggregator_doctor(&aggregator_config(
+        &broker,
+        dir.path(),
+        Some("wrong"),
+        free_port(),
+    ));
+    assert_eq!(code, Some(1), "{text}");
+    failed(&text, "broker.login");
+
+    // Boards not heard from: a site's history that ended in January.
+    let old = tempfile::tempdir().unwrap();
+    let config = aggregator_config(&broker, old.path(), None, free_port());
+    let made = Command::new(AGGREGATOR)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "generate",
+            "--boards",
+            "2",
+            "--days",
+            "2",
+            "--until",
+            "2026-01-09T12:00:00Z",
+        ])
+        .env_remove("HUDDLE_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (code, text) = aggregator_doctor(&config);
+    assert_eq!(code, Some(1), "{text}");
+    failed(&text, "boards");
+    assert!(line(&text, "database").starts_with("ok"), "{text}");
+}
