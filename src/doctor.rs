@@ -68,6 +68,24 @@ impl std::fmt::Display for Line {
     }
 }
 
+/// A `doctor` command: refuses a check name not in `known`, then runs
+/// `checks` (one program's, given the names asked for), printing each
+/// line as it is known on stdout; an error counting the failures if one
+/// failed (the programs then exit 1).
+pub fn command(
+    known: &[&str],
+    only: &[String],
+    checks: impl FnOnce(&[String], &mut dyn FnMut(&Line)) -> Vec<Line>,
+) -> anyhow::Result<()> {
+    if let Some(bad) = only.iter().find(|c| !known.contains(&c.as_str())) {
+        anyhow::bail!("no check {bad:?}: the checks are {}", known.join(", "));
+    }
+    let lines = checks(only, &mut |line| println!("{line}"));
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    anyhow::ensure!(failed == 0, "{failed} of {} checks failed", lines.len());
+    Ok(())
+}
+
 /// Whether this user may write `dir`: a probe file is made and removed
 /// at once. A directory that does not exist yet is fine when this user
 /// may make it (the programs make theirs at the first start): then

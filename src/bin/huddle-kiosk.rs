@@ -233,19 +233,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `doctor`: every line as it is known; an error (exit 1) if one failed.
 fn doctor(config: Option<&std::path::Path>, checks: &[String]) -> anyhow::Result<()> {
     use huddle_board::kiosk::doctor;
-    if let Some(bad) = checks
-        .iter()
-        .find(|c| !doctor::CHECKS.contains(&c.as_str()))
-    {
-        anyhow::bail!(
-            "no check {bad:?}: the checks are {}",
-            doctor::CHECKS.join(", ")
-        );
-    }
-    let lines = doctor::run(config, checks, |line| println!("{line}"));
-    let failed = lines.iter().filter(|l| !l.ok).count();
-    anyhow::ensure!(failed == 0, "{failed} of {} checks failed", lines.len());
-    Ok(())
+    huddle_board::doctor::command(doctor::CHECKS, checks, |only, out| {
+        doctor::run(config, only, out)
+    })
 }
 
 fn main() -> ExitCode {
