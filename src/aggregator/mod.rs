@@ -25,7 +25,8 @@
 //!   stored observations, published on `huddle/v1/{site}/coaching` by a
 //!   thread of its own, and the observation and coaching exports
 //!   ([`coaching::rules`] and [`coaching::export`] pure, [`coaching::db`]
-//!   the reads, [`coaching::shell`] the thread).
+//!   the reads, [`coaching::summary`] the observations folded so far,
+//!   [`coaching::shell`] the thread).
 //! - [`roster`] (pure): the site roster CSV into one
 //!   [`RosterMessage`](crate::wire::payload::RosterMessage) per board.
 //! - [`discovery`] (pure): Home Assistant MQTT discovery messages for a

@@ -1,7 +1,8 @@
 //! Benchmark: what the aggregator costs as its history grows.
 //!
 //! `cargo bench --no-default-features --bench history -- [--sizes
-//! 500x30,500x90,500x365] [--seed S] [--bin PATH]... [--keep DIR]` (without
+//! 500x30,500x90,500x365] [--seed S] [--bin PATH]... [--keep DIR]
+//! [--client-nagle]` (without
 //! `--no-default-features` it builds the kiosk's Slint too, unused here).
 //! tests/README.md ("History") has the figures and what they found.
 //!
@@ -26,6 +27,18 @@
 //!   size;
 //! - RSS after all that (`VmRSS`, of which anonymous `RssAnon`: the
 //!   rest is the site file's pages mapped by SQLite's mmap).
+//!
+//! The bench's own MQTT client turns Nagle's algorithm off, as the
+//! product's clients do (`mqtt::no_delay`): with it on, each event's
+//! PUBLISH, written right after the PUBACK of the last status received,
+//! waited for the broker's delayed ACK, and that 34 ms was measured as
+//! the aggregator's status latency. `--client-nagle` measures that way
+//! again.
+//!
+//! With `--load N`, after the status measurement it publishes N more
+//! events round the boards (`need.closed`, QoS 1, as fast as the broker
+//! takes them) and waits for every board's ack: a compressed hour of
+//! plant load (the rate and the RSS after it are reported).
 //!
 //! With `--bin PATH` (repeatable) each binary is measured on the same
 //! histories in the same run, one after the other (an A/B); the default
@@ -66,6 +79,8 @@ fn main() {
     let mut bins: Vec<PathBuf> = Vec::new();
     let mut keep: Option<PathBuf> = None;
     let mut seed = 1u64;
+    let mut nagle = false;
+    let mut load = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -82,6 +97,8 @@ fn main() {
             "--bin" => bins.push(PathBuf::from(value())),
             "--keep" => keep = Some(PathBuf::from(value())),
             "--seed" => seed = value().parse().expect("--seed S"),
+            "--client-nagle" => nagle = true,
+            "--load" => load = value().parse().expect("--load EVENTS"),
             _ => {}
         }
     }
@@ -120,7 +137,7 @@ fn main() {
             c.figures.extend(file.clone());
             write_config(&dir, "");
             c.figures.extend(export(bin, &dir));
-            c.figures.extend(run(bin, &dir, &broker));
+            c.figures.extend(run(bin, &dir, &broker, nagle, load));
             print_table(std::slice::from_ref(&c));
             columns.push(c);
         }
@@ -334,7 +351,13 @@ fn logged_ms(log: &str, message: &str) -> Vec<f64> {
         .collect()
 }
 
-fn run(bin: &Path, dir: &Path, broker: &support::Mosquitto) -> BTreeMap<&'static str, String> {
+fn run(
+    bin: &Path,
+    dir: &Path,
+    broker: &support::Mosquitto,
+    nagle: bool,
+    load: usize,
+) -> BTreeMap<&'static str, String> {
     let web = support::free_port();
     write_config(
         dir,
@@ -352,6 +375,9 @@ fn run(bin: &Path, dir: &Path, broker: &support::Mosquitto) -> BTreeMap<&'static
     );
     o.set_max_packet_size(1 << 24, 1 << 24);
     let (client, mut connection) = Client::new(o, 10_000);
+    if !nagle {
+        huddle_board::mqtt::no_delay(&mut connection.eventloop);
+    }
     client
         .subscribe(format!("huddle/v1/{SITE}/+/+/ack"), QoS::AtLeastOnce)
         .unwrap();
@@ -447,6 +473,36 @@ fn run(bin: &Path, dir: &Path, broker: &support::Mosquitto) -> BTreeMap<&'static
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A compressed hour of plant load: `load` events round the boards, as
+    // fast as the broker takes them, until every board's ack holds them.
+    let load_s = (load > 0).then(|| {
+        let t = Instant::now();
+        let mut waiting: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        let n = boards.len();
+        for i in 0..load {
+            let (board, area, incarnation, acked) = &mut boards[i % n];
+            *acked += 1;
+            let e = event(board, incarnation, *acked);
+            let topics = BoardTopics::new(SITE, area, board);
+            client
+                .publish(topics.event(&e.kind), QoS::AtLeastOnce, false, e.to_json())
+                .unwrap();
+            waiting.insert(topics.ack(), (incarnation.clone(), *acked));
+        }
+        while !waiting.is_empty() {
+            let left = Duration::from_secs(600).saturating_sub(t.elapsed());
+            let (_, topic, payload) = rx.recv_timeout(left).expect("every ack of the load");
+            if let (Some((incarnation, seq)), Ok(a)) =
+                (waiting.get(&topic), serde_json::from_slice::<Ack>(&payload))
+            {
+                if a.incarnation(incarnation).is_some_and(|i| i.seq >= *seq) {
+                    waiting.remove(&topic);
+                }
+            }
+        }
+        t.elapsed().as_secs_f64()
+    });
+    let anon_after_load = anon_mb(child.id());
     // /api/state.
     let mut state_ms = Vec::new();
     let mut bytes = 0;
@@ -510,6 +566,12 @@ fn run(bin: &Path, dir: &Path, broker: &support::Mosquitto) -> BTreeMap<&'static
             format!("{:.0} ({:.0})", rss / 1e3, anon / 1e3),
         ),
         ("RSS peak: MB", format!("{:.0}", hwm / 1e3)),
+        ("load: events", load.to_string()),
+        ("load: events/s", fmt(load_s.map(|s| load as f64 / s))),
+        (
+            "RSS anon after the load: MB",
+            format!("{anon_after_load:.0}"),
+        ),
     ])
 }
 

@@ -9,6 +9,10 @@
 //!   the history says, the coaching figures of the roster's people; and a
 //!   board's next event is stored and acknowledged with the chain digest
 //!   of its whole history;
+//! - the coaching thread's summary of the observations, folded as rows
+//!   arrive (in pieces, out of order), read again after a restart and
+//!   kept up to date from the rows stored since, equals a full fold of
+//!   the file, and so do the reports computed from it;
 //! - what the aggregator keeps instead of replaying history equals a full
 //!   recomputation on a generated month after a restart: the live status
 //!   read at start (recent huddles, open needs) evaluates the same as
@@ -25,11 +29,19 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use huddle_board::aggregator::coaching::db::CoachingDb;
+use huddle_board::aggregator::coaching::summary::{compact, Summary};
+use huddle_board::aggregator::coaching::{
+    fold, people_from_rosters, report, CoachingEvent, Observation, Targets,
+};
+use huddle_board::aggregator::roster;
 use huddle_board::aggregator::status::db::StatusDb;
 use huddle_board::aggregator::status::{Rules, Site};
-use huddle_board::aggregator::store::Store;
+use huddle_board::aggregator::store::{Input, Store};
 use huddle_board::aggregator::validate;
-use huddle_board::wire::event::{chain_next, chain_start, Envelope, Event, NeedRef};
+use huddle_board::wire::event::{
+    chain_next, chain_start, Envelope, Event, NeedRef, ObservationAcknowledged,
+};
 use huddle_board::wire::payload::Ack;
 use huddle_board::wire::topic::BoardTopics;
 
@@ -472,4 +484,142 @@ fn what_is_kept_at_start_equals_a_full_recomputation_on_a_generated_month() {
         let i = &ack.incarnations[0];
         assert_eq!((i.seq, &i.chain), (*n, chain), "{}", ack.board);
     }
+}
+
+/// A reproducible shuffle (xorshift): rows that arrive out of order, with
+/// acknowledgements before their recordings.
+fn shuffled<T>(mut items: Vec<T>, mut seed: u64) -> Vec<T> {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    items
+}
+
+fn compacted(mut folded: Vec<Observation>) -> Vec<Observation> {
+    folded.iter_mut().for_each(compact);
+    folded
+}
+
+#[test]
+fn the_coaching_summary_equals_a_full_recomputation_after_a_restart() {
+    let dir = generate(20, 30, 5, "");
+    let path = dir.path().join(format!("data/aggregator-{SITE}.db"));
+    let people = people_from_rosters(&roster::load(&dir.path().join("data/roster.csv")).unwrap());
+    let targets = Targets {
+        team_leader: 1,
+        supervisor: 1,
+        window: chrono::Duration::days(7),
+    };
+    let db = CoachingDb::open(&path).unwrap();
+    let since = db.since().unwrap();
+    let reports_equal = |kept: &[Observation], full: &[Observation], what: &str| {
+        let now = Utc::now();
+        for at in [now, now - chrono::Duration::days(12)] {
+            let a = report(SITE, &people, kept, targets, since, at);
+            let b = report(SITE, &people, full, targets, since, at);
+            assert!(a.people.len() > 20, "{what}: {} people", a.people.len());
+            assert_eq!(a, b, "{what}: the report at {at} differs");
+        }
+    };
+
+    // Rows arriving in pieces and out of order, folded as they come.
+    let (events, problems, _) = db.events_after(0).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let events = shuffled(events, 0x9e37_79b9_7f4a_7c15);
+    let mut seen = BTreeSet::new();
+    let mut early_acks = 0;
+    for e in &events {
+        match &e.event {
+            CoachingEvent::Recorded(r) => {
+                seen.insert(r.observation_id.as_str());
+            }
+            CoachingEvent::Acknowledged(a) => {
+                early_acks += usize::from(!seen.contains(a.observation_id.as_str()));
+            }
+        }
+    }
+    assert!(
+        early_acks > 10,
+        "only {early_acks} acknowledgements before their recording"
+    );
+    let mut live = Summary::new();
+    for piece in events.chunks(23) {
+        assert_eq!(live.apply(piece.to_vec()), Vec::<String>::new());
+    }
+    let full = fold(events);
+    assert!(full.observations.len() > 100, "{}", full.observations.len());
+    assert!(full.observations.iter().any(|o| o.helpfulness.is_some()));
+    let full = compacted(full.observations);
+    assert_eq!(live.observations(), full, "folded as the rows came");
+    reports_equal(live.observations(), &full, "folded as the rows came");
+
+    // After a restart: the summary is read from the file, then kept up to
+    // date from the rows stored since, as the coaching thread does.
+    let mut restarted = Summary::new();
+    assert_eq!(restarted.update(&db).unwrap(), Vec::<String>::new());
+    let full = compacted(db.observations().unwrap().observations);
+    assert_eq!(restarted.observations(), full, "read at start");
+    reports_equal(restarted.observations(), &full, "read at start");
+
+    let last = full.last().unwrap().clone();
+    let unrated = full
+        .iter()
+        .find(|o| o.helpfulness.is_none())
+        .unwrap()
+        .clone();
+    let mut again = last.recorded.clone();
+    again.observation_id = "o-after-the-restart".into();
+    let ack = |o: &str, learner: &str, helpfulness| {
+        Event::ObservationAcknowledged(ObservationAcknowledged {
+            observation_id: o.into(),
+            learner: learner.into(),
+            helpfulness,
+        })
+    };
+    let input = |seq, at, e: &Event| Input::Event {
+        area: "assembly".into(),
+        envelope: validate::Incoming::from_envelope(&Envelope::new("b-new", seq, at, true, e)),
+    };
+    let now = Utc::now();
+    let mut store = Store::open(&path).unwrap();
+    // Its acknowledgement first, then the recording (dated before the
+    // history's last), then an acknowledgement of an older observation.
+    for (seq, e) in [
+        (1, ack(&again.observation_id, &again.learner, 4)),
+        (2, Event::ObservationRecorded(again.clone())),
+        (
+            3,
+            ack(
+                &unrated.recorded.observation_id,
+                &unrated.recorded.learner,
+                2,
+            ),
+        ),
+    ] {
+        let at = if seq == 2 {
+            last.at - chrono::Duration::hours(1)
+        } else {
+            now
+        };
+        store.apply(&[input(seq, at, &e)], now).unwrap();
+        assert_eq!(restarted.update(&db).unwrap(), Vec::<String>::new());
+    }
+    let full = compacted(db.observations().unwrap().observations);
+    assert_eq!(full.len(), restarted.observations().len());
+    assert!(full
+        .iter()
+        .any(|o| o.recorded.observation_id == again.observation_id && o.helpfulness == Some(4)));
+    assert_eq!(
+        restarted.observations(),
+        full,
+        "kept up to date after the restart"
+    );
+    reports_equal(
+        restarted.observations(),
+        &full,
+        "kept up to date after the restart",
+    );
 }

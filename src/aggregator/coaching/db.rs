@@ -23,9 +23,10 @@ use crate::wire::time::parse_ts;
 /// The query the partial index serves (its `WHERE` must be the index's,
 /// as migration 4 made it: see
 /// [`MIGRATIONS`](crate::aggregator::store::migrations::MIGRATIONS)).
-const OBSERVATION_EVENTS: &str = "SELECT board, seq, at, clock_synced, received_at, kind, data
+const OBSERVATION_EVENTS: &str =
+    "SELECT board, seq, at, clock_synced, received_at, kind, data, rowid
      FROM events INDEXED BY events_observations
-     WHERE kind = 'observation.recorded' OR kind = 'observation.acknowledged'";
+     WHERE (kind = 'observation.recorded' OR kind = 'observation.acknowledged') AND rowid > ?1";
 
 /// A read-only connection to the aggregator's file.
 pub struct CoachingDb {
@@ -73,15 +74,33 @@ impl CoachingDb {
     /// Every stored observation, joined with its acknowledgement, in time
     /// order; events that cannot be used are named in `problems`.
     pub fn observations(&self) -> Result<Folded, StoreError> {
+        let (events, mut problems, _) = self.events_after(0)?;
+        let mut folded = fold(events);
+        problems.append(&mut folded.problems);
+        folded.problems = problems;
+        Ok(folded)
+    }
+
+    /// The coaching events stored after row `after` (rows are numbered in
+    /// arrival order: the single writer only appends), in the partial
+    /// index's order (acknowledgements, then recordings, each in arrival
+    /// order), with the rows that cannot be decoded and the last row read
+    /// (`after` when none).
+    #[allow(clippy::type_complexity)]
+    pub fn events_after(
+        &self,
+        after: i64,
+    ) -> Result<(Vec<StoredCoachingEvent>, Vec<String>, i64), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(OBSERVATION_EVENTS)
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
         let mut events = Vec::new();
         let mut problems = Vec::new();
+        let mut last = after;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let (board, seq, at, synced, received, kind, data) = (|| {
+            let (board, seq, at, synced, received, kind, data, rowid) = (|| {
                 Ok::<_, rusqlite::Error>((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)? as u64,
@@ -90,9 +109,11 @@ impl CoachingDb {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
                 ))
             })()
             .map_err(|e| self.err(e))?;
+            last = last.max(rowid);
             match decode(&kind, &data, &at, synced, &received) {
                 Ok((at, event)) => events.push(StoredCoachingEvent {
                     board,
@@ -103,10 +124,7 @@ impl CoachingDb {
                 Err(why) => problems.push(format!("board {board} seq {seq}: {why}")),
             }
         }
-        let mut folded = fold(events);
-        problems.append(&mut folded.problems);
-        folded.problems = problems;
-        Ok(folded)
+        Ok((events, problems, last))
     }
 }
 
@@ -232,7 +250,7 @@ mod tests {
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {OBSERVATION_EVENTS}"))
             .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
+            .query_map([0], |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();

@@ -9,6 +9,8 @@
 //!   rows.
 //! - [`db`]: the reads of the stored observations (read only, a
 //!   connection of its own).
+//! - [`summary`]: the observations folded so far, updated from the rows
+//!   that arrived since (the thread's computations read only those).
 //! - [`shell`]: the thread that recomputes and publishes
 //!   `huddle/v1/{site}/coaching`, and the `export` command's observation
 //!   and coaching tables.
@@ -26,6 +28,7 @@ pub mod db;
 pub mod export;
 pub mod rules;
 pub mod shell;
+pub mod summary;
 
 pub use export::*;
 pub use rules::*;

@@ -228,7 +228,7 @@ pub struct Folded {
 }
 
 /// Why a recorded observation cannot be counted, if it cannot.
-fn check_recorded(r: &ObservationRecorded) -> Result<(), String> {
+pub(super) fn check_recorded(r: &ObservationRecorded) -> Result<(), String> {
     let rubric = r.level.behaviours();
     for s in &r.scores {
         if !rubric.contains(&s.behaviour.as_str()) {

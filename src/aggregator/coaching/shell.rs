@@ -23,6 +23,10 @@
 //! - **Alerts** once per transition into overdue ([`newly_overdue`]): the
 //!   thread keeps the previous report in memory; the first report after a
 //!   start alerts nobody.
+//! - **Reads only what is new.** The thread keeps a [`Summary`] of the
+//!   observations; a computation reads the rows stored since the last one,
+//!   so it costs the figures, not a decode of the site's history (the
+//!   first, at start, reads the whole file).
 //! - **The roster** is read again when the file's modification time
 //!   changes; a file that turns bad is logged and the last good one stays
 //!   (the roster task says the same for the boards).
@@ -37,6 +41,7 @@ use rumqttc::AsyncClient;
 use super::db::CoachingDb;
 use super::export::{coaching_rows, observation_rows, COACHING_COLUMNS, OBSERVATION_COLUMNS};
 use super::rules::{self as coaching, newly_overdue, people_from_rosters, Person, Report, Targets};
+use super::summary::Summary;
 use crate::aggregator::config::AggregatorConfig;
 use crate::aggregator::live::Hub;
 use crate::aggregator::outlet::{json, now_ms, release_freed_memory, Outlet};
@@ -177,7 +182,7 @@ struct Loop {
     out: Outlet,
     overdue: OverdueCount,
     previous: Option<Report>,
-    problems: Vec<String>,
+    summary: Summary,
 }
 
 impl Loop {
@@ -190,31 +195,33 @@ impl Loop {
             }
         };
         let t0 = Instant::now();
-        let (report, problems) = match compute(
-            &self.site,
-            &self.db,
-            &people,
-            self.targets,
-            now_ms(),
-        ) {
-            Ok(r) => {
-                tracing::debug!(
-                    people = r.0.people.len(),
-                    elapsed_ms = t0.elapsed().as_secs_f64() * 1000.0,
-                    "coaching figures computed"
-                );
-                r
-            }
+        let read = self.db.since().and_then(|since| {
+            let problems = self.summary.update(&self.db)?;
+            Ok((since, problems))
+        });
+        let (since, problems) = match read {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot compute the coaching figures; trying again at the next pulse");
                 return;
             }
         };
-        if problems != self.problems {
-            for p in &problems {
-                tracing::warn!(problem = %p, "coaching: an event is not counted");
-            }
-            self.problems = problems;
+        let report = coaching::report(
+            &self.site,
+            &people,
+            self.summary.observations(),
+            self.targets,
+            since,
+            now_ms(),
+        );
+        tracing::debug!(
+            people = report.people.len(),
+            observations = self.summary.observations().len(),
+            elapsed_ms = t0.elapsed().as_secs_f64() * 1000.0,
+            "coaching figures computed"
+        );
+        for p in &problems {
+            tracing::warn!(problem = %p, "coaching: an event is not counted");
         }
         let topics = SiteTopics::new(&self.site);
         let alerts = newly_overdue(self.previous.as_ref(), &report);
@@ -262,7 +269,7 @@ pub fn start(
         out: Outlet::new(client, runtime, hub),
         overdue,
         previous: None,
-        problems: Vec::new(),
+        summary: Summary::new(),
     };
     let (tx, rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
