@@ -12,6 +12,7 @@
 //! - [`badge`]: the readers (keyboard wedge, FIFO/stdin, Wiegand on GPIO
 //!   behind feature `gpio`).
 //! - [`config`]: `kiosk.toml`, validated.
+//! - [`language`]: the shipped languages and switching the window's.
 //! - [`simulate`]: scripted huddles for demos, tests and benchmarks.
 //! - `ui` and `snapshot` (feature `kiosk`): the Slint window, the only
 //!   place where the core's types become Slint's, and the headless PNG
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod badge;
 pub mod config;
+pub mod language;
 pub mod outbox;
 pub mod simulate;
 pub mod store;

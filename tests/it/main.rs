@@ -22,5 +22,6 @@ mod kiosk;
 mod layout;
 mod packages;
 mod status;
+mod translations;
 #[cfg(feature = "kiosk")]
 mod ui;
