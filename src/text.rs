@@ -150,7 +150,7 @@ pub enum TextKey {
     NotTheLearner,
     /// "Pick how it went, in the learner's own view."
     PickSelfView,
-    /// "Score every behaviour: {n} still open."
+    /// "Score every behaviour: {n} behaviours still open." (plural forms)
     ScoreEveryBehaviour,
     /// "Scores go from 1 to 4."
     ScoreOutOfRange,

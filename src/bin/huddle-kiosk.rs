@@ -44,6 +44,10 @@ enum Command {
         /// element is (the Pi rig taps there).
         #[arg(long)]
         layout: bool,
+        /// The language of the screens (en, de, es, fr, pl; default: the
+        /// config's `board.language`).
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Print the board's events, oldest first, one JSON envelope per line,
     /// exactly as they go on the wire.
@@ -140,7 +144,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let board = Board::open(config, chrono::Utc::now())?;
             huddle_board::kiosk::ui::run(board, source)
         }
-        Command::Snapshot { out, sizes, layout } => {
+        Command::Snapshot {
+            out,
+            sizes,
+            layout,
+            lang,
+        } => {
+            let mut config = config;
+            if let Some(lang) = lang {
+                huddle_board::kiosk::language::check(&lang)
+                    .map_err(|m| anyhow::anyhow!("--lang: {m}"))?;
+                config.board.language = lang;
+            }
             let sizes = if sizes.is_empty() {
                 huddle_board::kiosk::snapshot::SIZES.to_vec()
             } else {

@@ -59,6 +59,13 @@ pub struct BoardConfig {
     pub name: String,
     /// The site's IANA time zone; schedules are local, events are UTC.
     pub timezone: String,
+    /// The language of the board's screens (`en`, `de`, `es`, `fr`, `pl`).
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+fn default_language() -> String {
+    crate::kiosk::language::DEFAULT.to_owned()
 }
 
 /// How the kiosk delivers its outbox.
@@ -403,6 +410,10 @@ pub struct PersonConfig {
     /// Keyed hashes (`huddle-kiosk hash-badge NUMBER`).
     #[serde(default)]
     pub badge_hashes: Vec<String>,
+    /// The person's own language for what is said to them (their welcome
+    /// after a badge tap); absent: the board's.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl KioskConfig {
@@ -487,6 +498,8 @@ impl KioskConfig {
             return Err(err("board.name", "must not be empty".into()));
         }
         check_timezone(&self.board.timezone).map_err(|m| err("board.timezone", m))?;
+        crate::kiosk::language::check(&self.board.language)
+            .map_err(|m| err("board.language", m))?;
         self.mqtt.validate(&err)?;
         if !(1..=100_000).contains(&self.delivery.window) {
             return Err(err(
@@ -624,6 +637,10 @@ impl KioskConfig {
                     "must not be empty".into(),
                 ));
             }
+            if let Some(language) = &p.language {
+                crate::kiosk::language::check(language)
+                    .map_err(|m| err(&format!("people[{i}].language"), m))?;
+            }
             for (j, b) in p.badges.iter().enumerate() {
                 if b.is_empty() || !b.chars().all(|c| c.is_ascii_digit()) {
                     return Err(err(
@@ -700,6 +717,11 @@ mod tests {
                 "board.timezone",
             ),
             ("id = \"demo\"", "id = \"Demo Board\"", "board.id"),
+            (
+                "language = \"en\"",
+                "language = \"deutsch\"",
+                "board.language",
+            ),
             ("\"06:45\"", "\"6h45\"", "huddle.schedule[0]"),
             ("d0_pin = 17", "d0_pin = 40", "badge.wiegand.d0_pin"),
             ("d1_pin = 27", "d1_pin = 17", "badge.wiegand.d1_pin"),

@@ -12,6 +12,7 @@
 //! - [`badge`]: the readers (keyboard wedge, FIFO/stdin, Wiegand on GPIO
 //!   behind feature `gpio`).
 //! - [`config`]: `kiosk.toml`, validated.
+//! - [`language`]: the shipped languages and switching the window's.
 //! - [`simulate`]: scripted huddles for demos, tests and benchmarks.
 //! - [`doctor`]: the technician's checks of a board (`huddle-kiosk doctor`).
 //! - `ui` and `snapshot` (feature `kiosk`): the Slint window, the only
@@ -54,6 +55,7 @@ pub mod app;
 pub mod badge;
 pub mod config;
 pub mod doctor;
+pub mod language;
 pub mod outbox;
 pub mod simulate;
 pub mod store;

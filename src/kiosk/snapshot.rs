@@ -85,6 +85,9 @@ fn badge(number: &str) -> Intent {
 /// by a temporary one. With `layout`, each PNG gets a JSON file of where
 /// its labelled elements are ([`write_layout`]). Must run on a thread where
 /// no Slint platform is set.
+///
+/// The language is `config.board.language` (`huddle-kiosk snapshot --lang`
+/// overrides it).
 pub fn render_all(
     config: &KioskConfig,
     out: &Path,
@@ -131,6 +134,7 @@ pub fn render_all(
         .collect();
 
     let ui = KioskWindow::new()?;
+    crate::kiosk::language::select(&config.board.language)?;
     let driver = Rc::new(RefCell::new(Driver { board, now: friday }));
     Driver::connect(driver.clone(), &ui);
     ui.show()?;

@@ -376,10 +376,10 @@ fn tone_of(tone: app::Tone) -> Tone {
     }
 }
 
-/// A local date as the screen shows it, "Mon 30 Nov". Known limit: chrono
-/// formats day and month names in English only.
+/// A local date as the screen shows it, "Mon 30 Nov", in the selected
+/// language.
 fn day(date: NaiveDate) -> String {
-    date.format("%a %-d %b").to_string()
+    crate::kiosk::language::short_date(date, crate::kiosk::language::selected())
 }
 
 fn mmss(d: Duration) -> String {
@@ -519,6 +519,13 @@ pub fn apply(view: &BoardView, ui: &KioskWindow) {
     let tz = view.tz;
     let now = view.now;
     let today = now.with_timezone(&tz).date_naive();
+    if view.language != crate::kiosk::language::selected() {
+        // The core only produces checked codes: config validation and
+        // `language::check` allow nothing else.
+        if let Err(e) = crate::kiosk::language::select(&view.language) {
+            tracing::warn!("{e:#}");
+        }
+    }
     let k = ui.global::<Kiosk>();
     k.set_screen(screen_of(view.screen));
     k.set_board_name(s(&view.board_name));
@@ -719,6 +726,7 @@ fn apply_observation(o: &app::ObservationView, today: NaiveDate, g: &Observe<'_>
 /// own. Returns when the window closes.
 pub fn run(mut board: Board, source: Option<Box<dyn BadgeSource>>) -> anyhow::Result<()> {
     let ui = KioskWindow::new()?;
+    crate::kiosk::language::select(&board.config().board.language)?;
     let (tx, rx) = mpsc::channel::<Intent>();
     let (runtime, outbox) = start_outbox(&mut board, &tx);
     let ui_tx = tx.clone();

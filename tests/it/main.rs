@@ -23,5 +23,6 @@ mod kiosk;
 mod layout;
 mod packages;
 mod status;
+mod translations;
 #[cfg(feature = "kiosk")]
 mod ui;

@@ -221,7 +221,8 @@ impl Board {
                     TextKey::Welcome
                 };
                 let text = Text::with(key, &person.name);
-                self.notify(text, if late { Tone::Warn } else { Tone::Ok }, now);
+                let tone = if late { Tone::Warn } else { Tone::Ok };
+                self.notify_person(text, tone, now, &person.id);
             }
         }
         Ok(())

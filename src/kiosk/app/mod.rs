@@ -237,6 +237,9 @@ pub struct Notice {
     pub tone: Tone,
     /// When it goes away.
     pub until: DateTime<Utc>,
+    /// The language of the person it is said to, when it is said to one
+    /// who has their own (`language` in the roster); `None`: the board's.
+    pub language: Option<String>,
 }
 
 /// What the board waits for a badge to authorise.
@@ -386,7 +389,22 @@ impl Board {
             text: text.into(),
             tone,
             until: now + Duration::milliseconds(ms),
+            language: None,
         });
+    }
+
+    /// [`Self::notify`], said to `person_id` in their own language.
+    fn notify_person(&mut self, text: Text, tone: Tone, now: DateTime<Utc>, person_id: &str) {
+        self.notify(text, tone, now);
+        let language = self
+            .config
+            .people
+            .iter()
+            .find(|p| p.id == person_id)
+            .and_then(|p| p.language.clone());
+        if let Some(n) = self.notice.as_mut() {
+            n.language = language;
+        }
     }
 
     fn refuse(&mut self, refusal: impl Into<Text>, now: DateTime<Utc>) {

@@ -47,6 +47,9 @@ pub struct BoardView {
     pub screen: Screen,
     /// Board name.
     pub board_name: String,
+    /// The language the screen speaks now: the board's, or the person's
+    /// own while a notice said to them shows (see `crate::kiosk::language`).
+    pub language: String,
     /// The time zone for display.
     pub tz: chrono_tz::Tz,
     /// Now.
@@ -216,14 +219,20 @@ impl Board {
                 n => (Text::with(TextKey::LinkOfflineQueued, n.to_string()), false),
             },
         };
+        let notice = self.notice.clone().filter(|n| now < n.until);
+        let language = notice
+            .as_ref()
+            .and_then(|n| n.language.clone())
+            .unwrap_or_else(|| self.config.board.language.clone());
         Ok(BoardView {
             screen: self.screen,
             board_name: self.config.board.name.clone(),
+            language,
             tz: self.schedule.tz(),
             now,
             prompt,
             error: self.error.clone(),
-            notice: self.notice.clone().filter(|n| now < n.until),
+            notice,
             dimmed: self.dimmed(now),
             agenda: self.agenda.clone(),
             step: self.huddle.as_ref().map(|h| h.step),

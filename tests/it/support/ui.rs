@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use huddle_board::kiosk::app::{Board, Intent};
+use huddle_board::kiosk::config::KioskConfig;
 use huddle_board::kiosk::ui::{Driver, KioskWindow};
 use i_slint_backend_testing::ElementHandle;
 use slint::platform::{Key, WindowEvent};
@@ -35,14 +36,33 @@ pub struct Ui {
     pub driver: Rc<RefCell<Driver>>,
     /// Names the failure screenshot.
     pub name: &'static str,
+    /// The catalogue of the board's language (English msgid -> its
+    /// words); empty for English.
+    pub words: std::collections::BTreeMap<String, String>,
 }
 
 impl Ui {
     /// The demo board on a fresh SQLite file in `dir`, 800x480, at `now`.
     pub fn new(name: &'static str, dir: &Path, now: DateTime<Utc>) -> Ui {
-        let config = kiosk_config(dir);
+        Ui::new_in(name, dir, now, "en")
+    }
+
+    /// The demo board with `board.language = lang`: the window speaks
+    /// `lang`, and [`Ui::tr`] turns the English texts the tests name into
+    /// its words, so a test runs the same in every language.
+    pub fn new_in(name: &'static str, dir: &Path, now: DateTime<Utc>, lang: &str) -> Ui {
+        let mut config = kiosk_config(dir);
+        config.board.language = lang.to_owned();
+        Ui::with_config(name, config, now)
+    }
+
+    /// A board of `config` (its language: `board.language`), 800x480.
+    pub fn with_config(name: &'static str, config: KioskConfig, now: DateTime<Utc>) -> Ui {
+        let lang = config.board.language.clone();
         let board = Board::open(config, now).unwrap();
         let window = KioskWindow::new().unwrap();
+        huddle_board::kiosk::language::select(&lang).unwrap();
+        let words = super::po::catalogue(&lang);
         window.window().set_size(slint::PhysicalSize::new(800, 480));
         let driver = Rc::new(RefCell::new(Driver { board, now }));
         Driver::connect(driver.clone(), &window);
@@ -52,7 +72,27 @@ impl Ui {
             window,
             driver,
             name,
+            words,
         }
+    }
+
+    /// The words of the English `@tr()` text `english` in the board's
+    /// language, each `{}` filled with the next of `args`. Fails when the
+    /// catalogue lacks the text (a test naming a text that is not in the
+    /// UI).
+    pub fn tr(&self, english: &str, args: &[&str]) -> String {
+        let mut text = if self.words.is_empty() {
+            english.to_owned()
+        } else {
+            self.words
+                .get(english)
+                .unwrap_or_else(|| panic!("{english:?} is not in the catalogue"))
+                .clone()
+        };
+        for a in args {
+            text = text.replacen("{}", a, 1);
+        }
+        text
     }
 
     pub fn all(&self, label: &str) -> Vec<ElementHandle> {

@@ -8,3 +8,4 @@
 
 mod coaching;
 mod flow;
+mod languages;

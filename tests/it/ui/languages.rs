@@ -1,0 +1,80 @@
+//! The board in every shipped language: the same steps as a person takes,
+//! with the texts named in English and looked up in the language's
+//! catalogue ([`crate::support::ui::Ui::tr`]), so nothing here depends on
+//! the English words being on screen.
+
+use crate::support::board::at as monday;
+use crate::support::ui::Ui;
+use huddle_board::kiosk::language::LANGUAGES;
+
+#[test]
+fn a_huddle_starts_in_every_language() {
+    crate::support::ui::headless();
+    let dir = tempfile::tempdir().unwrap();
+    for lang in LANGUAGES {
+        let ui = Ui::new_in("ui_languages", &dir.path().join(lang), monday(6, 20), lang);
+        let start = ui.tr("Start huddle", &[]);
+        if lang != "en" {
+            assert_ne!(start, "Start huddle", "{lang}: the catalogue translates");
+            assert!(!ui.has("Start huddle"), "{lang}: English left on screen");
+        }
+        ui.press(&start);
+        assert_eq!(
+            ui.value(&ui.tr("Prompt", &[])),
+            ui.tr("Team leader: tap your badge to start the huddle.", &[]),
+            "{lang}"
+        );
+        ui.at(6, 40);
+        ui.type_badge("1001");
+        assert!(
+            ui.has(&ui.tr("Name {}", &["Ana Silva"])),
+            "{lang}: the attendance screen, labels {:?}",
+            ui.labels()
+        );
+        assert_eq!(
+            ui.value(&ui.tr("Message", &[])),
+            ui.tr("Huddle started. Welcome, {}.", &["Eva Novak"]),
+            "{lang}"
+        );
+        ui.type_badge("1002");
+        assert_eq!(
+            ui.value(&ui.tr("Message", &[])),
+            ui.tr("Welcome, {}.", &["Ana Silva"]),
+            "{lang}"
+        );
+    }
+}
+
+#[test]
+fn a_person_is_welcomed_in_their_own_language() {
+    crate::support::ui::headless();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::board::kiosk_config(dir.path());
+    config.board.language = "en".into();
+    let ana = config
+        .people
+        .iter_mut()
+        .find(|p| p.name == "Ana Silva")
+        .expect("Ana Silva in the demo roster");
+    ana.language = Some("pl".into());
+    let ui = Ui::with_config("ui_person_language", config, monday(6, 20));
+    let polish = crate::support::po::catalogue("pl");
+    ui.press("Start huddle");
+    ui.at(6, 40);
+    ui.type_badge("1001");
+    assert_eq!(ui.value("Message"), "Huddle started. Welcome, Eva Novak.");
+    // Ana's badge: her welcome in Polish, the board's own words meanwhile too
+    // (Slint's language is global: the window speaks hers while it shows).
+    ui.type_badge("1002");
+    let welcome = polish["Welcome, {}."].replacen("{}", "Ana Silva", 1);
+    assert_eq!(ui.value(&polish["Message"]), welcome);
+    assert_ne!(welcome, "Welcome, Ana Silva.");
+    // The toast gone, the board speaks English again.
+    ui.at(6, 42);
+    ui.driver
+        .borrow_mut()
+        .handle(huddle_board::kiosk::app::Intent::Tick, &ui.window)
+        .unwrap();
+    assert!(ui.has("Name Ana Silva"), "labels {:?}", ui.labels());
+    assert!(!ui.has("Message") && !ui.has(&polish["Message"]));
+}
