@@ -86,6 +86,26 @@ pub fn command(
     Ok(())
 }
 
+/// The data directory the program's unit gives it (`HUDDLE_DATA_DIR` in
+/// the unit's `Environment=`), when this process was not given one: a
+/// technician's `doctor` then checks the directory the service uses, not
+/// one relative to wherever the command was typed.
+pub fn unit_data_dir(unit: &str) -> Option<std::path::PathBuf> {
+    if std::env::var_os(crate::config::ENV_DATA_DIR).is_some() {
+        return None;
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["show", unit, "--property=Environment", "--value"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{}=", crate::config::ENV_DATA_DIR);
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&prefix))
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// Whether this user may write `dir`: a probe file is made and removed
 /// at once. A directory that does not exist yet is fine when this user
 /// may make it (the programs make theirs at the first start): then

@@ -52,7 +52,7 @@ pub fn run(path: &Path, only: &[String], mut out: impl FnMut(&Line)) -> Vec<Line
         lines.push(line);
     };
     let file = path.display().to_string();
-    let config = match AggregatorConfig::load(path) {
+    let mut config = match AggregatorConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
             say(Line::failed(
@@ -63,6 +63,17 @@ pub fn run(path: &Path, only: &[String], mut out: impl FnMut(&Line)) -> Vec<Line
             return lines;
         }
     };
+    let from_unit = crate::doctor::unit_data_dir("huddle-aggregator.service");
+    if let Some(dir) = &from_unit {
+        config.storage.data_dir = dir.clone();
+        say(Line::ok(
+            "config.data_dir",
+            format!(
+                "{} (HUDDLE_DATA_DIR of huddle-aggregator.service)",
+                dir.display()
+            ),
+        ));
+    }
     if wanted("config") {
         let demo = config.demo_secrets();
         say(if demo.is_empty() {

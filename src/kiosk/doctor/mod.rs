@@ -62,7 +62,7 @@ pub fn run(path: Option<&Path>, only: &[String], mut out: impl FnMut(&Line)) -> 
         lines.push(line);
     };
     let file = path.map_or("the embedded defaults".into(), |p| p.display().to_string());
-    let config = match KioskConfig::load_or_embedded(path) {
+    let mut config = match KioskConfig::load_or_embedded(path) {
         Ok(c) => c,
         Err(e) => {
             say(Line::failed(
@@ -73,12 +73,25 @@ pub fn run(path: Option<&Path>, only: &[String], mut out: impl FnMut(&Line)) -> 
             return lines;
         }
     };
+    let from_unit = crate::doctor::unit_data_dir("huddle-kiosk.service");
+    if let Some(dir) = &from_unit {
+        config.storage.data_dir = dir.clone();
+    }
     if wanted("config") {
         say(Line::ok(
             "config",
             format!(
                 "{file}: board {} in {}/{}",
                 config.board.id, config.board.site, config.board.area
+            ),
+        ));
+    }
+    if let Some(dir) = &from_unit {
+        say(Line::ok(
+            "config.data_dir",
+            format!(
+                "{} (HUDDLE_DATA_DIR of huddle-kiosk.service)",
+                dir.display()
             ),
         ));
     }
