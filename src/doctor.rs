@@ -46,6 +46,15 @@ impl Line {
         }
     }
 
+    /// The config of `file` did not load: `error` names the key.
+    pub fn config_failed(error: &dyn std::fmt::Display, file: &str) -> Line {
+        Line::failed(
+            "config",
+            error.to_string(),
+            format!("fix the key named above in {file}; config/README.md lists every key"),
+        )
+    }
+
     /// A failed check and what to do.
     pub fn failed(check: &str, found: impl Into<String>, remedy: impl Into<String>) -> Line {
         Line {

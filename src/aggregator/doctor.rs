@@ -55,11 +55,7 @@ pub fn run(path: &Path, only: &[String], mut out: impl FnMut(&Line)) -> Vec<Line
     let mut config = match AggregatorConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
-            say(Line::failed(
-                "config",
-                format!("{e}"),
-                format!("fix the key named above in {file}; config/README.md lists every key"),
-            ));
+            say(Line::config_failed(&e, &file));
             return lines;
         }
     };

@@ -65,11 +65,7 @@ pub fn run(path: Option<&Path>, only: &[String], mut out: impl FnMut(&Line)) -> 
     let mut config = match KioskConfig::load_or_embedded(path) {
         Ok(c) => c,
         Err(e) => {
-            say(Line::failed(
-                "config",
-                format!("{e}"),
-                format!("fix the key named above in {file}; config/README.md lists every key"),
-            ));
+            say(Line::config_failed(&e, &file));
             return lines;
         }
     };
