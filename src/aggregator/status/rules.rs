@@ -634,7 +634,9 @@ impl Site {
                     }
                 }
             }
-            for e in &live.escalations {
+            // Every stale escalation is alerted, not only those the status
+            // lists (a batch may bring more than it lists at once).
+            for e in &open_escalations(b, self.rules, now) {
                 let at = e.escalated_at + self.rules.escalation_stale;
                 if !e.stale || (at < self.started && now - self.started >= KEEP) {
                     continue;
@@ -893,6 +895,27 @@ fn live_huddle(id: &str, h: &HuddleFold, expected: u32) -> Option<LiveHuddle> {
     })
 }
 
+/// Every open escalation of the board, oldest first (by time, then need).
+fn open_escalations(b: &BoardFold, rules: Rules, now: DateTime<Utc>) -> Vec<OpenEscalation> {
+    let mut escalations: Vec<OpenEscalation> = b
+        .needs
+        .iter()
+        .filter(|(_, n)| !n.closed)
+        .filter_map(|(id, n)| {
+            let at = n.escalated_at?;
+            Some(OpenEscalation {
+                need_id: id.clone(),
+                category: n.category.clone(),
+                text: n.text.clone(),
+                escalated_at: at,
+                stale: now >= at + rules.escalation_stale,
+            })
+        })
+        .collect();
+    escalations.sort_by(|a, b| (a.escalated_at, &a.need_id).cmp(&(b.escalated_at, &b.need_id)));
+    escalations
+}
+
 fn board_live(
     name: &str,
     b: &BoardFold,
@@ -937,22 +960,7 @@ fn board_live(
             _ => (LiveState::NotStarted, None),
         }
     };
-    let mut escalations: Vec<OpenEscalation> = b
-        .needs
-        .iter()
-        .filter(|(_, n)| !n.closed)
-        .filter_map(|(id, n)| {
-            let at = n.escalated_at?;
-            Some(OpenEscalation {
-                need_id: id.clone(),
-                category: n.category.clone(),
-                text: n.text.clone(),
-                escalated_at: at,
-                stale: now >= at + rules.escalation_stale,
-            })
-        })
-        .collect();
-    escalations.sort_by(|a, b| (a.escalated_at, &a.need_id).cmp(&(b.escalated_at, &b.need_id)));
+    let mut escalations = open_escalations(b, rules, now);
     // Design: the oldest are listed (they are the most urgent, and a flood
     // of new ones cannot push them out); the rest are counted.
     let hidden = escalations.split_off(escalations.len().min(MAX_ESCALATIONS_LISTED));

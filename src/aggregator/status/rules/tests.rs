@@ -313,6 +313,28 @@ fn a_board_first_seen_at_noon_missed_no_morning_huddle() {
 }
 
 #[test]
+fn every_stale_escalation_is_alerted_also_beyond_those_listed() {
+    let mut s = site(t(6, 0, 0), &[]);
+    let mut b = Board::on(&mut s);
+    let n = MAX_ESCALATIONS_LISTED + 2;
+    for i in 0..n {
+        b.ev(
+            t(7, 0, 0),
+            "need.raised",
+            json!({"need_id": format!("n{i}"), "huddle_id": "h", "category": "material",
+                   "text": "x", "escalated": true}),
+        );
+    }
+    // One evaluation after the whole batch, once they are all stale.
+    let e = at(&mut s, t(11, 0, 0));
+    assert_eq!(b1(&e).escalations.len(), MAX_ESCALATIONS_LISTED);
+    let alerted: std::collections::BTreeSet<_> =
+        e.alerts.iter().filter_map(|a| a.need_id.clone()).collect();
+    assert_eq!(alerted.len(), n, "alerted {alerted:?}");
+    assert!(at(&mut s, t(11, 0, 1)).alerts.is_empty(), "never repeated");
+}
+
+#[test]
 fn an_escalation_ages_to_stale_once_and_closes() {
     let mut s = site(t(6, 0, 0), &[]);
     let mut b = Board::on(&mut s);
