@@ -564,7 +564,8 @@ impl Site {
                 .retain(|_, h| h.started_at.or(h.first_seen).is_none_or(|s| now - s < KEEP));
             b.needs.retain(|_, n| !n.closed);
             let online = is_online(b, self.rules, self.link_up, now);
-            let live = board_live(name, b, online, self.rules, now);
+            let open = open_escalations(b, self.rules, now);
+            let live = board_live(name, b, online, &open, now);
             // Alerts.
             if b.was_online && !online {
                 let at = if b.flag {
@@ -636,7 +637,7 @@ impl Site {
             }
             // Every stale escalation is alerted, not only those the status
             // lists (a batch may bring more than it lists at once).
-            for e in &open_escalations(b, self.rules, now) {
+            for e in &open {
                 let at = e.escalated_at + self.rules.escalation_stale;
                 if !e.stale || (at < self.started && now - self.started >= KEEP) {
                     continue;
@@ -920,7 +921,7 @@ fn board_live(
     name: &str,
     b: &BoardFold,
     online: bool,
-    rules: Rules,
+    open: &[OpenEscalation],
     now: DateTime<Utc>,
 ) -> BoardLive {
     let recent = |h: &&HuddleFold| h.started_at.is_some_and(|s| now - s < DAY);
@@ -960,10 +961,10 @@ fn board_live(
             _ => (LiveState::NotStarted, None),
         }
     };
-    let mut escalations = open_escalations(b, rules, now);
     // Design: the oldest are listed (they are the most urgent, and a flood
     // of new ones cannot push them out); the rest are counted.
-    let hidden = escalations.split_off(escalations.len().min(MAX_ESCALATIONS_LISTED));
+    let (listed, hidden) = open.split_at(open.len().min(MAX_ESCALATIONS_LISTED));
+    let escalations = listed.to_vec();
     let escalations_more = hidden.len() as u32;
     let escalations_more_stale = hidden.iter().filter(|e| e.stale).count() as u32;
     BoardLive {
