@@ -103,16 +103,22 @@ pub fn unit_data_dir(unit: &str) -> Option<std::path::PathBuf> {
     if std::env::var_os(crate::config::ENV_DATA_DIR).is_some() {
         return None;
     }
-    let out = std::process::Command::new("systemctl")
-        .args(["show", unit, "--property=Environment", "--value"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = systemctl(&["show", unit, "--property=Environment", "--value"]).ok()?;
     let prefix = format!("{}=", crate::config::ENV_DATA_DIR);
     text.split_whitespace()
         .find_map(|kv| kv.strip_prefix(&prefix))
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
+}
+
+/// What `systemctl ARGS` printed on its standard output, trimmed (its
+/// exit status is not looked at: `is-active` exits 3 for an inactive unit
+/// and still prints its state).
+pub fn systemctl(args: &[&str]) -> std::io::Result<String> {
+    let out = std::process::Command::new("systemctl")
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Whether this user may write `dir`: a probe file is made and removed

@@ -3,7 +3,6 @@
 //! each probe reads `/sys`, `/proc` or `/dev` and says what it found.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::Line;
 
@@ -199,9 +198,8 @@ pub fn gpio(needed: bool) -> Line {
 
 /// The unit's state from systemd.
 pub fn unit(name: &str) -> Line {
-    match Command::new("systemctl").args(["is-active", name]).output() {
-        Ok(o) => {
-            let state = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    match crate::doctor::systemctl(&["is-active", name]) {
+        Ok(state) => {
             if state == "active" {
                 Line::ok("unit", format!("{name} is active"))
             } else {
