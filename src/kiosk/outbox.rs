@@ -239,11 +239,19 @@ impl Window {
         self.restart(now);
     }
 
-    /// The undelivered events were moved to a new incarnation: all of them
-    /// are sent again.
+    /// Everything beyond the ack is sent again.
     pub fn restart(&mut self, now: Instant) {
         self.next = self.acked + 1;
         self.progress_at = now;
+    }
+
+    /// The store set the ack to `acked`, perhaps lower than before (the
+    /// undelivered events moved to a new incarnation, or the site's file
+    /// went back): everything beyond it is sent again.
+    pub fn rewind(&mut self, acked: u64, last_seq: u64, now: Instant) {
+        self.acked = acked;
+        self.committed(last_seq);
+        self.restart(now);
     }
 
     /// The connection failed.
@@ -697,8 +705,18 @@ impl Driver {
                 "another database file wrote under this board's incarnation (an older copy restored, or a second board with this id): \
                  a new incarnation starts and every undelivered event is sent again in it"
             );
-            self.window.committed(done.last_seq);
-            self.window.restart(Instant::now());
+            self.window
+                .rewind(done.acked, done.last_seq, Instant::now());
+            return;
+        }
+        if let Some(from) = done.rewound {
+            tracing::warn!(
+                from,
+                to = done.acked,
+                "the aggregator's ack went back (its file restored from a backup): every event after it is sent again"
+            );
+            self.window
+                .rewind(done.acked, done.last_seq, Instant::now());
             return;
         }
         self.window

@@ -40,6 +40,13 @@
 //! undelivered row into it (same ids, same `seq`s, new envelope and
 //! digests), so that nothing this file wrote counts as delivered unless
 //! the aggregator stored exactly it.
+//!
+//! The remembered ack goes down only when the site's file went back (a
+//! backup restored): an ack that holds less than the remembered one and
+//! is newer than the ack that moved it (`at`, kept as counter
+//! `acked_at`). The rows above it are sent again; those already pruned
+//! cannot be, and the rows still held then start a new incarnation (see
+//! [`Store::mark_delivered`]).
 
 use std::path::{Path, PathBuf};
 

@@ -24,13 +24,18 @@ pub struct OutboxRow {
 /// What [`Store::mark_delivered`] did with an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
-    /// The remembered ack after this one (never lower than before).
+    /// The remembered ack after this one (lower than before only when
+    /// [`Delivered::rewound`]).
     pub acked: u64,
     /// The board's last `seq` at the time.
     pub last_seq: u64,
     /// The ack showed another file writing under this incarnation: a new
     /// one was started and the undelivered rows moved into it.
     pub fork: Option<Fork>,
+    /// The site's file went back (a newer ack holds less than the
+    /// remembered one, see [`Store::mark_delivered`]): the remembered ack
+    /// it was lowered from. Every row above `acked` is to be sent again.
+    pub rewound: Option<u64>,
 }
 
 /// A new incarnation started because the aggregator's ack disagreed.
@@ -75,6 +80,24 @@ pub(super) fn read_incarnation(conn: &Connection) -> rusqlite::Result<Incarnatio
             })
         },
     )
+}
+
+/// The `at` of the newest ack that moved the remembered ack, in
+/// milliseconds since the epoch (0 before the first, and in files from
+/// before it was kept).
+const ACKED_AT: &str = "acked_at";
+
+fn counter_or_zero(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
+    Ok(counter(conn, name).optional()?.unwrap_or(0))
+}
+
+fn set_counter(conn: &Connection, name: &str, value: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![name, value as i64],
+    )?;
+    Ok(())
 }
 
 fn counter(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
@@ -218,9 +241,20 @@ impl Store {
     /// entry of this file's incarnation counts, and only when this file
     /// wrote exactly what it covers (see the module doc): then rows up to
     /// it get `delivered_at = now` and the ack is remembered (counter
-    /// `acked`, never lowered). When the entry is beyond the last `seq`,
-    /// or its chain digest differs from the row's, a new incarnation
-    /// starts ([`Delivered::fork`]) and nothing is marked.
+    /// `acked`, with the ack's `at`). When the entry is beyond the last
+    /// `seq`, or its chain digest differs from the row's, a new
+    /// incarnation starts ([`Delivered::fork`]) and nothing is marked.
+    ///
+    /// An entry below the remembered ack is an old ack arriving late
+    /// (ignored) unless it is newer than the ack that moved it last: then
+    /// the site's file went back, restored from a backup, and lost what
+    /// came after it. The remembered ack is lowered to the entry and
+    /// every row above it is to be sent again ([`Delivered::rewound`]).
+    /// When some of those rows were already pruned, nobody holds them any
+    /// more: the rows still held move into a new incarnation from the
+    /// first of them, so that the aggregator acks them again past the
+    /// gap, and the gap stays in the old incarnation for the integrity
+    /// report to show.
     pub fn mark_delivered(
         &mut self,
         ack: &Ack,
@@ -243,14 +277,17 @@ impl Store {
                 acked: before,
                 last_seq,
                 fork: None,
+                rewound: None,
             });
         };
+        let at = ack.at.timestamp_millis().max(0) as u64;
+        let went_back = entry.seq < before && at > counter_or_zero(&tx, ACKED_AT).map_err(sql)?;
         let why = if entry.seq > last_seq {
             Some(format!(
                 "the aggregator holds seq {} of this incarnation, this file ends at {last_seq}",
                 entry.seq
             ))
-        } else if entry.seq > before {
+        } else if entry.seq > before || (went_back && entry.seq >= current.base) {
             let mine: Option<String> = tx
                 .query_row(
                     "SELECT chain FROM outbox WHERE seq = ?1",
@@ -260,7 +297,10 @@ impl Store {
                 .optional()
                 .map_err(sql)?
                 .flatten();
-            (mine.as_deref() != Some(entry.chain.as_str())).then(|| {
+            // A row pruned below the remembered ack cannot be compared;
+            // the aggregator's next ack checks what is sent again.
+            let pruned = mine.is_none() && entry.seq < before;
+            (!pruned && mine.as_deref() != Some(entry.chain.as_str())).then(|| {
                 format!(
                     "the aggregator's events up to seq {} are not this file's",
                     entry.seq
@@ -281,7 +321,11 @@ impl Store {
                     base: new.base,
                     why,
                 }),
+                rewound: None,
             });
+        }
+        if went_back {
+            return rewind(tx, entry.seq, before, last_seq, at, now).map_err(sql);
         }
         let acked = entry.seq.max(before);
         if acked > before {
@@ -295,12 +339,14 @@ impl Store {
                 [acked as i64],
             )
             .map_err(sql)?;
+            set_counter(&tx, ACKED_AT, at).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         Ok(Delivered {
             acked,
             last_seq,
             fork: None,
+            rewound: None,
         })
     }
 
@@ -314,6 +360,55 @@ impl Store {
             )
             .map_err(|e| self.err(e))
     }
+}
+
+/// The site's file went back to `seq` (see [`Store::mark_delivered`]):
+/// lowers the remembered ack from `before` and marks every row above it
+/// undelivered, or, when rows above it were pruned, moves the rows still
+/// held into a new incarnation. Commits `tx`.
+fn rewind(
+    tx: rusqlite::Transaction<'_>,
+    seq: u64,
+    before: u64,
+    last_seq: u64,
+    at: u64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Delivered> {
+    let first_held: Option<i64> = tx.query_row("SELECT min(seq) FROM outbox", [], |r| r.get(0))?;
+    let first_held = first_held.map_or(last_seq + 1, |s| s as u64);
+    let acked = seq.max(first_held.saturating_sub(1));
+    tx.execute(
+        "UPDATE outbox SET delivered_at = NULL WHERE seq > ?1",
+        [acked as i64],
+    )?;
+    tx.execute(
+        "UPDATE counters SET value = ?1 WHERE name = 'acked'",
+        [acked as i64],
+    )?;
+    set_counter(&tx, ACKED_AT, at)?;
+    let fork = if acked > seq {
+        let old = read_incarnation(&tx)?.id;
+        let why = format!(
+            "the aggregator's events went back to seq {seq} (its file restored from a backup) and this file no longer holds {} to {acked}",
+            seq + 1
+        );
+        let new = start_incarnation(&tx, now, &why)?;
+        Some(Fork {
+            old,
+            new: new.id,
+            base: new.base,
+            why,
+        })
+    } else {
+        None
+    };
+    tx.commit()?;
+    Ok(Delivered {
+        acked,
+        last_seq,
+        fork,
+        rewound: Some(before),
+    })
 }
 
 impl Tx<'_> {

@@ -169,6 +169,54 @@ fn a_new_file_has_an_incarnation_and_its_envelopes_carry_it() {
 }
 
 #[test]
+fn a_late_ack_is_ignored_and_a_newer_lower_one_sends_again_what_the_site_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db"), "demo").unwrap();
+    emit_n(&mut s, 6);
+    let hour = chrono::Duration::hours(1);
+    let at = |mut a: Ack, t: DateTime<Utc>| {
+        a.at = t;
+        a
+    };
+    assert_eq!(s.mark_delivered(&ack(&s, 4), t0()).unwrap().acked, 4);
+    // An ack older than the one that moved it, arriving late: ignored.
+    let d = s
+        .mark_delivered(&at(ack(&s, 2), t0() - hour), t0())
+        .unwrap();
+    assert_eq!((d.acked, d.rewound), (4, None));
+    assert_eq!(s.undelivered().unwrap(), 2);
+    // A newer ack that holds less: the site's file went back.
+    let first = s.incarnation().unwrap();
+    let d = s
+        .mark_delivered(&at(ack(&s, 2), t0() + hour), t0())
+        .unwrap();
+    assert_eq!((d.acked, d.rewound, d.fork), (2, Some(4), None));
+    assert_eq!(s.acked().unwrap(), 2);
+    assert_eq!(s.undelivered().unwrap(), 4, "3 to 6 are to be sent again");
+    assert_eq!(s.incarnation().unwrap(), first, "every row is still held");
+    let d = s.mark_delivered(&at(ack(&s, 6), t0() + hour * 2), t0() + hour * 2);
+    assert_eq!(d.unwrap().acked, 6);
+
+    // When the rows it lost were pruned here, the rows still held move
+    // into a new incarnation from the first of them.
+    assert_eq!(s.prune_delivered(t0() + hour * 3).unwrap(), 6);
+    emit_n(&mut s, 2);
+    let d = s.mark_delivered(&at(ack(&s, 8), t0() + hour * 3), t0() + hour * 3);
+    assert_eq!(d.unwrap().acked, 8);
+    let mut back = ack(&s, 8);
+    back.incarnations[0].seq = 4;
+    back.incarnations[0].chain = "0".repeat(32);
+    let d = s
+        .mark_delivered(&at(back, t0() + hour * 4), t0() + hour * 4)
+        .unwrap();
+    let fork = d.fork.expect("a new incarnation past the pruned gap");
+    assert_eq!((d.acked, d.rewound, fork.base), (6, Some(8), 7));
+    assert_eq!(fork.old, first.id);
+    assert_eq!(s.undelivered().unwrap(), 2, "7 and 8 are sent again");
+    assert_eq!(s.incarnation().unwrap().base, 7);
+}
+
+#[test]
 fn an_ack_that_is_not_this_files_starts_a_new_incarnation_and_marks_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");

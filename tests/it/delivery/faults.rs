@@ -550,3 +550,43 @@ fn a_reflashed_restored_or_doubled_board_loses_nothing() {
         alerts.text()
     );
 }
+
+#[test]
+fn boards_send_again_what_a_site_file_restored_from_a_backup_lost() {
+    let mut site = Site::new();
+    site.start_aggregator();
+    run_to_acked(site.simulate_in("kiosks", 2, 2, 0.0), 2);
+
+    // The night's backup: the site's file as it stood (the aggregator
+    // stopped, so its file and WAL are consistent together).
+    site.kill_aggregator();
+    let dir = site.dir.path().to_owned();
+    let copy = |from: &str, to: &str| {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(dir.join(from))
+            .arg(dir.join(to))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp -a {from} {to}");
+    };
+    copy("agg", "backup");
+    site.start_aggregator();
+    // A day after the backup: two more huddles, acknowledged.
+    run_to_acked(site.simulate_in("kiosks", 2, 4, 0.0), 2);
+    let before_restore = site.exported_ids();
+
+    // The site's disk fails; the backup is restored.
+    site.kill_aggregator();
+    std::fs::remove_dir_all(site.path("agg")).unwrap();
+    copy("backup", "agg");
+    site.start_aggregator();
+    let restored = site.exported_ids();
+    assert!(
+        before_restore.difference(&restored).count() > 10,
+        "the backup holds what came after it: the test restores nothing"
+    );
+    // The next huddle: the boards must fill the gap, or their acks stop.
+    run_to_acked(site.simulate_in("kiosks", 2, 5, 0.0), 2);
+    site.assert_exactly_once();
+}
