@@ -13,7 +13,10 @@
 //!   `delivery.window` events beyond the ack;
 //! - on each ConnAck, and whenever the ack has not moved for
 //!   `delivery.ack_timeout_s` while events are outstanding, sends again
-//!   from ack + 1 (the aggregator is idempotent on `(board, seq)`);
+//!   from ack + 1 (the aggregator is idempotent on `(board, seq)`); each
+//!   further time the ack still has not moved, it waits twice as long, up
+//!   to [`MAX_STALL_WAIT`], so that boards do not fill the broker's queue
+//!   for an aggregator that is away;
 //! - on an ack, takes the entry of the file's incarnation
 //!   ([`crate::kiosk::store`]): when its chain digest shows the aggregator holds
 //!   exactly this file's events up to it, marks the rows up to it
@@ -200,6 +203,8 @@ pub struct Window {
     size: u64,
     /// Re-send from ack + 1 after the ack has not moved this long.
     timeout: Duration,
+    /// Re-sends since the ack last moved: each doubles the next wait.
+    stalls: u32,
     /// When the ack last moved (or sending began with nothing outstanding).
     progress_at: Instant,
 }
@@ -214,6 +219,7 @@ impl Window {
             connected: false,
             size: u64::from(size.max(1)),
             timeout,
+            stalls: 0,
             progress_at: now,
         }
     }
@@ -250,6 +256,7 @@ impl Window {
     /// went back): everything beyond it is sent again.
     pub fn rewind(&mut self, acked: u64, last_seq: u64, now: Instant) {
         self.acked = acked;
+        self.stalls = 0;
         self.committed(last_seq);
         self.restart(now);
     }
@@ -274,6 +281,7 @@ impl Window {
         self.acked = acked;
         self.next = self.next.max(acked + 1);
         self.progress_at = now;
+        self.stalls = 0;
         true
     }
 
@@ -303,9 +311,15 @@ impl Window {
         self.next = self.next.max(through + 1);
     }
 
-    /// When the ack-stall timeout fires, if events are outstanding.
+    /// When the ack-stall timeout fires, if events are outstanding: the
+    /// timeout, doubled for every re-send since the ack last moved, at
+    /// most [`MAX_STALL_WAIT`] (or the timeout, when that is longer).
     pub fn deadline(&self) -> Option<Instant> {
-        (self.connected && self.outstanding()).then(|| self.progress_at + self.timeout)
+        let wait = self
+            .timeout
+            .saturating_mul(1 << self.stalls.min(16))
+            .min(MAX_STALL_WAIT.max(self.timeout));
+        (self.connected && self.outstanding()).then(|| self.progress_at + wait)
     }
 
     /// At the deadline: re-send from ack + 1. Returns the seq it restarts
@@ -315,11 +329,15 @@ impl Window {
         if due {
             self.next = self.acked + 1;
             self.progress_at = now;
+            self.stalls = self.stalls.saturating_add(1);
             return Some(self.next);
         }
         None
     }
 }
+
+/// The longest wait between re-sends while the ack does not move.
+pub const MAX_STALL_WAIT: Duration = Duration::from_secs(300);
 
 /// What the link task tells the driver.
 #[derive(Debug)]
@@ -842,6 +860,33 @@ mod tests {
         w.sent(5, t3);
         assert!(w.acked_to(5, 5, t3));
         assert_eq!(w.deadline(), None);
+    }
+
+    #[test]
+    fn re_sends_while_the_ack_does_not_move_wait_longer_each_time() {
+        let (mut w, t0) = window(0, 5, 500);
+        w.connack(t0);
+        w.sent(5, t0);
+        let secs = Duration::from_secs;
+        let mut t = t0;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let due = w.deadline().expect("events outstanding");
+            assert_eq!(w.stall(due - secs(1)), None, "not before its time");
+            waits.push((due - t).as_secs());
+            assert_eq!(w.stall(due), Some(1));
+            w.sent(5, due);
+            t = due;
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300, 300]);
+        // The ack moves: back to the timeout.
+        assert!(w.acked_to(2, 5, t));
+        assert_eq!(w.deadline(), Some(t + secs(10)));
+        // A reconnect keeps the wait: the aggregator is still away.
+        assert_eq!(w.stall(t + secs(10)), Some(3));
+        w.connack(t + secs(10));
+        w.sent(5, t + secs(10));
+        assert_eq!(w.deadline(), Some(t + secs(30)));
     }
 
     #[test]
