@@ -96,6 +96,32 @@ pub fn render_all(
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     init_headless()?;
+    let mut written = Vec::new();
+    walk(config, |name, ui| {
+        for &(w, h) in sizes {
+            ui.window().set_size(slint::PhysicalSize::new(w, h));
+            let path = out.join(format!("{name}-{w}x{h}.png"));
+            write_png(ui, &path)?;
+            if layout {
+                write_layout(ui, &path.with_extension("json"))?;
+            }
+            written.push(path);
+        }
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// Runs the demo script through every screen and calls `visit` with each
+/// screen's name (`01-idle`, ...) and the window showing it: what
+/// [`render_all`] renders, and what the UI tests check screen by screen
+/// (every text fits, in every language). The language is
+/// `config.board.language`; the data directory is a temporary one. Needs
+/// a Slint platform on this thread ([`init_headless`]).
+pub fn walk(
+    config: &KioskConfig,
+    mut visit: impl FnMut(&str, &KioskWindow) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = tempdir()?;
     let mut config = config.clone();
     config.storage.data_dir = dir.clone();
@@ -138,7 +164,6 @@ pub fn render_all(
     let driver = Rc::new(RefCell::new(Driver { board, now: friday }));
     Driver::connect(driver.clone(), &ui);
     ui.show()?;
-    let mut written = Vec::new();
     let mut shot = |name: &str, ui: &KioskWindow| -> anyhow::Result<()> {
         // Let the last toast go, except where it is the point of the picture.
         if !name.contains("attendance") {
@@ -146,16 +171,7 @@ pub fn render_all(
             d.advance(Duration::seconds(4));
             d.handle(Intent::Tick, ui).map_err(anyhow::Error::from)?;
         }
-        for &(w, h) in sizes {
-            ui.window().set_size(slint::PhysicalSize::new(w, h));
-            let path = out.join(format!("{name}-{w}x{h}.png"));
-            write_png(ui, &path)?;
-            if layout {
-                write_layout(ui, &path.with_extension("json"))?;
-            }
-            written.push(path);
-        }
-        Ok(())
+        visit(name, ui)
     };
     let run = |intent: Intent| -> anyhow::Result<()> {
         driver
@@ -347,11 +363,14 @@ pub fn render_all(
     run(Intent::ObserveCancel)?;
 
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(written)
+    Ok(())
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("huddle-snapshot-{}", std::process::id()));
+    // Unique per walk: the UI tests walk several languages in one process.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("huddle-snapshot-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
