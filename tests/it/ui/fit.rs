@@ -1,0 +1,118 @@
+//! Nothing overflows: every screen of the demo script (the one
+//! `huddle-kiosk snapshot` renders) at 800x480, in every shipped language
+//! and in the pseudo-locale (every text about 40 % longer, with accents),
+//! with every visible text measured by Slint ([`crate::support::fit`]):
+//! none is cut off (elided, clipped, lines lost) or runs out of the box
+//! that clips it. Nothing is allowed for: a text that cannot fit changes
+//! the layout. A failing screen is saved as
+//! `fit-<lang>-<screen>.png` next to the test binaries.
+
+use std::path::Path;
+
+use huddle_board::kiosk::language::{LANGUAGES, PSEUDO};
+use huddle_board::kiosk::snapshot;
+use slint::ComponentHandle;
+
+use crate::support::fit;
+
+/// The screens the demo script shows (`ui/screenshots/01-...` to `22-...`).
+const SCREENS: usize = 22;
+
+#[test]
+fn every_text_fits_every_screen_in_every_language() {
+    crate::support::ui::headless();
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = Vec::new();
+    for lang in LANGUAGES.into_iter().chain([PSEUDO]) {
+        let mut config = crate::support::board::kiosk_config(dir.path());
+        config.board.language = lang.to_owned();
+        let mut screens = 0;
+        snapshot::walk(&config, |name, ui| {
+            ui.window().set_size(slint::PhysicalSize::new(800, 480));
+            let report = fit::check(ui);
+            assert!(
+                report.texts >= 3,
+                "{lang} {name}: only {} texts measured: is the item tree readable?",
+                report.texts
+            );
+            if !report.problems.is_empty() {
+                let shot =
+                    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fit-{lang}-{name}.png"));
+                snapshot::write_png(ui, &shot)?;
+                problems.push(format!("{lang} {name} ({}):", shot.display()));
+                problems.extend(report.problems.iter().map(|p| format!("    {p}")));
+            }
+            screens += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(screens, SCREENS, "{lang}: screens walked");
+    }
+    assert!(
+        problems.is_empty(),
+        "texts that do not fit at 800x480:\n{}",
+        problems.join("\n")
+    );
+}
+
+slint::slint! {
+    // Four texts: one that fits, and one of each way of not fitting.
+    export component FitCases inherits Window {
+        width: 400px;
+        height: 300px;
+        Text {
+            x: 10px; y: 10px; width: 300px; height: 30px;
+            text: "Fits";
+            font-size: 20px;
+        }
+        Text {
+            x: 10px; y: 50px; width: 60px; height: 30px;
+            text: "Fatima Haddad";
+            font-size: 20px;
+            overflow: elide;
+        }
+        Text {
+            x: 10px; y: 90px; width: 120px; height: 30px;
+            text: "a text on more lines than its box holds";
+            font-size: 20px;
+            wrap: word-wrap;
+        }
+        Rectangle {
+            x: 10px; y: 200px; width: 100px; height: 40px;
+            clip: true;
+            Text {
+                x: 50px; y: 0px; width: 200px; height: 40px;
+                text: "runs out of its clip";
+                font-size: 20px;
+            }
+        }
+    }
+}
+
+/// The check itself: it measures what it should, and sees each way a
+/// text does not fit (elided, lines lost, out of the element that clips
+/// it), and not the text that fits.
+#[test]
+fn the_check_sees_each_way_a_text_is_cut() {
+    crate::support::ui::headless();
+    let ui = FitCases::new().unwrap();
+    ui.show().unwrap();
+    let report = fit::check(&ui);
+    assert_eq!(report.texts, 4, "{report:#?}");
+    let problems = report.problems.join("\n");
+    assert_eq!(report.problems.len(), 3, "{problems}");
+    assert!(
+        problems.contains("\"Fatima Haddad\" at (10, 50) 60x30: cut off"),
+        "{problems}"
+    );
+    assert!(
+        problems
+            .contains("\"a text on more lines than its box holds\" at (10, 90) 120x30: lines cut"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("\"runs out of its clip\" at (60, 200) 200x40: runs out sideways"),
+        "{problems}"
+    );
+    assert!(!problems.contains("Fits"), "{problems}");
+}
