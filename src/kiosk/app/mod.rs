@@ -396,15 +396,20 @@ impl Board {
     /// [`Self::notify`], said to `person_id` in their own language.
     fn notify_person(&mut self, text: Text, tone: Tone, now: DateTime<Utc>, person_id: &str) {
         self.notify(text, tone, now);
-        let language = self
-            .config
-            .people
-            .iter()
-            .find(|p| p.id == person_id)
-            .and_then(|p| p.language.clone());
+        let language = self.language_of(person_id);
         if let Some(n) = self.notice.as_mut() {
             n.language = language;
         }
+    }
+
+    /// The person's own language (`language` in the roster), if they have
+    /// one.
+    fn language_of(&self, person_id: &str) -> Option<String> {
+        self.config
+            .people
+            .iter()
+            .find(|p| p.id == person_id)
+            .and_then(|p| p.language.clone())
     }
 
     fn refuse(&mut self, refusal: impl Into<Text>, now: DateTime<Utc>) {
