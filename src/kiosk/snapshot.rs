@@ -74,6 +74,34 @@ pub fn write_layout(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Presses the element whose accessible label is `english` (or, when it
+/// ends with a space, starts with it), as a person taps it: the forms and
+/// the keyboard are the views' own state, opened by their buttons. The
+/// labels are translated with the rest, so the window speaks English for
+/// the search and its own language again before the press.
+fn press(ui: &KioskWindow, english: &str) -> anyhow::Result<()> {
+    let lang = crate::kiosk::language::selected();
+    crate::kiosk::language::select(crate::kiosk::language::DEFAULT)?;
+    let wanted = english.to_owned();
+    let found = i_slint_backend_testing::ElementQuery::from_root(ui)
+        .match_descendants()
+        .match_predicate(move |e| {
+            e.accessible_label().is_some_and(|l| {
+                if wanted.ends_with(' ') {
+                    l.starts_with(wanted.as_str())
+                } else {
+                    l == wanted.as_str()
+                }
+            })
+        })
+        .find_first();
+    crate::kiosk::language::select(lang)?;
+    found
+        .with_context(|| format!("no element labelled {english:?} on screen"))?
+        .invoke_accessible_default_action();
+    Ok(())
+}
+
 fn badge(number: &str) -> Intent {
     Intent::Badge(BadgeInput::Read(BadgeRead {
         number: number.into(),
@@ -248,6 +276,14 @@ pub fn walk(
         actual: String::new(),
     })?;
     shot("03-kpis", &ui)?;
+    // The forms live in the views' own state: their buttons open them.
+    press(&ui, "Missed Delivery")?;
+    shot("03a-kpi-miss-form", &ui)?;
+    press(&ui, "Add an action")?;
+    press(&ui, "What")?;
+    shot("03b-keyboard", &ui)?;
+    press(&ui, "Key Done")?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     let first_open = driver
@@ -261,6 +297,9 @@ pub fn walk(
         run(Intent::ActionDone(id))?;
     }
     shot("04-open-actions", &ui)?;
+    press(&ui, "New date ")?;
+    shot("04a-new-date", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     run(Intent::RaiseNeed {
@@ -269,6 +308,9 @@ pub fn walk(
         escalate: false,
     })?;
     shot("05-needs", &ui)?;
+    press(&ui, "Raise a need")?;
+    shot("05a-need-form", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     shot("06-experiment", &ui)?;
@@ -280,6 +322,9 @@ pub fn walk(
         due: Some(1),
     })?;
     shot("07-new-actions", &ui)?;
+    press(&ui, "New action")?;
+    shot("07a-action-form", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     advance(2);

@@ -14,8 +14,9 @@
 use std::pin::Pin;
 
 use slint::private_unstable_api::re_exports::{
-    ensure_item_tree_instantiated, Clip, ComplexText, Coord, Flickable, Item, ItemRc, Orientation,
-    SimpleText, TextHorizontalAlignment, TextVerticalAlignment, TextWrap, WindowInner,
+    ensure_item_tree_instantiated, BasicBorderRectangle, BorderRectangle, Clip, ComplexText, Coord,
+    Flickable, Item, ItemRc, Orientation, Rectangle, SimpleText, TextHorizontalAlignment,
+    TextVerticalAlignment, TextWrap, WindowInner,
 };
 use slint::ComponentHandle;
 
@@ -45,12 +46,14 @@ impl Rect {
 }
 
 /// Where a text must stay: the window, or the nearest element that clips
-/// it. In a scrolling list (a `Flickable`) only sideways: scrolling
-/// brings the rest into view.
+/// it (in a scrolling list, a `Flickable`, only sideways: scrolling brings
+/// the rest into view); and the nearest box drawn around it (a rectangle
+/// with a background or a border: a tile, a card, a button), if any.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
     rect: Rect,
     scrolls: bool,
+    drawn: Option<Rect>,
 }
 
 /// What [`check`] found on one screen.
@@ -81,6 +84,7 @@ pub fn check(ui: &impl ComponentHandle) -> Report {
         Bounds {
             rect: window,
             scrolls: false,
+            drawn: None,
         },
         &mut report,
     );
@@ -118,10 +122,11 @@ fn visit(item: &ItemRc, bounds: Bounds, report: &mut Report) {
         let align = (t.horizontal_alignment(), t.vertical_alignment());
         measure(t, item, &t.text(), t.wrap(), align, rect, bounds, report);
     }
-    let inner = if item.downcast::<Flickable>().is_some() {
+    let mut inner = if item.downcast::<Flickable>().is_some() {
         Bounds {
             rect: rect.intersect(bounds.rect),
             scrolls: true,
+            drawn: bounds.drawn,
         }
     } else if item
         .downcast::<Clip>()
@@ -129,16 +134,38 @@ fn visit(item: &ItemRc, bounds: Bounds, report: &mut Report) {
     {
         Bounds {
             rect: rect.intersect(bounds.rect),
-            scrolls: bounds.scrolls,
+            ..bounds
         }
     } else {
         bounds
     };
+    if is_drawn_box(item) {
+        inner.drawn = Some(rect);
+    }
     let mut child = item.first_child();
     while let Some(c) = child {
         visit(&c, inner, report);
         child = c.next_sibling();
     }
+}
+
+/// A rectangle that shows: a background or a border that is not
+/// transparent.
+fn is_drawn_box(item: &ItemRc) -> bool {
+    if let Some(r) = item.downcast::<Rectangle>() {
+        return !r.as_pin_ref().background().is_transparent();
+    }
+    if let Some(r) = item.downcast::<BasicBorderRectangle>() {
+        let r = r.as_pin_ref();
+        return !r.background().is_transparent()
+            || (r.border_width().get() > 0.0 && !r.border_color().is_transparent());
+    }
+    if let Some(r) = item.downcast::<BorderRectangle>() {
+        let r = r.as_pin_ref();
+        return !r.background().is_transparent()
+            || (r.border_width().get() > 0.0 && !r.border_color().is_transparent());
+    }
+    false
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -209,6 +236,18 @@ fn measure<T: Item>(
             b.y,
             b.y + b.h
         ));
+    }
+    if let Some(d) = bounds.drawn {
+        let outside = ink_x < d.x - TOLERANCE
+            || ink_x + ink_w > d.x + d.w + TOLERANCE
+            || ink_y < d.y - TOLERANCE
+            || ink_y + ink_h > d.y + d.h + TOLERANCE;
+        if outside {
+            problems.push(format!(
+                "runs out of the box drawn around it: ({ink_x:.0}, {ink_y:.0}) {ink_w:.0}x{ink_h:.0}, the box ({:.0}, {:.0}) {:.0}x{:.0}",
+                d.x, d.y, d.w, d.h
+            ));
+        }
     }
     for p in problems {
         report.problems.push(format!(
