@@ -14,7 +14,7 @@
 use std::pin::Pin;
 
 use slint::private_unstable_api::re_exports::{
-    ensure_item_tree_instantiated, BasicBorderRectangle, BorderRectangle, Clip, ComplexText, Coord,
+    ensure_item_tree_instantiated, BasicBorderRectangle, BorderRectangle, Clip, ComplexText,
     Flickable, Item, ItemRc, Orientation, Rectangle, SimpleText, TextHorizontalAlignment,
     TextVerticalAlignment, TextWrap, WindowInner,
 };
@@ -95,10 +95,10 @@ fn absolute(item: &ItemRc) -> Rect {
     let g = item.geometry();
     let p = item.map_to_window(g.origin);
     Rect {
-        x: p.x as f32,
-        y: p.y as f32,
-        w: g.size.width as f32,
-        h: g.size.height as f32,
+        x: p.x,
+        y: p.y,
+        w: g.size.width,
+        h: g.size.height,
     }
 }
 
@@ -186,8 +186,8 @@ fn measure<T: Item>(
         return;
     };
     report.texts += 1;
-    let across = Item::layout_info(text, Orientation::Horizontal, -1 as Coord, &adapter, item);
-    let down = Item::layout_info(text, Orientation::Vertical, rect.w as Coord, &adapter, item);
+    let across = Item::layout_info(text, Orientation::Horizontal, -1.0, &adapter, item);
+    let down = Item::layout_info(text, Orientation::Vertical, rect.w, &adapter, item);
     let (need_w, longest_word, need_h) = (across.preferred, across.min, down.preferred);
     let mut problems = Vec::new();
     match wrap {
