@@ -19,8 +19,9 @@
 //! welcome shows, then switches back; rendering personal strings from Rust
 //! instead would need a second catalogue lookup outside Slint. The "badge
 //! not enrolled" screen speaks the board's language (nobody is known yet).
-//! Not built yet: a language for people of the site's roster (the MQTT
-//! roster carries none).
+//! People of the site's (MQTT) roster carry theirs in the roster message;
+//! when that roster is in use its language wins, and a code this board
+//! does not ship falls back to the board's (`Board::language_of`).
 //!
 //! Dates (weekday and month names) follow the selected language through
 //! chrono's `unstable-locales` (glibc's locale data compiled in, pure

@@ -402,14 +402,30 @@ impl Board {
         }
     }
 
-    /// The person's own language (`language` in the roster), if they have
-    /// one.
+    /// The person's own language, if they have one the board ships: the
+    /// aggregator's roster's when one is in use and gives it, else
+    /// `kiosk.toml`'s (`language` of `[[people]]`).
     fn language_of(&self, person_id: &str) -> Option<String> {
-        self.config
-            .people
-            .iter()
-            .find(|p| p.id == person_id)
-            .and_then(|p| p.language.clone())
+        let from_site = if self.roster_issued.is_some() {
+            self.store.roster_language(person_id).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, person = person_id, "roster language not read");
+                None
+            })
+        } else {
+            None
+        };
+        let language = from_site.or_else(|| {
+            self.config
+                .people
+                .iter()
+                .find(|p| p.id == person_id)
+                .and_then(|p| p.language.clone())
+        })?;
+        if crate::kiosk::language::check(&language).is_err() {
+            tracing::debug!(person = person_id, %language, "a language this board does not ship: the board's is used");
+            return None;
+        }
+        Some(language)
     }
 
     fn refuse(&mut self, refusal: impl Into<Text>, now: DateTime<Utc>) {

@@ -166,3 +166,56 @@ fn a_learner_confirms_and_rates_in_their_own_language() {
     run(Intent::Tick);
     assert!(ui.has("Start huddle"), "labels {:?}", ui.labels());
 }
+
+#[test]
+fn a_person_of_the_site_roster_is_welcomed_in_their_language() {
+    use huddle_board::domain::{hash_badge, Role};
+    use huddle_board::kiosk::app::Intent;
+    use huddle_board::wire::payload::{RosterMessage, RosterPerson};
+
+    crate::support::ui::headless();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::board::kiosk_config(dir.path());
+    let key = config.badge.site_key.clone();
+    let board = config.board.id.clone();
+    let ui = Ui::with_config("ui_site_roster_language", config, monday(6, 20));
+    let person = |id: &str, name: &str, role, number: &str, language: Option<&str>| RosterPerson {
+        id: id.into(),
+        name: name.into(),
+        role,
+        coach: None,
+        badge_hashes: vec![hash_badge(key.as_bytes(), number)],
+        language: language.map(str::to_owned),
+    };
+    // The aggregator's roster: Ana speaks French; Ben's language is one
+    // this board does not ship, so his welcome is in the board's.
+    let roster = RosterMessage {
+        board,
+        issued_at: monday(5, 0),
+        people: vec![
+            person("p01", "Eva Novak", Role::TeamLeader, "1001", None),
+            person("p02", "Ana Silva", Role::Member, "1002", Some("fr")),
+            person("p03", "Ben Okafor", Role::Member, "1003", Some("tl")),
+        ],
+    };
+    let run = |intent: Intent| {
+        ui.driver.borrow_mut().handle(intent, &ui.window).unwrap();
+    };
+    run(Intent::ApplyRoster(roster));
+    let french = crate::support::po::catalogue("fr");
+    ui.press("Start huddle");
+    ui.at(6, 40);
+    ui.type_badge("1001");
+    assert_eq!(ui.value("Message"), "Huddle started. Welcome, Eva Novak.");
+    ui.type_badge("1002");
+    assert_eq!(
+        ui.value(&french["Message"]),
+        french["Welcome, {}."].replacen("{}", "Ana Silva", 1),
+        "labels {:?}",
+        ui.labels()
+    );
+    ui.at(6, 42);
+    run(Intent::Tick);
+    ui.type_badge("1003");
+    assert_eq!(ui.value("Message"), "Welcome, Ben Okafor.");
+}
