@@ -371,6 +371,9 @@ pub fn walk(
         })?;
     }
     shot("16-observe-rubric", &ui)?;
+    // Next too early: the refusal, a counted plural, in the error banner.
+    run(Intent::ObserveNext)?;
+    shot("16a-observe-refused", &ui)?;
     for (i, score) in scores.iter().enumerate().skip(5) {
         run(Intent::ObserveScore {
             behaviour: i,
