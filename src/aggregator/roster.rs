@@ -18,6 +18,10 @@
 //! - `badge_hashes`: keyed hashes (64 hex digits, from `huddle-aggregator
 //!   hash-badge NUMBER`) separated by `;`, or empty. Never badge numbers.
 //!
+//! An eighth column `language` may follow (then in the header too): the
+//! person's own language for what the board says to them (`de`, `es`,
+//! `fr`, `pl`, `en`: two lowercase letters), or empty for the board's.
+//!
 //! Lines starting with `#` are comments; spaces around fields are ignored.
 //! Every error names the file and the line.
 
@@ -42,6 +46,9 @@ pub const HEADER: [&str; 7] = [
     "coach",
     "badge_hashes",
 ];
+
+/// The optional column after [`HEADER`].
+pub const LANGUAGE: &str = "language";
 
 /// A roster file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,11 +109,12 @@ pub fn parse(
         .map_err(|e| err(0, format!("cannot read the header: {e}")))?
         .clone();
     let header_line = header.position().map_or(1, |p| p.line());
-    if header.iter().ne(HEADER) {
+    let with_language = header.iter().eq(HEADER.into_iter().chain([LANGUAGE]));
+    if header.iter().ne(HEADER) && !with_language {
         return Err(err(
             header_line,
             format!(
-                "the header must be `{}`, found `{}`",
+                "the header must be `{}` (and may end in `,{LANGUAGE}`), found `{}`",
                 HEADER.join(","),
                 header.iter().collect::<Vec<_>>().join(",")
             ),
@@ -123,7 +131,10 @@ pub fn parse(
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            err(line, format!("not a CSV row of 7 fields: {e}"))
+            err(
+                line,
+                format!("not a CSV row of {} fields: {e}", header.len()),
+            )
         })?;
         let line = record.position().map_or(0, |p| p.line());
         let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
@@ -166,6 +177,14 @@ pub fn parse(
             })?;
             badge_hashes.push(hash);
         }
+        let language = field(7);
+        let is_code = language.len() == 2 && language.bytes().all(|b| b.is_ascii_lowercase());
+        if !language.is_empty() && !is_code {
+            return Err(err(
+                line,
+                format!("language: `{language}` is not a language code (two lowercase letters, e.g. de, es, fr, pl), or empty"),
+            ));
+        }
         rows.push(Row {
             line,
             coach: (!coach.is_empty()).then_some(coach),
@@ -175,6 +194,7 @@ pub fn parse(
                 role,
                 coach: None,
                 badge_hashes,
+                language: (!language.is_empty()).then_some(language),
             },
             board,
             area,
@@ -322,6 +342,35 @@ mod tests {
         assert_eq!(eva.badge_hashes.len(), 2);
         assert_eq!(r[1].message.people[1].name, "Lu Wen");
         assert!(r[1].message.people[1].badge_hashes.is_empty());
+    }
+
+    #[test]
+    fn an_eighth_column_gives_a_language() {
+        let text = format!(
+            "{},{LANGUAGE}\np01,Eva Novak,team_leader,demo,assembly,,,de\np02,Ana Silva,member,demo,assembly,,,\n",
+            HEADER.join(",")
+        );
+        let r = parse(&text, Path::new("r.csv"), when()).unwrap();
+        let people = &r[0].message.people;
+        assert_eq!(people[0].language.as_deref(), Some("de"));
+        assert_eq!(people[1].language, None);
+        let json = serde_json::to_string(&r[0].message).unwrap();
+        assert_eq!(json.matches("\"language\"").count(), 1, "{json}");
+
+        let bad = format!(
+            "{},{LANGUAGE}\np01,Eva,member,demo,assembly,,,Deutsch\n",
+            HEADER.join(",")
+        );
+        let e = parse_err(&bad);
+        assert!(e.line == 2 && e.to_string().contains("language"), "{e}");
+        // Without the column, people have none.
+        let r = parse(
+            &csv(&["p01,Eva,member,demo,assembly,,".into()]),
+            Path::new("r.csv"),
+            when(),
+        )
+        .unwrap();
+        assert_eq!(r[0].message.people[0].language, None);
     }
 
     #[test]

@@ -44,8 +44,9 @@ enum Command {
         /// element is (the Pi rig taps there).
         #[arg(long)]
         layout: bool,
-        /// The language of the screens (en, de, es, fr, pl; default: the
-        /// config's `board.language`).
+        /// The language of the screens (en, de, es, fr, pl, or xx: every
+        /// text 40 % longer with accents; default: the config's
+        /// `board.language`).
         #[arg(long)]
         lang: Option<String>,
     },
@@ -152,8 +153,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut config = config;
             if let Some(lang) = lang {
-                huddle_board::kiosk::language::check(&lang)
-                    .map_err(|m| anyhow::anyhow!("--lang: {m}"))?;
+                // The pseudo-locale is for looking at the layout only.
+                if lang != huddle_board::kiosk::language::PSEUDO {
+                    huddle_board::kiosk::language::check(&lang)
+                        .map_err(|m| anyhow::anyhow!("--lang: {m} (or xx, the pseudo-locale)"))?;
+                }
                 config.board.language = lang;
             }
             let sizes = if sizes.is_empty() {

@@ -10,16 +10,18 @@
 //! A person's own language: a person of `kiosk.toml`'s roster may carry a
 //! `language`. The core decides which language the screen speaks
 //! ([`crate::kiosk::app::BoardView`]'s `language`: the person's while a
-//! notice said to them shows, such as their welcome after a badge tap,
-//! else the board's) and `ui::apply` switches the window when it changes.
+//! notice said to them shows, such as their welcome after a badge tap;
+//! the learner's on a coaching observation's confirm and rate screens and
+//! in the thanks after their rating; else the board's) and `ui::apply`
+//! switches the window when it changes.
 //! Design: Slint's selected translation is global (per thread), so the
 //! whole window speaks the person's language for the few seconds their
 //! welcome shows, then switches back; rendering personal strings from Rust
 //! instead would need a second catalogue lookup outside Slint. The "badge
 //! not enrolled" screen speaks the board's language (nobody is known yet).
-//! Not built yet: the learner's coaching screens (confirm, rate) in the
-//! learner's language, and a language for people of the site's roster
-//! (the MQTT roster carries none).
+//! People of the site's (MQTT) roster carry theirs in the roster message;
+//! when that roster is in use its language wins, and a code this board
+//! does not ship falls back to the board's (`Board::language_of`).
 //!
 //! Dates (weekday and month names) follow the selected language through
 //! chrono's `unstable-locales` (glibc's locale data compiled in, pure
@@ -37,18 +39,30 @@ use chrono::NaiveDate;
 /// The languages the board ships, English first (the source language).
 pub const LANGUAGES: [&str; 5] = ["en", "de", "es", "fr", "pl"];
 
+/// The pseudo-locale: every English text about 40 % longer, with accents
+/// (`ui/translations/xx/`, generated from the template by the translation
+/// tests). It finds texts that would not fit a longer language before a
+/// translator does: the UI tests and `huddle-kiosk snapshot --lang xx`
+/// use it; `board.language` and a person's `language` refuse it
+/// ([`check`]).
+pub const PSEUDO: &str = "xx";
+
 /// The language used when `board.language` is not given.
 pub const DEFAULT: &str = "en";
 
 thread_local! {
     /// The index in [`LANGUAGES`] of the selected language. Per thread, as
     /// Slint's selected translation is (its context is thread-local).
+    /// `LANGUAGES.len()` stands for [`PSEUDO`].
     static SELECTED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The language selected on this thread by [`select`] (`en` before).
 pub fn selected() -> &'static str {
-    LANGUAGES[SELECTED.with(Cell::get)]
+    LANGUAGES
+        .get(SELECTED.with(Cell::get))
+        .copied()
+        .unwrap_or(PSEUDO)
 }
 
 /// A date as the screens show it, short, in `code`'s words: "Mon 30 Nov",
@@ -77,15 +91,20 @@ pub fn check(code: &str) -> Result<(), String> {
     }
 }
 
-/// Switches every `@tr()` text of the process's Slint windows to `code`.
-/// Call it after the first window exists (Slint loads the bundled
-/// catalogues with it).
+/// Switches every `@tr()` text of the process's Slint windows to `code`
+/// (one of [`LANGUAGES`], or [`PSEUDO`]). Call it after the first window
+/// exists (Slint loads the bundled catalogues with it).
 #[cfg(feature = "kiosk")]
 pub fn select(code: &str) -> anyhow::Result<()> {
-    check(code).map_err(anyhow::Error::msg)?;
+    if code != PSEUDO {
+        check(code).map_err(anyhow::Error::msg)?;
+    }
     slint::select_bundled_translation(code)
         .map_err(|e| anyhow::anyhow!("cannot select language {code}: {e}"))?;
-    let index = LANGUAGES.iter().position(|l| *l == code).unwrap_or(0);
+    let index = LANGUAGES
+        .iter()
+        .position(|l| *l == code)
+        .unwrap_or(if code == PSEUDO { LANGUAGES.len() } else { 0 });
     SELECTED.with(|s| s.set(index));
     Ok(())
 }

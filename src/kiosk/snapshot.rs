@@ -74,6 +74,34 @@ pub fn write_layout(ui: &KioskWindow, path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Presses the element whose accessible label is `english` (or, when it
+/// ends with a space, starts with it), as a person taps it: the forms and
+/// the keyboard are the views' own state, opened by their buttons. The
+/// labels are translated with the rest, so the window speaks English for
+/// the search and its own language again before the press.
+fn press(ui: &KioskWindow, english: &str) -> anyhow::Result<()> {
+    let lang = crate::kiosk::language::selected();
+    crate::kiosk::language::select(crate::kiosk::language::DEFAULT)?;
+    let wanted = english.to_owned();
+    let found = i_slint_backend_testing::ElementQuery::from_root(ui)
+        .match_descendants()
+        .match_predicate(move |e| {
+            e.accessible_label().is_some_and(|l| {
+                if wanted.ends_with(' ') {
+                    l.starts_with(wanted.as_str())
+                } else {
+                    l == wanted.as_str()
+                }
+            })
+        })
+        .find_first();
+    crate::kiosk::language::select(lang)?;
+    found
+        .with_context(|| format!("no element labelled {english:?} on screen"))?
+        .invoke_accessible_default_action();
+    Ok(())
+}
+
 fn badge(number: &str) -> Intent {
     Intent::Badge(BadgeInput::Read(BadgeRead {
         number: number.into(),
@@ -96,6 +124,32 @@ pub fn render_all(
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     init_headless()?;
+    let mut written = Vec::new();
+    walk(config, |name, ui| {
+        for &(w, h) in sizes {
+            ui.window().set_size(slint::PhysicalSize::new(w, h));
+            let path = out.join(format!("{name}-{w}x{h}.png"));
+            write_png(ui, &path)?;
+            if layout {
+                write_layout(ui, &path.with_extension("json"))?;
+            }
+            written.push(path);
+        }
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// Runs the demo script through every screen and calls `visit` with each
+/// screen's name (`01-idle`, ...) and the window showing it: what
+/// [`render_all`] renders, and what the UI tests check screen by screen
+/// (every text fits, in every language). The language is
+/// `config.board.language`; the data directory is a temporary one. Needs
+/// a Slint platform on this thread ([`init_headless`]).
+pub fn walk(
+    config: &KioskConfig,
+    mut visit: impl FnMut(&str, &KioskWindow) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = tempdir()?;
     let mut config = config.clone();
     config.storage.data_dir = dir.clone();
@@ -138,7 +192,6 @@ pub fn render_all(
     let driver = Rc::new(RefCell::new(Driver { board, now: friday }));
     Driver::connect(driver.clone(), &ui);
     ui.show()?;
-    let mut written = Vec::new();
     let mut shot = |name: &str, ui: &KioskWindow| -> anyhow::Result<()> {
         // Let the last toast go, except where it is the point of the picture.
         if !name.contains("attendance") {
@@ -146,16 +199,7 @@ pub fn render_all(
             d.advance(Duration::seconds(4));
             d.handle(Intent::Tick, ui).map_err(anyhow::Error::from)?;
         }
-        for &(w, h) in sizes {
-            ui.window().set_size(slint::PhysicalSize::new(w, h));
-            let path = out.join(format!("{name}-{w}x{h}.png"));
-            write_png(ui, &path)?;
-            if layout {
-                write_layout(ui, &path.with_extension("json"))?;
-            }
-            written.push(path);
-        }
-        Ok(())
+        visit(name, ui)
     };
     let run = |intent: Intent| -> anyhow::Result<()> {
         driver
@@ -232,6 +276,14 @@ pub fn render_all(
         actual: String::new(),
     })?;
     shot("03-kpis", &ui)?;
+    // The forms live in the views' own state: their buttons open them.
+    press(&ui, "Missed Delivery")?;
+    shot("03a-kpi-miss-form", &ui)?;
+    press(&ui, "Add an action")?;
+    press(&ui, "What")?;
+    shot("03b-keyboard", &ui)?;
+    press(&ui, "Key Done")?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     let first_open = driver
@@ -245,6 +297,9 @@ pub fn render_all(
         run(Intent::ActionDone(id))?;
     }
     shot("04-open-actions", &ui)?;
+    press(&ui, "New date ")?;
+    shot("04a-new-date", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     run(Intent::RaiseNeed {
@@ -253,6 +308,9 @@ pub fn render_all(
         escalate: false,
     })?;
     shot("05-needs", &ui)?;
+    press(&ui, "Raise a need")?;
+    shot("05a-need-form", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     shot("06-experiment", &ui)?;
@@ -264,6 +322,9 @@ pub fn render_all(
         due: Some(1),
     })?;
     shot("07-new-actions", &ui)?;
+    press(&ui, "New action")?;
+    shot("07a-action-form", &ui)?;
+    press(&ui, "Cancel")?;
 
     run(Intent::NextStep)?;
     advance(2);
@@ -310,6 +371,9 @@ pub fn render_all(
         })?;
     }
     shot("16-observe-rubric", &ui)?;
+    // Next too early: the refusal, a counted plural, in the error banner.
+    run(Intent::ObserveNext)?;
+    shot("16a-observe-refused", &ui)?;
     for (i, score) in scores.iter().enumerate().skip(5) {
         run(Intent::ObserveScore {
             behaviour: i,
@@ -347,11 +411,14 @@ pub fn render_all(
     run(Intent::ObserveCancel)?;
 
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(written)
+    Ok(())
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("huddle-snapshot-{}", std::process::id()));
+    // Unique per walk: the UI tests walk several languages in one process.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("huddle-snapshot-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -68,6 +68,11 @@ pub struct RosterPerson {
     /// Keyed badge hashes (never numbers).
     #[serde(default)]
     pub badge_hashes: Vec<BadgeHash>,
+    /// The person's own language for what the board says to them (their
+    /// welcome, their coaching screens), a code such as `de`; absent: the
+    /// board's. A kiosk that does not ship it uses the board's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// `.../roster`, retained: the board's people. Newest `issued_at` wins.

@@ -217,6 +217,114 @@ fn every_message_is_translated_in_every_language() {
     );
 }
 
+/// One letter with an accent, the same width class, so that the pseudo
+/// text keeps the English text's shape: `a` -> `å`, `T` -> `Ţ`.
+fn accented(c: char) -> char {
+    const FROM: &str = "abcdeghijklnoprstuwyzACDEGHIJKLNORSTUWYZ";
+    const TO: &str = "åƀçðéĝĥîĵķļñöþŕšţüŵýžÅÇÐÉĜĤÎĴĶĻÑÖŔŠŢÜŴÝŽ";
+    FROM.chars()
+        .position(|f| f == c)
+        .and_then(|i| TO.chars().nth(i))
+        .unwrap_or(c)
+}
+
+/// The pseudo-locale's words for an English text (as written in the .po,
+/// escapes kept): every letter accented, the placeholders and escapes
+/// kept, and about 40 % more characters, as brackets around it and filler
+/// words inside, so that a cut-off end shows: `Welcome, {}.` -> `[Ŵéļçömé, {}. ļöŕ]`.
+fn pseudo(msgid: &str) -> String {
+    let mut body = String::new();
+    let mut visible = 0usize;
+    let mut chars = msgid.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                body.push(c);
+                body.extend(chars.next());
+                visible += 1;
+            }
+            '{' => {
+                body.push(c);
+                for d in chars.by_ref() {
+                    body.push(d);
+                    if d == '}' {
+                        break;
+                    }
+                }
+                visible += 4;
+            }
+            c => {
+                body.push(accented(c));
+                visible += 1;
+            }
+        }
+    }
+    if !msgid.chars().any(|c| c.is_alphabetic()) {
+        return body;
+    }
+    let extra = (visible * 4).div_ceil(10);
+    let filler: String = "ļöŕéñ îþšüñ ðöļöŕ šîţ åçéţ "
+        .chars()
+        .cycle()
+        .take(extra.saturating_sub(3))
+        .collect();
+    let filler = filler.trim_end();
+    if filler.is_empty() {
+        format!("[{body}]")
+    } else {
+        format!("[{body} {filler}]")
+    }
+}
+
+fn pseudo_po(messages: &BTreeMap<Message, BTreeSet<String>>) -> String {
+    let mut out = String::from(
+        "# The pseudo-locale: the template's texts about 40 % longer, with accents,\n\
+         # to check that the screens fit a long language. Generated: do not edit.\n\
+         # Regenerate: HUDDLE_UPDATE_POT=1 cargo test --test it translations::\n\
+         msgid \"\"\n\
+         msgstr \"\"\n\
+         \"Project-Id-Version: huddle-board\\n\"\n\
+         \"Language: xx\\n\"\n\
+         \"MIME-Version: 1.0\\n\"\n\
+         \"Content-Type: text/plain; charset=UTF-8\\n\"\n\
+         \"Content-Transfer-Encoding: 8bit\\n\"\n\
+         \"Plural-Forms: nplurals=2; plural=(n != 1);\\n\"\n",
+    );
+    for m in messages.keys() {
+        out.push_str(&format!("\nmsgid \"{}\"\n", m.msgid));
+        match &m.plural {
+            Some(p) => out.push_str(&format!(
+                "msgid_plural \"{p}\"\nmsgstr[0] \"{}\"\nmsgstr[1] \"{}\"\n",
+                pseudo(&m.msgid),
+                pseudo(p)
+            )),
+            None => out.push_str(&format!("msgstr \"{}\"\n", pseudo(&m.msgid))),
+        }
+    }
+    out
+}
+
+#[test]
+fn the_pseudo_locale_is_the_template_made_longer() {
+    let expected = pseudo_po(&ui_messages());
+    let path = po_path(huddle_board::kiosk::language::PSEUDO);
+    if std::env::var_os("HUDDLE_UPDATE_POT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "{} is not the current template made longer: regenerate it with \
+         `HUDDLE_UPDATE_POT=1 cargo test --test it translations::`",
+        path.display()
+    );
+    assert_eq!(pseudo("Next"), "[Ñéxţ]");
+    assert_eq!(pseudo("Welcome, {}."), "[Ŵéļçömé, {}. ļöŕ]");
+    assert_eq!(pseudo("\\\"{n}\\\" open"), "[\\\"{n}\\\" öþéñ ļö]");
+    assert_eq!(pseudo("{} / {}"), "{} / {}");
+}
+
 #[test]
 fn the_shipped_languages_are_the_catalogues() {
     let mut dirs: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("ui/translations"))
@@ -224,6 +332,7 @@ fn the_shipped_languages_are_the_catalogues() {
         .map(|e| e.unwrap())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|l| l != huddle_board::kiosk::language::PSEUDO)
         .collect();
     dirs.sort();
     let mut shipped: Vec<String> = huddle_board::kiosk::language::LANGUAGES

@@ -396,15 +396,36 @@ impl Board {
     /// [`Self::notify`], said to `person_id` in their own language.
     fn notify_person(&mut self, text: Text, tone: Tone, now: DateTime<Utc>, person_id: &str) {
         self.notify(text, tone, now);
-        let language = self
-            .config
-            .people
-            .iter()
-            .find(|p| p.id == person_id)
-            .and_then(|p| p.language.clone());
+        let language = self.language_of(person_id);
         if let Some(n) = self.notice.as_mut() {
             n.language = language;
         }
+    }
+
+    /// The person's own language, if they have one the board ships: the
+    /// aggregator's roster's when one is in use and gives it, else
+    /// `kiosk.toml`'s (`language` of `[[people]]`).
+    fn language_of(&self, person_id: &str) -> Option<String> {
+        let from_site = if self.roster_issued.is_some() {
+            self.store.roster_language(person_id).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, person = person_id, "roster language not read");
+                None
+            })
+        } else {
+            None
+        };
+        let language = from_site.or_else(|| {
+            self.config
+                .people
+                .iter()
+                .find(|p| p.id == person_id)
+                .and_then(|p| p.language.clone())
+        })?;
+        if crate::kiosk::language::check(&language).is_err() {
+            tracing::debug!(person = person_id, %language, "a language this board does not ship: the board's is used");
+            return None;
+        }
+        Some(language)
     }
 
     fn refuse(&mut self, refusal: impl Into<Text>, now: DateTime<Utc>) {

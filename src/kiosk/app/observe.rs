@@ -378,12 +378,25 @@ impl Board {
             "coaching observation stored"
         );
         self.end_flow(now);
-        self.notify(
+        self.notify_person(
             Text::with(TextKey::ObservationSaved, &by.name),
             Tone::Ok,
             now,
+            &by.id,
         );
         Ok(())
+    }
+
+    /// The learner's own language while the screens speak to them (confirm
+    /// with their badge, rate the coaching); `None` elsewhere, or when
+    /// they have none.
+    pub(super) fn learner_language(&self) -> Option<String> {
+        let flow = self.flow.as_ref()?;
+        if !matches!(flow.step, FlowStep::Confirm | FlowStep::Rate) {
+            return None;
+        }
+        let learner = flow.draft.as_ref()?.learner.as_ref()?;
+        self.language_of(&learner.id)
     }
 
     /// The flow as the screen shows it.

@@ -48,7 +48,9 @@ pub struct BoardView {
     /// Board name.
     pub board_name: String,
     /// The language the screen speaks now: the board's, or the person's
-    /// own while a notice said to them shows (see `crate::kiosk::language`).
+    /// own while a notice said to them shows or, in a coaching
+    /// observation, the learner's on the screens that ask them to confirm
+    /// and rate (see `crate::kiosk::language`).
     pub language: String,
     /// The time zone for display.
     pub tz: chrono_tz::Tz,
@@ -223,6 +225,7 @@ impl Board {
         let language = notice
             .as_ref()
             .and_then(|n| n.language.clone())
+            .or_else(|| self.learner_language())
             .unwrap_or_else(|| self.config.board.language.clone());
         Ok(BoardView {
             screen: self.screen,

@@ -206,6 +206,8 @@ pub const MIGRATIONS: &[&str] = &[
          reason TEXT NOT NULL
      );
      ALTER TABLE outbox ADD COLUMN chain TEXT;",
+    // 5: a roster person's own language.
+    "ALTER TABLE roster_people ADD COLUMN language TEXT;",
 ];
 
 /// Errors of the store.

@@ -69,6 +69,17 @@ impl Store {
         load().map_err(|e| self.err(e))
     }
 
+    /// The language of a person of the aggregator's roster stored here, if
+    /// the roster gives them one.
+    pub fn roster_language(&self, person_id: &str) -> Result<Option<String>, StoreError> {
+        let found: rusqlite::Result<Option<Option<String>>> = optional(self.conn.query_row(
+            "SELECT language FROM roster_people WHERE id = ?1",
+            params![person_id],
+            |r| r.get(0),
+        ));
+        found.map(Option::flatten).map_err(|e| self.err(e))
+    }
+
     /// The badges enrolled at this board, oldest first (person id for each).
     pub fn enrolled_badges(&self) -> Result<Vec<(BadgeHash, String)>, StoreError> {
         let load = || -> rusqlite::Result<Vec<(BadgeHash, String)>> {
@@ -98,8 +109,8 @@ impl Tx<'_> {
             c.execute_batch("DELETE FROM roster_people; DELETE FROM roster_badges;")?;
             for (i, p) in message.people.iter().enumerate() {
                 c.execute(
-                    "INSERT INTO roster_people (position, id, name, role, coach) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![i as i64, p.id, p.name, role_key(p.role), p.coach],
+                    "INSERT INTO roster_people (position, id, name, role, coach, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![i as i64, p.id, p.name, role_key(p.role), p.coach, p.language],
                 )?;
                 for h in &p.badge_hashes {
                     c.execute(

@@ -21,6 +21,7 @@ fn person(c: &KioskConfig, id: &str, name: &str, role: Role, number: &str) -> Ro
         role,
         coach: None,
         badge_hashes: vec![hash_badge(c.badge.site_key.as_bytes(), number)],
+        language: None,
     }
 }
 

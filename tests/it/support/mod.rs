@@ -2,7 +2,8 @@
 //! the one copy of each helper. A real Mosquitto on a free port, a real
 //! X server, the aggregator binary, an MQTT publisher and subscriber, a
 //! seeded random generator; [`board`] for the kiosk core, `ui` (feature
-//! `kiosk`) for the Slint window, [`po`] for the translation catalogues.
+//! `kiosk`) for the Slint window and `fit` for whether its texts fit, [`po`]
+//! for the translation catalogues.
 //!
 //! Every test of `tests/it` runs in one process, two at a time by default:
 //! nothing here is global but [`free_port`]'s record of the ports it gave
@@ -12,6 +13,8 @@
 #![allow(dead_code)]
 
 pub mod board;
+#[cfg(feature = "kiosk")]
+pub mod fit;
 pub mod po;
 #[cfg(feature = "kiosk")]
 pub mod ui;

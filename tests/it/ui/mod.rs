@@ -7,5 +7,6 @@
 //! ([`crate::support::ui::headless`]) and its windows never leave it.
 
 mod coaching;
+mod fit;
 mod flow;
 mod languages;

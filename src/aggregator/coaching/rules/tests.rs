@@ -580,6 +580,7 @@ fn people_a_board_invents_are_listed_up_to_a_bound_and_counted() {
 #[test]
 fn people_from_rosters_and_from_observations() {
     let rp = |id: &str, role, coach: Option<&str>| RosterPerson {
+        language: None,
         id: id.into(),
         name: id.to_uppercase(),
         role,
