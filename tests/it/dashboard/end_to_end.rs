@@ -750,6 +750,8 @@ mod demo {
             area: "assembly".into(),
             at,
             message: message.into(),
+            text: None,
+            values: Default::default(),
             scheduled_at: None,
             need_id: None,
         })
