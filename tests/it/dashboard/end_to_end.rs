@@ -813,6 +813,15 @@ fn browser_renders_the_full_live_status_in_german() {
     full_live_status("de");
 }
 
+/// The same in the other shipped languages (no English left, nothing of
+/// the coaching table cut at 1440 px, the picker).
+#[test]
+fn browser_renders_the_full_live_status_in_spanish_french_and_polish() {
+    for lang in ["es", "fr", "pl"] {
+        full_live_status(lang);
+    }
+}
+
 /// English texts that must not be on the `lang` page: the parts (between
 /// placeholders, 4 letters or more) of every message whose translation
 /// differs, unless a translation or the page's data (`data`) has them too.
@@ -959,12 +968,18 @@ fn full_live_status(lang: &str) {
             .unwrap_or_else(|| panic!("{english:?} is not in the page's catalogue"))
             .clone()
     };
-    let old = if lang == "de" { "(1 alt)" } else { "(1 old)" };
-    let ago = if lang == "de" {
-        "vor 24 Std."
-    } else {
-        "24 hr ago"
+    // "(1 old)" (the singular form in every shipped language), and "24 h
+    // ago" with the hours as the browser's Intl writes them in `lang`.
+    let old = cat["({n} old)"][0].replace("{n}", "1");
+    let hours = match lang {
+        "de" => "24 Std.",
+        "pl" => "24 godz.",
+        "es" => "24 h",
+        // A narrow no-break space, as French typesetting wants.
+        "fr" => "24\u{202f}h",
+        _ => "24 hr",
     };
+    let ago = tr("{age} ago").replace("{age}", hours);
     let expect = serde_json::json!({
         "assembly/line1": [format!("{} · {}", tr("In progress"), tr("Attendance")), "4/9", " / 15:00", format!("{}0", tr("Escalations")), ago],
         "assembly/line3": [tr("Closed"), "6/9", tr("Took"), format!("{}2 {old}", tr("Escalations"))],
@@ -991,8 +1006,12 @@ fn full_live_status(lang: &str) {
         lang == "en" || english.len() > 30,
         "English to look for: {english:?}"
     );
-    // The switch: to French from German, to German from English.
-    let to = if lang == "en" { "de" } else { "fr" };
+    // The switch: to French, from French and English to German.
+    let to = if lang == "fr" || lang == "en" {
+        "de"
+    } else {
+        "fr"
+    };
     let switch = serde_json::json!({
         "lang": to,
         "boards": web::i18n::catalogue(to)["Boards"][0],
