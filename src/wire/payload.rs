@@ -318,8 +318,17 @@ pub struct BoardAlert {
     /// When the condition arose (the slot's grace end, the escalation's
     /// stale time, the moment the board went offline).
     pub at: DateTime<Utc>,
-    /// One line for people.
+    /// One line for people, in English.
     pub message: String,
+    /// `message` before its values were filled in: the English text with
+    /// named placeholders (`{board}`, `{time}`, ...), the key under which
+    /// a translation catalogue holds it (the dashboard shows it in its
+    /// reader's language). Absent from older aggregators' alerts.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The values of `text`'s placeholders, by name.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
     /// The slot, for `missed_huddle`.
     pub scheduled_at: Option<DateTime<Utc>>,
     /// The need, for `escalation_stale`.

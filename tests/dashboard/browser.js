@@ -7,6 +7,12 @@
 // texts its tile must show), DASHBOARD_DETAIL (the tile whose details
 // open; the first by default), DASHBOARD_COACHING_ROWS (people in the
 // coaching table; 0 by default), SCREENSHOT_DIR and SCREENSHOT_PREFIX.
+// DASHBOARD_LANG (a language code: the browser asks for it with
+// Accept-Language and --lang, and the page must speak it), with
+// DASHBOARD_TEXTS (JSON: English text → the text expected instead) and
+// DASHBOARD_ENGLISH (JSON: English words that must not be on the page),
+// and DASHBOARD_SWITCH (a language the picker switches to at the end,
+// checked to persist across a reload).
 // Prints progress lines, then PASS; exits non-zero on any failure.
 'use strict';
 
@@ -26,6 +32,19 @@ const TAPPED = env('DASHBOARD_TAPPED', '');
 const EXPECT = JSON.parse(env('DASHBOARD_EXPECT', '{}'));
 const SHOTS = env('SCREENSHOT_DIR', '');
 const PREFIX = env('SCREENSHOT_PREFIX', '3');
+const LANG = env('DASHBOARD_LANG', '');
+const TEXTS = JSON.parse(env('DASHBOARD_TEXTS', '{}'));
+const ENGLISH = JSON.parse(env('DASHBOARD_ENGLISH', '[]'));
+const SWITCH = JSON.parse(env('DASHBOARD_SWITCH', 'null'));
+const tr = (english) => TEXTS[english] || english;
+
+// Every text on the page a person sees or hears: the visible text, the
+// title, and the accessible names and values set in attributes.
+async function allText(page) {
+  return page.evaluate(() => [document.title, document.body.innerText,
+    ...[...document.querySelectorAll('[aria-label], [title], [alt], [placeholder]')]
+      .map((e) => ['aria-label', 'title', 'alt', 'placeholder'].map((a) => e.getAttribute(a) || '').join(' '))].join('\n'));
+}
 
 function check(ok, what) {
   if (!ok) throw new Error(what);
@@ -41,7 +60,10 @@ async function main() {
     executablePath: env('CHROMIUM'),
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(LANG ? [`--lang=${LANG}`] : [])],
+    // The browser's language: its Accept-Language header and navigator.language.
+    ...(LANG ? { locale: LANG } : {}),
     viewport: { width: 1440, height: 900 },
     // Scrollbars as people see them (playwright hides them by default).
     ignoreDefaultArgs: ['--hide-scrollbars'],
@@ -72,6 +94,9 @@ async function main() {
     await page.waitForFunction((n) => document.querySelectorAll('#grid .tile').length === n, BOARDS, { timeout: 10000 });
     await page.waitForSelector('#conn[data-conn="live"]', { timeout: 10000 });
     console.log(`the page shows ${BOARDS} boards, live`);
+    const lang = await page.getAttribute('html', 'lang');
+    check(lang === (LANG || 'en'), `the page is in ${lang}, the browser asks for ${LANG || 'en'}`);
+    check(await page.inputValue('#lang') === lang, 'the picker shows the page\'s language');
 
     for (const [key, texts] of Object.entries(EXPECT)) {
       const text = await page.textContent(`.tile[data-key="${key}"]`);
@@ -97,7 +122,7 @@ async function main() {
       const took = Date.now() - t0;
       check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
       const label = await page.textContent(`${sel} .badge`);
-      check(label.startsWith('In progress'), `the tile's label says ${label}`);
+      check(label.startsWith(tr('In progress')), `the tile's label says ${label}`);
       console.log(`tile ${TAPPED}: ${before} -> in_progress in ${took} ms, no reload`);
       check(took < 1000, `the tile changed after ${took} ms (more than one second)`);
     }
@@ -106,7 +131,14 @@ async function main() {
     const first = env('DASHBOARD_DETAIL', '') || await page.getAttribute('#grid .tile', 'data-key');
     await page.click(`.tile[data-key="${first}"]`);
     await page.waitForSelector('#detail[open]');
-    check((await page.textContent('#detail')).includes('Open escalations'), 'the detail view');
+    check((await page.textContent('#detail')).includes(tr('Open escalations')), 'the detail view');
+    if (ENGLISH.length) {
+      // No English left: on the page with a board's details open.
+      const text = await allText(page);
+      const left = ENGLISH.filter((w) => text.includes(w));
+      check(left.length === 0, `English on the ${LANG} page: ${JSON.stringify(left)}`);
+      console.log(`no English on the ${LANG} page (${ENGLISH.length} English texts looked for)`);
+    }
     if (SHOTS) {
       await page.screenshot({ path: path.join(SHOTS, `${PREFIX}2-dashboard-detail.png`) });
     }
@@ -141,6 +173,24 @@ async function main() {
       await page.waitForTimeout(300);
       await page.screenshot({ path: path.join(SHOTS, `${PREFIX}1-dashboard-phone.png`) });
       console.log('screenshots in ' + SHOTS);
+    }
+    if (SWITCH) {
+      // The picker: the choice wins over Accept-Language and stays
+      // through a reload (a cookie the server reads).
+      await Promise.all([page.waitForNavigation(), page.selectOption('#lang', SWITCH.lang)]);
+      await page.waitForSelector('#conn[data-conn="live"]', { timeout: 10000 });
+      const after = async (when) => {
+        const l = await page.getAttribute('html', 'lang');
+        const h = await page.textContent('#boards-h');
+        check(l === SWITCH.lang && h === SWITCH.boards, `${when}: the page is ${l} ("${h}"), not ${SWITCH.lang} ("${SWITCH.boards}")`);
+      };
+      await after('after the switch');
+      await page.reload();
+      await page.waitForSelector('#conn[data-conn="live"]', { timeout: 10000 });
+      await after('after a reload');
+      const kept = (await context.cookies()).find((c) => c.name === 'huddle_lang');
+      check(kept && kept.value === SWITCH.lang, 'the choice is kept in a cookie');
+      console.log(`the picker switched ${LANG || 'en'} -> ${SWITCH.lang}; still ${SWITCH.lang} after a reload`);
     }
     check(problems.length === 0, problems.join('\n'));
     console.log('PASS');

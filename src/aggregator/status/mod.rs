@@ -8,6 +8,7 @@
 //!   [`SiteLive`](crate::wire::payload::SiteLive) and alerts out. The rules
 //!   themselves are written out in its documentation.
 //! - [`slots`] (pure): a board's schedule, checked, and its slots.
+//! - [`texts`]: the alerts' English texts, the key of their translations.
 //! - [`db`]: the one read of the site file at start (read only; the
 //!   ingest writer owns every write).
 //! - [`shell`]: the thread that feeds the rules after each commit and on a
@@ -26,6 +27,7 @@ pub mod db;
 pub mod rules;
 pub mod shell;
 pub mod slots;
+pub mod texts;
 
 pub use rules::*;
 pub use slots::*;

@@ -76,6 +76,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::slots::BoardSchedule;
+use super::texts::{self, alert};
 use crate::domain::{ObservationLevel, Slot, Summary};
 use crate::wire::payload::{
     AlertKind, BoardAlert, BoardLive, LiveHuddle, LiveState, OpenEscalation, ScheduleMessage,
@@ -579,7 +580,8 @@ impl Site {
                         name,
                         &b.area,
                         at,
-                        format!("board {name} went offline"),
+                        texts::WENT_OFFLINE,
+                        &[("board", name.clone())],
                     ));
                 }
             }
@@ -596,7 +598,8 @@ impl Site {
                         name,
                         &b.area,
                         self.started,
-                        format!("board {name} was offline when the aggregator started"),
+                        texts::OFFLINE_AT_START,
+                        &[("board", name.clone())],
                     ));
                 }
             }
@@ -621,11 +624,12 @@ impl Site {
                         name,
                         &b.area,
                         deadline,
-                        format!(
-                            "board {name}: the {} huddle was not started within {} min",
-                            slot.local.format("%H:%M"),
-                            s.grace().num_minutes()
-                        ),
+                        texts::MISSED_HUDDLE,
+                        &[
+                            ("board", name.clone()),
+                            ("time", slot.local.format("%H:%M").to_string()),
+                            ("min", s.grace().num_minutes().to_string()),
+                        ],
                     );
                     a.scheduled_at = Some(slot.at);
                     if deadline < self.started {
@@ -654,12 +658,13 @@ impl Site {
                     name,
                     &b.area,
                     at,
-                    format!(
-                        "board {name}: escalation \"{}\" ({}) is open for {} h",
-                        e.text,
-                        e.category,
-                        self.rules.escalation_stale.num_hours()
-                    ),
+                    texts::ESCALATION_STALE,
+                    &[
+                        ("board", name.clone()),
+                        ("text", e.text.clone()),
+                        ("category", e.category.clone()),
+                        ("hours", self.rules.escalation_stale.num_hours().to_string()),
+                    ],
                 );
                 a.need_id = Some(e.need_id.clone());
                 if at < self.started {
@@ -723,24 +728,6 @@ impl Site {
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn alert(
-    kind: AlertKind,
-    board: &str,
-    area: &str,
-    at: DateTime<Utc>,
-    message: String,
-) -> BoardAlert {
-    BoardAlert {
-        kind,
-        board: board.to_owned(),
-        area: area.to_owned(),
-        at,
-        message,
-        scheduled_at: None,
-        need_id: None,
-    }
 }
 
 /// Folds one event into the board.

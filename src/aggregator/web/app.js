@@ -14,26 +14,82 @@
 // live region (only new alerts are added) survive every update. A tile
 // moves only when the order really changes (on a narrow screen the boards
 // that need attention come first).
+//
+// Words: every text shown is t('English text') or tn(singular, plural, n)
+// (N_('...') marks one that is looked up later), taken from the
+// catalogue the server put in the page in its language (the data block
+// #catalogue; ui/translations/README.md says where the words live).
+// Numbers, dates and durations are the browser's Intl in that language.
 'use strict';
+
+const I18N = (() => {
+  try {
+    return JSON.parse(document.getElementById('catalogue').textContent);
+  } catch (e) {
+    return { lang: 'en', messages: {} };
+  }
+})();
+const LANG = I18N.lang || 'en';
+// The plural form of n, as each language's Plural-Forms says.
+const PLURAL = {
+  en: (n) => (n === 1 ? 0 : 1),
+  de: (n) => (n === 1 ? 0 : 1),
+  es: (n) => (n === 1 ? 0 : 1),
+  fr: (n) => (n > 1 ? 1 : 0),
+  pl: (n) => (n === 1 ? 0 : n % 10 >= 2 && n % 10 <= 4 && (n % 100 < 10 || n % 100 >= 20) ? 1 : 2),
+};
+const INTEGER = new Intl.NumberFormat(LANG, { maximumFractionDigits: 0 });
+// Dates in English as in Britain ("Sat 4 Dec"), elsewhere the language's own.
+const DATES = LANG === 'en' ? 'en-GB' : LANG;
+function N_(id) {
+  return id;
+}
+function fill(text, values) {
+  return text.replace(/\{(\w+)\}/g, (m, k) => (values && k in values ? String(values[k]) : m));
+}
+// The translation of an English text, its {placeholders} filled.
+function t(id, values) {
+  const m = I18N.messages[id];
+  return fill(m ? m[0] : id, values);
+}
+// A text with a count: the plural form of n ({n} is n, formatted).
+function tn(id, plural, n, values) {
+  const forms = I18N.messages[id] || [id, plural];
+  const i = (PLURAL[LANG] || PLURAL.en)(n);
+  return fill(forms[Math.min(i, forms.length - 1)], { n: INTEGER.format(n), ...values });
+}
 
 const NONE = '\u2014';
 const STATES = {
-  not_started: 'Not started',
-  in_progress: 'In progress',
-  closed: 'Closed',
-  missed: 'Missed',
-  offline: 'Offline',
-  unknown: 'Unknown',
+  not_started: N_('Not started'),
+  in_progress: N_('In progress'),
+  closed: N_('Closed'),
+  missed: N_('Huddle missed'),
+  offline: N_('Offline'),
+  unknown: N_('Unknown'),
 };
 const ALERT_NAMES = {
-  missed_huddle: 'Missed huddle',
-  escalation_stale: 'Escalation getting old',
-  board_offline: 'Board offline',
-  coaching_overdue: 'Coaching overdue',
-  integrity: 'Conflicting event',
-  board_twin: 'Two boards, one id',
+  missed_huddle: N_('Missed huddle'),
+  escalation_stale: N_('Escalation getting old'),
+  board_offline: N_('Board offline'),
+  coaching_overdue: N_('Coaching overdue'),
+  integrity: N_('Conflicting event'),
+  board_twin: N_('Two boards, one id'),
 };
-const ROLES = { team_leader: 'Team leader', supervisor: 'Supervisor', manager: 'Manager', member: 'Member' };
+const ROLES = { team_leader: N_('Team leader'), supervisor: N_('Supervisor'), manager: N_('Manager'), member: N_('Member') };
+// The huddle's steps (the kiosk's names).
+const STEPS = {
+  attendance: N_('Attendance'),
+  kpis: N_('KPIs'),
+  open_actions: N_('Open actions'),
+  needs: N_('Needs'),
+  experiment: N_('Experiment'),
+  new_actions: N_('New actions'),
+  close: N_('Close'),
+};
+const TRENDS = { rising: N_('rising'), steady: N_('steady'), falling: N_('falling') };
+const role = (r) => (ROLES[r] ? t(ROLES[r]) : r);
+const step = (s) => (STEPS[s] ? t(STEPS[s]) : label(s));
 const ALERTS_SHOWN = 200;
 // Ages in words ("3 min") and the attention order are redrawn this often.
 const REDRAW_MS = 10000;
@@ -67,12 +123,21 @@ function clock(seconds) {
   const mm = h ? String(m).padStart(2, '0') : String(m);
   return (h ? h + ':' : '') + mm + ':' + String(r).padStart(2, '0');
 }
-// A duration in words: "40 s", "12 min", "3 h", "2 d".
+// A duration in short words, in the page's language: "40 s", "12 min",
+// "3 h", "2 d" (Intl's units).
+const UNITS = {};
+function unit(n, name) {
+  if (!UNITS[name]) UNITS[name] = new Intl.NumberFormat(LANG, { style: 'unit', unit: name, unitDisplay: 'short', maximumFractionDigits: 0 });
+  return UNITS[name].format(Math.floor(n));
+}
 function words(s) {
-  if (s < 60) return Math.floor(s) + ' s';
-  if (s < 3600) return Math.floor(s / 60) + ' min';
-  if (s < 172800) return Math.floor(s / 3600) + ' h';
-  return Math.floor(s / 86400) + ' d';
+  if (s < 60) return unit(s, 'second');
+  if (s < 3600) return unit(s / 60, 'minute');
+  if (s < 172800) return unit(s / 3600, 'hour');
+  return unit(s / 86400, 'day');
+}
+function ago(at) {
+  return at ? t('{age} ago', { age: age(at) }) : NONE;
 }
 function age(t) {
   const at = ms(t);
@@ -84,10 +149,10 @@ const zoned = { tz: null };
 function zone(tz) {
   if (zoned.tz === tz) return zoned;
   const make = (z) => ({
-    hm: new Intl.DateTimeFormat('en-GB', { timeZone: z, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }),
+    hm: new Intl.DateTimeFormat(DATES, { timeZone: z, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }),
     day: new Intl.DateTimeFormat('en-CA', { timeZone: z, year: 'numeric', month: '2-digit', day: '2-digit' }),
-    weekday: new Intl.DateTimeFormat('en-GB', { timeZone: z, weekday: 'short' }),
-    date: new Intl.DateTimeFormat('en-GB', { timeZone: z, day: 'numeric', month: 'short' }),
+    weekday: new Intl.DateTimeFormat(DATES, { timeZone: z, weekday: 'short' }),
+    date: new Intl.DateTimeFormat(DATES, { timeZone: z, day: 'numeric', month: 'short' }),
   });
   let f, effective = tz;
   try { f = make(tz); } catch (e) { f = make('UTC'); effective = 'UTC'; }
@@ -116,8 +181,12 @@ function browserZoneDiffers() {
   const there = new Intl.DateTimeFormat('en-GB', { ...opts, timeZone: zone(state.timezone).effective }).format(now);
   return here !== there ? mine : null;
 }
-function fixed(v, digits) {
-  return num(v) === null ? NONE : v.toFixed(digits);
+const FIXED = {};
+function fixed(v, digits, sign) {
+  if (num(v) === null) return NONE;
+  const k = digits + (sign ? '+' : '');
+  if (!FIXED[k]) FIXED[k] = new Intl.NumberFormat(LANG, { minimumFractionDigits: digits, maximumFractionDigits: digits, signDisplay: sign ? 'exceptZero' : 'auto' });
+  return FIXED[k].format(v);
 }
 function label(key) {
   return String(key).replace(/_/g, ' ');
@@ -216,7 +285,8 @@ function render() {
   const other = browserZoneDiffers();
   const note = document.getElementById('tz-note');
   const site = zone(state.timezone).effective;
-  setText(note, other ? `Times are site time, ${site}; this device is set to ${other}.` : `Times are site time, ${site}.`);
+  setText(note, other ? t('Times are site time, {zone}; this device is set to {other}.', { zone: site, other })
+    : t('Times are site time, {zone}.', { zone: site }));
   note.dataset.differs = other ? 'yes' : 'no';
   if (all || d.boards.size) renderGrid(all ? null : d.boards);
   if (all || d.summary || d.boards.size) renderSummary();
@@ -231,10 +301,10 @@ const TILE = `<span class="tile-head"><span class="name"></span><span class="are
   <span class="badge"></span>
   <span class="facts">
     <span class="fact timer"><span class="k"></span><span class="v"><span class="t"></span> <span class="of"></span></span><span class="over-note"></span></span>
-    <span class="fact present"><span class="k">Present</span><span class="v"></span></span>
-    <span class="fact escal"><span class="k">Escalations</span><span class="v"></span></span>
-    <span class="fact observed"><span class="k">Observed</span><span class="v"></span></span>
-  </span><span class="sr-only">. Show details</span>`;
+    <span class="fact present"><span class="k">${esc(t('Present'))}</span><span class="v"></span></span>
+    <span class="fact escal"><span class="k">${esc(t('Escalations'))}</span><span class="v"></span></span>
+    <span class="fact observed"><span class="k">${esc(t('Observed'))}</span><span class="v"></span></span>
+  </span><span class="sr-only">. ${esc(t('Show details'))}</span>`;
 
 function newTile(key) {
   const li = document.createElement('li');
@@ -261,23 +331,24 @@ function tileFacts(b) {
   const h = huddleOf(st);
   const e = escalationsOf(st);
   const stale = e ? e.filter((x) => x.stale).length + (num(st.escalations_more_stale) || 0) : 0;
-  const stateLabel = s === 'offline' && hs !== 'unknown' ? 'Offline · ' + STATES[hs] : STATES[s];
-  const f = { state: s, stateLabel, step: '', timerK: 'Timer', timerT: NONE, run: running(st), stale };
+  const stateLabel = s === 'offline' && hs !== 'unknown' ? t('Offline') + ' · ' + t(STATES[hs]) : t(STATES[s]);
+  const f = { state: s, stateLabel, step: '', timerK: t('Timer'), timerT: NONE, run: running(st), stale };
   if (f.run) {
-    f.timerK = 'Running';
-    if (h.step) f.step = label(h.step);
+    f.timerK = t('Running');
+    if (h.step) f.step = step(h.step);
   } else if (h && ms(h.closed_at) !== null && ms(h.started_at) !== null) {
-    f.timerK = 'Took';
+    f.timerK = t('Took');
     f.timerT = clock((ms(h.closed_at) - ms(h.started_at)) / 1000);
   } else if (st && ms(st.next_due_at) !== null) {
-    f.timerK = 'Next';
+    f.timerK = t('Next huddle');
     f.timerT = time(st.next_due_at);
   }
   const present = h ? num(h.present) : null;
   const expected = h ? num(h.expected) : null;
   f.present = present === null ? NONE : expected ? `${present}/${expected}` : String(present);
-  f.escal = e ? String(e.length + (num(st.escalations_more) || 0)) + (stale ? ` (${stale} old)` : '') : NONE;
-  f.observed = st && st.last_observation_at ? age(st.last_observation_at) + ' ago' : NONE;
+  const open = e ? e.length + (num(st.escalations_more) || 0) : 0;
+  f.escal = e ? INTEGER.format(open) + (stale ? ' ' + tn('({n} old)', '({n} old)', stale) : '') : NONE;
+  f.observed = st && st.last_observation_at ? ago(st.last_observation_at) : NONE;
   f.name = (st && st.board) || b.board;
   return f;
 }
@@ -289,7 +360,7 @@ function timerNow(run) {
   return { text: clock(s), of: run.target ? '/ ' + clock(run.target) : '', over, minutes: Math.floor(s / 60) };
 }
 function overWords(over) {
-  return over >= 60 ? Math.floor(over / 60) + ' min over' : Math.floor(over) + ' s over';
+  return t('{time} over', { time: over >= 60 ? unit(over / 60, 'minute') : unit(over, 'second') });
 }
 
 function updateTile(t, key, b) {
@@ -397,14 +468,15 @@ function renderSummary() {
   }
   set('boards', boards.length);
   for (const s of ['in_progress', 'closed', 'not_started', 'missed']) set(s, counts[s] + (s === 'not_started' ? counts.unknown : 0));
-  set('offline', `${counts.offline} of ${boards.length}`);
+  set('offline', t('{offline} of {boards}', { offline: INTEGER.format(counts.offline), boards: INTEGER.format(boards.length) }));
   const v = (x) => (num(x) === null ? null : x);
   set('held', site && v(site.held_today));
   set('missed-today', site && v(site.missed_today));
   const rate = site ? num(site.attendance_rate) : null;
-  set('attendance', rate === null ? null : Math.round(Math.min(1, Math.max(0, rate)) * 100) + '%');
+  const percent = new Intl.NumberFormat(LANG, { style: 'percent', maximumFractionDigits: 0 });
+  set('attendance', rate === null ? null : percent.format(Math.round(Math.min(1, Math.max(0, rate)) * 100) / 100));
   set('escalations', site && num(site.open_escalations) !== null
-    ? site.open_escalations + (site.stale_escalations ? ` (${site.stale_escalations} old)` : '') : null);
+    ? INTEGER.format(site.open_escalations) + (site.stale_escalations ? ' ' + tn('({n} old)', '({n} old)', site.stale_escalations) : '') : null);
   let overdue = site && num(site.coaching_overdue) !== null ? site.coaching_overdue : null;
   if (overdue === null && state.coaching && Array.isArray(state.coaching.people)) {
     overdue = state.coaching.people.filter((p) => p.overdue).length;
@@ -412,11 +484,16 @@ function renderSummary() {
   set('overdue', overdue);
 }
 
+// An alert's words: its `text` (the aggregator's English template, a key
+// of the catalogue) filled with its `values`; an older aggregator's alert
+// has only its English `message`.
 function alertText(a) {
   const p = a.payload || {};
+  if (typeof p.text === 'string' && I18N.messages[p.text]) return t(p.text, p.values || {});
   if (typeof p.message === 'string') return p.message;
   if (a.kind === 'coaching_overdue' && p.name) {
-    return `${p.name} (${ROLES[p.role] || p.role}): ${p.count_in_window ?? NONE} of ${p.target ?? NONE} observations in the window`;
+    return tn('{name} ({role}): {n} of {target} observations in the window', '{name} ({role}): {n} of {target} observations in the window',
+      num(p.target) || 0, { name: p.name, role: role(p.role), n: p.count_in_window ?? NONE, target: p.target ?? NONE });
   }
   return typeof p === 'string' ? p : JSON.stringify(p);
 }
@@ -438,7 +515,7 @@ function alertNode(a) {
   const at = p.at || p.overdue_since || '';
   li.dataset.at = String(alertAt(a) ?? 0);
   const where = p.board ? `${esc(p.board)}${p.area ? ' · ' + esc(p.area) : ''}` : '';
-  li.innerHTML = `<span class="alert-kind">${esc(ALERT_NAMES[a.kind] || label(a.kind))}</span>
+  li.innerHTML = `<span class="alert-kind">${esc(ALERT_NAMES[a.kind] ? t(ALERT_NAMES[a.kind]) : label(a.kind))}</span>
     <time datetime="${esc(at)}">${time(at)}</time>
     <span class="alert-where">${where}</span>
     <span class="alert-text">${esc(alertText(a))}</span>`;
@@ -462,7 +539,7 @@ function renderAlerts() {
     alertNodes.set(id, li);
   }
   document.getElementById('no-alerts').hidden = alertNodes.size > 0;
-  setText(document.getElementById('alerts-count'), alertNodes.size ? `(${alertNodes.size})` : '');
+  setText(document.getElementById('alerts-count'), alertNodes.size ? `(${INTEGER.format(alertNodes.size)})` : '');
   if (!alertsLive) {
     // Announced from now on: the list as first filled is not read out.
     alertsLive = true;
@@ -475,25 +552,26 @@ function renderCoaching() {
   const body = document.querySelector('#coaching tbody');
   const meta = document.getElementById('coaching-meta');
   if (!c || !Array.isArray(c.people)) {
-    meta.textContent = 'No coaching report yet.';
+    meta.textContent = t('No coaching report yet.');
     body.innerHTML = '';
     return;
   }
-  meta.textContent = `Window ${c.window_days ?? NONE} days · computed ${time(c.at)} · ${c.people.length} people`;
+  meta.textContent = [tn('Window {n} day', 'Window {n} days', num(c.window_days) || 0),
+    t('computed {time}', { time: time(c.at) }), tn('{n} person', '{n} people', c.people.length)].join(' · ');
   body.innerHTML = c.people.map((p) => {
     const cadence = num(p.target) === null ? NONE : `${p.count_in_window ?? NONE}/${p.target}`;
-    const status = p.overdue ? '<span class="pill bad">Overdue</span>' : (num(p.target) ? '<span class="pill ok">On track</span>' : '');
-    const change = num(p.learner_change) === null ? NONE : (p.learner_change > 0 ? '+' : '') + p.learner_change.toFixed(2);
+    const status = p.overdue ? `<span class="pill bad">${esc(t('Overdue'))}</span>` : (num(p.target) ? `<span class="pill ok">${esc(t('On track'))}</span>` : '');
+    const change = fixed(p.learner_change, 2, true);
     const focus = num(p.focus_set) === null ? NONE : `${p.focus_landed}/${p.focus_set}`;
     return `<tr${p.overdue ? ' class="overdue"' : ''}>
       <th scope="row">${esc(p.name)}</th>
-      <td>${esc(ROLES[p.role] || p.role)}</td>
+      <td>${esc(role(p.role))}</td>
       <td>${esc((p.boards || []).join(', ') || NONE)}</td>
       <td>${cadence} ${status}</td>
-      <td>${p.last_observed ? age(p.last_observed) + ' ago' : NONE}</td>
+      <td>${ago(p.last_observed)}</td>
       <td>${time(p.due_by)}</td>
       <td>${fixed(p.score, 1)}</td>
-      <td>${esc(p.trend || NONE)}</td>
+      <td>${esc(TRENDS[p.trend] ? t(TRENDS[p.trend]) : p.trend || NONE)}</td>
       <td>${change}</td>
       <td>${fixed(p.helpfulness, 1)}</td>
       <td>${focus}</td>
@@ -508,48 +586,50 @@ function fact(k, v) {
 function renderDetail() {
   const b = state.boards[openKey];
   const body = document.getElementById('detail-body');
-  if (!b) { body.innerHTML = '<p class="muted">This board is gone.</p>'; return; }
+  if (!b) { body.innerHTML = `<p class="muted">${esc(t('This board is gone.'))}</p>`; return; }
   const st = b.status || {};
   const s = boardState(b.status);
   const h = huddleOf(st);
   document.getElementById('detail-h').textContent = `${st.board || b.board} · ${b.area}`;
-  let html = `<p class="badge big" data-state="${s}">${esc(STATES[s])}</p><dl class="facts-list">`;
-  html += fact('Online', st.online === true ? 'yes' : st.online === false ? 'no' : NONE);
-  html += fact('Last event', st.last_event_at ? `${time(st.last_event_at)} (${age(st.last_event_at)} ago)` : NONE);
-  html += fact('Events stored', num(st.last_seq) === null ? NONE : String(st.last_seq));
-  html += fact('Next huddle', time(st.next_due_at));
-  html += fact('Team leader last observed', 'last_observation_at' in st && st.last_observation_at ? age(st.last_observation_at) + ' ago' : NONE);
-  if (st.replaced_at) html += fact('Board replaced', `${time(st.replaced_at)} (${age(st.replaced_at)} ago): a new SD card, a spare Pi or a restored copy`);
-  html += '</dl><h3>Huddle</h3>';
+  const since = (at) => `${time(at)} (${ago(at)})`;
+  let html = `<p class="badge big" data-state="${s}">${esc(t(STATES[s]))}</p><dl class="facts-list">`;
+  html += fact(t('Online'), st.online === true ? esc(t('yes')) : st.online === false ? esc(t('no')) : NONE);
+  html += fact(t('Last event'), st.last_event_at ? since(st.last_event_at) : NONE);
+  html += fact(t('Events stored'), num(st.last_seq) === null ? NONE : INTEGER.format(st.last_seq));
+  html += fact(t('Next huddle'), time(st.next_due_at));
+  html += fact(t('Team leader last observed'), 'last_observation_at' in st && st.last_observation_at ? ago(st.last_observation_at) : NONE);
+  if (st.replaced_at) html += fact(t('Board replaced'), esc(t('{when}: a new SD card, a spare Pi or a restored copy', { when: since(st.replaced_at) })));
+  html += `</dl><h3>${esc(t('Huddle'))}</h3>`;
   if (h) {
     html += '<dl class="facts-list">';
-    html += fact('Step', h.step ? esc(label(h.step)) : NONE);
-    html += fact('In this step', h.step_started_at && !h.closed_at ? `<span data-since="${ms(h.step_started_at) ?? ''}"></span>` : NONE);
-    html += fact('Started', time(h.started_at) + (h.scheduled_at ? ` (due ${time(h.scheduled_at)})` : ''));
-    html += fact(h.closed_at ? 'Took' : 'Running',
+    html += fact(t('Step'), h.step ? esc(step(h.step)) : NONE);
+    html += fact(t('In this step'), h.step_started_at && !h.closed_at ? `<span data-since="${ms(h.step_started_at) ?? ''}"></span>` : NONE);
+    html += fact(t('Started'), time(h.started_at) + (h.scheduled_at ? ' ' + esc(t('(due {time})', { time: time(h.scheduled_at) })) : ''));
+    html += fact(h.closed_at ? t('Took') : t('Running'),
       h.closed_at ? clock((ms(h.closed_at) - ms(h.started_at)) / 1000) : `<span data-since="${ms(h.started_at) ?? ''}" data-target="${num(h.target_s) || ''}"></span>`);
-    html += fact('Target', num(h.target_s) === null ? NONE : clock(h.target_s));
-    html += fact('Attendance', num(h.expected) ? `${h.present ?? NONE}/${h.expected}` : `${h.present ?? NONE} present, none expected`);
-    if (h.summary && Array.isArray(h.summary.absent) && h.summary.absent.length) html += fact('Absent', esc(h.summary.absent.join(', ')));
+    html += fact(t('Target'), num(h.target_s) === null ? NONE : clock(h.target_s));
+    html += fact(t('Attendance'), num(h.expected) ? `${h.present ?? NONE}/${h.expected}`
+      : esc(t('{present} present, none expected', { present: h.present ?? NONE })));
+    if (h.summary && Array.isArray(h.summary.absent) && h.summary.absent.length) html += fact(t('Absent'), esc(h.summary.absent.join(', ')));
     html += '</dl>';
   } else {
-    const hs = typeof st.huddle === 'string' ? STATES[st.huddle] : null;
-    html += `<p class="muted">${hs ? esc(hs) + '; ' : ''}no step or attendance in this status.</p>`;
+    const hs = typeof st.huddle === 'string' && STATES[st.huddle] ? t(STATES[st.huddle]) : null;
+    html += `<p class="muted">${hs ? esc(hs) + '; ' : ''}${esc(t('no step or attendance in this status.'))}</p>`;
   }
   const e = escalationsOf(st);
-  html += '<h3>Open escalations</h3>';
+  html += `<h3>${esc(t('Open escalations'))}</h3>`;
   if (!e) html += `<p class="muted">${NONE}</p>`;
-  else if (!e.length) html += '<p class="muted">None.</p>';
+  else if (!e.length) html += `<p class="muted">${esc(t('None.'))}</p>`;
   else {
     html += '<ul class="esc-list">' + e.map((x) => `<li${x.stale ? ' class="stale"' : ''}>
-      <span class="esc-age">${age(x.escalated_at)}${x.stale ? ' · old' : ''}</span>
+      <span class="esc-age">${age(x.escalated_at)}${x.stale ? ' · ' + esc(t('old')) : ''}</span>
       <span class="esc-cat">${esc(label(x.category))}</span> ${esc(x.text)}</li>`).join('') + '</ul>';
-    if (num(st.escalations_more)) html += `<p class="muted">and ${st.escalations_more} newer ones not listed.</p>`;
+    if (num(st.escalations_more)) html += `<p class="muted">${esc(tn('and {n} newer one not listed.', 'and {n} newer ones not listed.', st.escalations_more))}</p>`;
   }
   const sc = b.schedule;
-  html += '<h3>Schedule</h3>';
+  html += `<h3>${esc(t('Schedule'))}</h3>`;
   html += sc && Array.isArray(sc.times)
-    ? `<p>${esc(sc.times.join(', '))} <span class="muted">(${esc(sc.timezone || '')}; missed after ${clock(sc.grace_s || 0)}; target ${clock(sc.target_s || 0)})</span></p>`
+    ? `<p>${esc(sc.times.join(', '))} <span class="muted">(${esc(t('{zone}; missed after {grace}; target {target}', { zone: sc.timezone || '', grace: clock(sc.grace_s || 0), target: clock(sc.target_s || 0) }))})</span></p>`
     : `<p class="muted">${NONE}</p>`;
   body.innerHTML = html;
   tick();
@@ -583,13 +663,13 @@ function setConn(kind, text) {
 function lost(text) {
   if (lostAt === null) lostAt = Date.now();
   document.body.dataset.stale = 'yes';
-  setConn('down', `Connection lost since ${hhmm(lostAt)}. ${text}`);
+  setConn('down', t('Connection lost since {time}.', { time: hhmm(lostAt) }) + ' ' + text);
 }
 
 function fresh() {
   lostAt = null;
   delete document.body.dataset.stale;
-  setConn('live', 'Live');
+  setConn('live', t('Live'));
 }
 
 function connect() {
@@ -608,11 +688,11 @@ function connect() {
     if (source.readyState === EventSource.CLOSED) {
       // Refused (the token changed?) or the server is gone: check which.
       fetch('/api/state', { credentials: 'same-origin' }).then((r) => {
-        if (r.status === 401) setConn('denied', 'Not authorised: open this page as /?token=TOKEN');
-        else { lost('Reconnecting…'); setTimeout(connect, 3000); }
-      }, () => { lost('Reconnecting…'); setTimeout(connect, 3000); });
+        if (r.status === 401) setConn('denied', t('Not authorised: open this page as /?token=TOKEN'));
+        else { lost(t('Reconnecting…')); setTimeout(connect, 3000); }
+      }, () => { lost(t('Reconnecting…')); setTimeout(connect, 3000); });
     } else {
-      lost('Reconnecting…');
+      lost(t('Reconnecting…'));
     }
   });
 }
@@ -625,6 +705,13 @@ function openDetail(key) {
 }
 
 document.addEventListener('DOMContentLoaded', () => {
+  // The language picker: the choice is a cookie the server reads (it
+  // wins over the browser's Accept-Language), then the page is reloaded.
+  const pick = document.getElementById('lang');
+  pick.addEventListener('change', () => {
+    document.cookie = `huddle_lang=${encodeURIComponent(pick.value)}; Path=/; Max-Age=31536000; SameSite=Strict`;
+    location.reload();
+  });
   document.getElementById('grid').addEventListener('click', (ev) => {
     const tile = ev.target.closest('.tile');
     if (tile) openDetail(tile.dataset.key);

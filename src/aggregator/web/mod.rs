@@ -49,6 +49,10 @@
 //! constant time (SHA-256 of both, then every byte). Nothing here logs a
 //! request line or a header: the token never reaches the journal.
 //!
+//! The page speaks the reader's language ([`i18n`]): the one its
+//! language picker set (a cookie), else the best of the browser's
+//! `Accept-Language`, else English; the 401 page stays English.
+//!
 //! The JSON is the hub's retained payloads as they were published on
 //! MQTT, embedded unparsed (only checked to be JSON), grouped by topic
 //! ([`classify`]): what a browser reads equals what the broker retains.
@@ -93,6 +97,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::aggregator::config::WebConfig;
 use crate::aggregator::live::{Change, Hub, Snapshot};
 use crate::aggregator::metrics;
+
+pub mod i18n;
 use crate::config::{SiteConfig, DEMO_SECRET_MARK};
 
 /// Largest request head read.
@@ -116,7 +122,6 @@ pub const COOKIE: &str = "huddle_token";
 /// A port in use is tried again this often.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
@@ -524,6 +529,8 @@ pub struct Request {
     pub bearer: Option<String>,
     /// The token of the [`COOKIE`] cookie.
     pub cookie: Option<String>,
+    /// The `Accept-Language` header and the [`i18n::COOKIE`] cookie.
+    pub languages: (Option<String>, Option<String>),
 }
 
 impl Request {
@@ -569,11 +576,15 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
                     req.bearer = Some(token.trim().to_owned());
                 }
             }
+        } else if name.eq_ignore_ascii_case("accept-language") {
+            req.languages.0 = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("cookie") {
             for pair in value.split(';') {
                 if let Some((k, v)) = pair.trim().split_once('=') {
                     if k == COOKIE {
                         req.cookie = Some(v.to_owned());
+                    } else if k == i18n::COOKIE {
+                        req.languages.1 = Some(v.to_owned());
                     }
                 }
             }
@@ -669,12 +680,17 @@ fn route(req: &Request, ctx: &Ctx) -> Reply {
             ),
             b"see /\n",
         )),
-        (_, "/") => Reply::Bytes(simple(
-            "200 OK",
-            "text/html; charset=utf-8",
-            "",
-            INDEX_HTML.as_bytes(),
-        )),
+        (_, "/") => {
+            let lang = i18n::choose(req.languages.0.as_deref(), req.languages.1.as_deref());
+            let vary = format!("Content-Language: {lang}\r\nVary: Accept-Language, Cookie\r\n");
+            let page = i18n::page(lang);
+            Reply::Bytes(simple(
+                "200 OK",
+                "text/html; charset=utf-8",
+                &vary,
+                page.as_bytes(),
+            ))
+        }
         (_, "/metrics") => {
             let web = metrics::WebFigures {
                 streams: ctx.streams.load(Ordering::Relaxed),

@@ -33,6 +33,43 @@ fn parses_the_parts_that_matter() {
 }
 
 #[test]
+fn the_page_speaks_the_pickers_language_else_the_browsers_best() {
+    let ctx = Ctx::new("s", "0123456789abcdef", Hub::new(10));
+    let page = |headers: &str| -> String {
+        let head =
+            format!("GET / HTTP/1.1\r\nCookie: huddle_token=0123456789abcdef{headers}\r\n\r\n");
+        let reply = route(&req(&head), &ctx);
+        let Reply::Bytes(b) = reply else {
+            panic!("/ is not a stream")
+        };
+        String::from_utf8(b).unwrap()
+    };
+    let lang = |headers: &str| -> (String, String) {
+        let p = page(headers);
+        let header = p
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Language: "))
+            .unwrap_or("")
+            .to_owned();
+        let html = p.split("<html lang=\"").nth(1).unwrap_or("").to_owned();
+        (header, html[..html.find('"').unwrap_or(0)].to_owned())
+    };
+    let both = |l: &str| (l.to_owned(), l.to_owned());
+    assert_eq!(lang(""), both("en"));
+    assert_eq!(
+        lang("\r\nAccept-Language: fr-CA;q=0.3, pl;q=0.8, de;q=0"),
+        both("pl")
+    );
+    assert_eq!(lang("\r\naccept-language: ja, es;q=0.1"), both("es"));
+    assert_eq!(lang("\r\nAccept-Language: ja"), both("en"));
+    // The picker's cookie wins over the header; an unknown one does not.
+    assert_eq!(lang("; huddle_lang=fr\r\nAccept-Language: de"), both("fr"));
+    assert_eq!(lang("; huddle_lang=xx\r\nAccept-Language: de"), both("de"));
+    assert!(page("\r\nAccept-Language: de").contains("<h2 id=\"boards-h\">Boards</h2>"));
+    assert!(page("\r\nAccept-Language: pl").contains("<h2 id=\"boards-h\">Tablice</h2>"));
+}
+
+#[test]
 fn the_token_may_come_from_three_places_and_must_match() {
     let t = "0123456789abcdef";
     let at = |h: &str| authorize(&req(h), t);

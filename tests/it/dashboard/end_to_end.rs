@@ -743,13 +743,27 @@ mod demo {
         })
     }
 
-    pub fn alert(kind: AlertKind, board: &str, message: &str, at: DateTime<Utc>) -> Vec<u8> {
+    /// An alert as the aggregator makes it: its English text filled with
+    /// `values`, and both sent along (the dashboard translates them).
+    pub fn alert(
+        kind: AlertKind,
+        board: &str,
+        text: &str,
+        values: &[(&str, &str)],
+        at: DateTime<Utc>,
+    ) -> Vec<u8> {
+        let values: std::collections::BTreeMap<String, String> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         json(&BoardAlert {
             kind,
             board: board.into(),
             area: "assembly".into(),
             at,
-            message: message.into(),
+            message: huddle_board::aggregator::status::texts::fill(text, &values),
+            text: Some(text.into()),
+            values,
             scheduled_at: None,
             need_id: None,
         })
@@ -788,7 +802,62 @@ mod demo {
 
 #[test]
 fn browser_renders_the_full_live_status() {
+    full_live_status("en");
+}
+
+/// The same page in German: the browser asks for `de` (Accept-Language,
+/// `--lang=de`), the page speaks German with no English left, and its
+/// picker's switch to French persists across a reload.
+#[test]
+fn browser_renders_the_full_live_status_in_german() {
+    full_live_status("de");
+}
+
+/// The same in the other shipped languages (no English left, nothing of
+/// the coaching table cut at 1440 px, the picker).
+#[test]
+fn browser_renders_the_full_live_status_in_spanish_french_and_polish() {
+    for lang in ["es", "fr", "pl"] {
+        full_live_status(lang);
+    }
+}
+
+/// English texts that must not be on the `lang` page: the parts (between
+/// placeholders, 4 letters or more) of every message whose translation
+/// differs, unless a translation or the page's data (`data`) has them too.
+fn english_left_out(lang: &str, data: &str) -> Vec<String> {
+    let cat = huddle_board::aggregator::web::i18n::catalogue(lang);
+    let translated: Vec<&String> = cat.values().flatten().collect();
+    let mut out = std::collections::BTreeSet::new();
+    for (english, t) in &cat {
+        if t.first() == Some(english) {
+            continue;
+        }
+        let mut rest = english.as_str();
+        let mut parts = Vec::new();
+        while let Some(i) = rest.find('{') {
+            parts.push(&rest[..i]);
+            rest = rest[i..].split_once('}').map_or("", |(_, r)| r);
+        }
+        parts.push(rest);
+        for p in parts
+            .iter()
+            .map(|p| p.trim_matches(|c: char| !c.is_alphanumeric()))
+        {
+            if p.chars().filter(|c| c.is_alphabetic()).count() >= 4
+                && !translated.iter().any(|t| t.contains(p))
+                && !data.contains(p)
+            {
+                out.insert(p.to_owned());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn full_live_status(lang: &str) {
     use huddle_board::aggregator::live::Hub;
+    use huddle_board::aggregator::status::texts;
     use huddle_board::aggregator::web;
     use huddle_board::wire::payload::{AlertKind, LiveState};
 
@@ -829,27 +898,44 @@ fn browser_renders_the_full_live_status() {
         &demo::coaching(now),
         true,
     );
-    for (kind, board, msg, ago) in [
+    let offline: &[(&str, &str)] = &[("board", "press4")];
+    let stale: &[(&str, &str)] = &[
+        ("board", "line2"),
+        ("text", "Gauge calibration overdue"),
+        ("category", "maintenance"),
+        ("hours", "4"),
+    ];
+    let missed: &[(&str, &str)] = &[("board", "line5"), ("time", "14:45"), ("min", "10")];
+    for (kind, board, text, values, ago) in [
         (
             AlertKind::BoardOffline,
             "press4",
-            "press4 went offline (no event for 5 min)",
+            texts::WENT_OFFLINE,
+            offline,
             50,
         ),
         (
             AlertKind::EscalationStale,
             "line2",
-            "Maintenance need open for 25 h: Gauge calibration overdue",
+            texts::ESCALATION_STALE,
+            stale,
             40,
         ),
         (
             AlertKind::MissedHuddle,
             "line5",
-            "line5's 14:45 huddle was not started within 10 min",
+            texts::MISSED_HUDDLE,
+            missed,
             20,
         ),
     ] {
-        let a = demo::alert(kind, board, msg, now - chrono::Duration::minutes(ago));
+        let a = demo::alert(
+            kind,
+            board,
+            text,
+            values,
+            now - chrono::Duration::minutes(ago),
+        );
         let kind = serde_json::to_value(kind).unwrap();
         hub.publish(
             &format!("huddle/v1/{SITE}/alert/{}", kind.as_str().unwrap()),
@@ -872,11 +958,63 @@ fn browser_renders_the_full_live_status() {
     let ctx = std::sync::Arc::new(ctx);
     rt.spawn(web::serve(listener, ctx));
 
+    // What the tiles say, in the page's language: the catalogue's words,
+    // and a few German ones written out (a catalogue that fell back to
+    // English fails here too).
+    let cat = web::i18n::catalogue(lang);
+    let tr = |english: &str| -> String {
+        cat.get(english)
+            .and_then(|t| t.first())
+            .unwrap_or_else(|| panic!("{english:?} is not in the page's catalogue"))
+            .clone()
+    };
+    // "(1 old)" (the singular form in every shipped language), and "24 h
+    // ago" with the hours as the browser's Intl writes them in `lang`.
+    let old = cat["({n} old)"][0].replace("{n}", "1");
+    let hours = match lang {
+        "de" => "24 Std.",
+        "pl" => "24 godz.",
+        "es" => "24 h",
+        // A narrow no-break space, as French typesetting wants.
+        "fr" => "24\u{202f}h",
+        _ => "24 hr",
+    };
+    let ago = tr("{age} ago").replace("{age}", hours);
     let expect = serde_json::json!({
-        "assembly/line1": ["In progress · attendance", "4/9", " / 15:00", "Escalations0", "24 h ago"],
-        "assembly/line3": ["Closed", "6/9", "Took", "Escalations2 (1 old)"],
-        "assembly/line5": ["Missed", "Present—", "Escalations1"],
-        "press/press4": ["Offline · Not started"],
+        "assembly/line1": [format!("{} · {}", tr("In progress"), tr("Attendance")), "4/9", " / 15:00", format!("{}0", tr("Escalations")), ago],
+        "assembly/line3": [tr("Closed"), "6/9", tr("Took"), format!("{}2 {old}", tr("Escalations"))],
+        "assembly/line5": [tr("Huddle missed"), format!("{}—", tr("Present")), format!("{}1", tr("Escalations"))],
+        "press/press4": [format!("{} · {}", tr("Offline"), tr("Not started"))],
+    });
+    if lang == "de" {
+        assert_eq!(
+            (tr("In progress"), tr("Present"), tr("Huddle missed")),
+            ("Läuft".into(), "Anwesend".into(), "Runde verpasst".into())
+        );
+    }
+    let texts: serde_json::Map<String, serde_json::Value> = ["In progress", "Open escalations"]
+        .iter()
+        .map(|e| (e.to_string(), tr(e).into()))
+        .collect();
+    let data = web::state_json(SITE, "Europe/Berlin", &hub.snapshot());
+    let english = if lang == "en" {
+        Vec::new()
+    } else {
+        english_left_out(lang, &data)
+    };
+    assert!(
+        lang == "en" || english.len() > 30,
+        "English to look for: {english:?}"
+    );
+    // The switch: to French, from French and English to German.
+    let to = if lang == "fr" || lang == "en" {
+        "de"
+    } else {
+        "fr"
+    };
+    let switch = serde_json::json!({
+        "lang": to,
+        "boards": web::i18n::catalogue(to)["Boards"][0],
     });
     let shots = std::env::var_os("DASHBOARD_SCREENSHOTS")
         .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/screenshots"));
@@ -891,12 +1029,24 @@ fn browser_renders_the_full_live_status() {
         .env("DASHBOARD_EXPECT", expect.to_string())
         .env("DASHBOARD_DETAIL", "assembly/line3")
         .env("DASHBOARD_COACHING_ROWS", "4")
+        .env(
+            "DASHBOARD_TEXTS",
+            serde_json::Value::Object(texts).to_string(),
+        )
+        .env(
+            "DASHBOARD_ENGLISH",
+            serde_json::to_string(&english).unwrap(),
+        )
+        .env("DASHBOARD_SWITCH", switch.to_string())
         .env("CHROMIUM", CHROMIUM)
         .env("CHROMIUM_PROFILE", dir.path().join("profile"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(dir) = &shots {
+    if lang != "en" {
+        node.env("DASHBOARD_LANG", lang);
+    }
+    if let Some(dir) = shots.as_ref().filter(|_| lang == "en") {
         std::fs::create_dir_all(dir).unwrap();
         node.env("SCREENSHOT_DIR", dir);
     }
@@ -907,7 +1057,7 @@ fn browser_renders_the_full_live_status() {
     let mut said = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.expect("the driver's output");
-        eprintln!("browser.js: {line}");
+        eprintln!("browser.js ({lang}): {line}");
         said.push(line.clone());
         if line == "READY" {
             hub.publish(

@@ -324,16 +324,28 @@ impl Aggregator {
     /// directory is rebuilt meanwhile).
     pub fn start_bin(bin: &Path, dir: &Path, broker: &str) -> Aggregator {
         let log = dir.join(format!("aggregator-{}.log", free_port()));
-        let child = Command::new(bin)
-            .arg("--config")
-            .arg(dir.join("aggregator.toml"))
-            .env("HUDDLE_DATA_DIR", dir.join("data"))
-            .env("HUDDLE_MQTT_URL", broker)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start huddle-aggregator");
+        // A binary just copied can be "busy" (ETXTBSY) for a moment: a
+        // process another test thread forked meanwhile still holds the
+        // copy's write descriptor until it execs. Tried again, briefly.
+        let mut tries = 0;
+        let child = loop {
+            let spawned = Command::new(bin)
+                .arg("--config")
+                .arg(dir.join("aggregator.toml"))
+                .env("HUDDLE_DATA_DIR", dir.join("data"))
+                .env("HUDDLE_MQTT_URL", broker)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn();
+            match spawned {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.expect("start huddle-aggregator"),
+            }
+        };
         Aggregator { child, log }
     }
 
