@@ -91,12 +91,24 @@ impl CoachingDb {
         &self,
         after: i64,
     ) -> Result<(Vec<StoredCoachingEvent>, Vec<String>, i64), StoreError> {
+        let mut events = Vec::new();
+        let (problems, last) = self.each_after(after, |e| events.push(e))?;
+        Ok((events, problems, last))
+    }
+
+    /// As [`CoachingDb::events_after`], giving each event to `each` as it
+    /// is read instead of collecting them (a year of observations is
+    /// 120,000 events).
+    pub fn each_after(
+        &self,
+        after: i64,
+        mut each: impl FnMut(StoredCoachingEvent),
+    ) -> Result<(Vec<String>, i64), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(OBSERVATION_EVENTS)
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
-        let mut events = Vec::new();
         let mut problems = Vec::new();
         let mut last = after;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -104,18 +116,18 @@ impl CoachingDb {
                 Ok::<_, rusqlite::Error>((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)? as u64,
-                    r.get::<_, String>(2)?,
+                    r.get_ref(2)?.as_str()?,
                     r.get::<_, i64>(3)? != 0,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get_ref(4)?.as_str()?,
+                    r.get_ref(5)?.as_str()?,
+                    r.get_ref(6)?.as_str()?,
                     r.get::<_, i64>(7)?,
                 ))
             })()
             .map_err(|e| self.err(e))?;
             last = last.max(rowid);
-            match decode(&kind, &data, &at, synced, &received) {
-                Ok((at, event)) => events.push(StoredCoachingEvent {
+            match decode(kind, data, at, synced, received) {
+                Ok((at, event)) => each(StoredCoachingEvent {
                     board,
                     seq,
                     at,
@@ -124,7 +136,7 @@ impl CoachingDb {
                 Err(why) => problems.push(format!("board {board} seq {seq}: {why}")),
             }
         }
-        Ok((events, problems, last))
+        Ok((problems, last))
     }
 }
 
