@@ -9,10 +9,11 @@
 //!   the history says, the coaching figures of the roster's people; and a
 //!   board's next event is stored and acknowledged with the chain digest
 //!   of its whole history;
-//! - the coaching thread's summary of the observations, folded as rows
-//!   arrive (in pieces, out of order), read again after a restart and
-//!   kept up to date from the rows stored since, equals a full fold of
-//!   the file, and so do the reports computed from it;
+//! - the coaching thread's summary of the observations (their compact
+//!   form), folded as rows arrive (in pieces, out of order), read again
+//!   after a restart and kept up to date from the rows stored since,
+//!   equals a full fold of the file, and the reports computed from it
+//!   equal those computed from the full observations;
 //! - what the aggregator keeps instead of replaying history equals a full
 //!   recomputation on a generated month after a restart: the live status
 //!   read at start (recent huddles, open needs) evaluates the same as
