@@ -210,3 +210,93 @@ impl Summary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::coaching::compact::CompactObservation;
+    use crate::aggregator::coaching::rules::fold;
+    use crate::domain::{BehaviourScore, ObservationLevel, ObservationRecorded, Pick, SelfView};
+    use chrono::{NaiveDate, TimeZone};
+
+    fn recorded(id: &str, learner: &str, score: u8) -> CoachingEvent {
+        CoachingEvent::Recorded(ObservationRecorded {
+            observation_id: id.into(),
+            level: ObservationLevel::Facilitation,
+            observer: "sv1".into(),
+            learner: learner.into(),
+            huddle_id: None,
+            self_view: SelfView::WentWell,
+            scores: vec![BehaviourScore {
+                behaviour: "escalated".into(),
+                score,
+            }],
+            strength: Pick {
+                behaviour: "escalated".into(),
+                note: String::new(),
+            },
+            focus: Pick {
+                behaviour: "escalated".into(),
+                note: String::new(),
+            },
+            trigger: String::new(),
+            reobserve_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        })
+    }
+
+    fn ack(id: &str, learner: &str, helpfulness: u8) -> CoachingEvent {
+        CoachingEvent::Acknowledged(ObservationAcknowledged {
+            observation_id: id.into(),
+            learner: learner.into(),
+            helpfulness,
+        })
+    }
+
+    /// Two incarnations of a board may record at the same time with the
+    /// same seq: each acknowledgement still finds its own observation,
+    /// whichever order the rows come in.
+    #[test]
+    fn observations_that_sort_alike_are_acknowledged_apart() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap();
+        let ev = |seq, event| StoredCoachingEvent {
+            board: "b1".into(),
+            seq,
+            at,
+            event,
+        };
+        let uuid = "01930e7c-8f4a-7c15-9e37-79b97f4a7c15";
+        let events = vec![
+            ev(3, recorded("o-a", "tl1", 2)),
+            ev(3, recorded(uuid, "tl2", 4)),
+            ev(4, ack(uuid, "tl2", 5)),
+            ev(4, ack("o-a", "tl1", 1)),
+            // Another text of the same UUID is another id, as in the fold.
+            ev(5, ack(&uuid.to_uppercase(), "tl2", 2)),
+            ev(6, recorded("o-b", "tl1", 3)),
+        ];
+        let full = |events: Vec<StoredCoachingEvent>| -> Vec<CompactObservation> {
+            fold(events).observations.iter().map(Into::into).collect()
+        };
+        let rated: Vec<(String, Option<u8>)> = full(events.clone())
+            .iter()
+            .map(|o| (o.learner.to_string(), o.helpfulness))
+            .collect();
+        assert_eq!(
+            rated,
+            [
+                ("tl1".into(), Some(1)),
+                ("tl2".into(), Some(5)),
+                ("tl1".into(), None)
+            ]
+        );
+        // Reversed, the two at seq 3 sort the other way (a stable sort
+        // keeps arrival order), and each keeps its own rating.
+        for order in [events.clone(), events.iter().rev().cloned().collect()] {
+            let mut summary = Summary::new();
+            for e in order.clone() {
+                assert_eq!(summary.apply([e]), Vec::<String>::new());
+            }
+            assert_eq!(summary.observations(), full(order));
+        }
+    }
+}
