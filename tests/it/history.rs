@@ -9,10 +9,11 @@
 //!   the history says, the coaching figures of the roster's people; and a
 //!   board's next event is stored and acknowledged with the chain digest
 //!   of its whole history;
-//! - the coaching thread's summary of the observations, folded as rows
-//!   arrive (in pieces, out of order), read again after a restart and
-//!   kept up to date from the rows stored since, equals a full fold of
-//!   the file, and so do the reports computed from it;
+//! - the coaching thread's summary of the observations (their compact
+//!   form), folded as rows arrive (in pieces, out of order), read again
+//!   after a restart and kept up to date from the rows stored since,
+//!   equals a full fold of the file, and the reports computed from it
+//!   equal those computed from the full observations;
 //! - what the aggregator keeps instead of replaying history equals a full
 //!   recomputation on a generated month after a restart: the live status
 //!   read at start (recent huddles, open needs) evaluates the same as
@@ -30,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use huddle_board::aggregator::coaching::db::CoachingDb;
-use huddle_board::aggregator::coaching::summary::{compact, Summary};
+use huddle_board::aggregator::coaching::summary::Summary;
 use huddle_board::aggregator::coaching::{
-    fold, people_from_rosters, report, CoachingEvent, Observation, Targets,
+    fold, people_from_rosters, report, CoachingEvent, CompactObservation, Observation, Targets,
 };
 use huddle_board::aggregator::roster;
 use huddle_board::aggregator::status::db::StatusDb;
@@ -498,9 +499,8 @@ fn shuffled<T>(mut items: Vec<T>, mut seed: u64) -> Vec<T> {
     items
 }
 
-fn compacted(mut folded: Vec<Observation>) -> Vec<Observation> {
-    folded.iter_mut().for_each(compact);
-    folded
+fn compacted(folded: &[Observation]) -> Vec<CompactObservation> {
+    folded.iter().map(CompactObservation::from).collect()
 }
 
 #[test]
@@ -515,7 +515,9 @@ fn the_coaching_summary_equals_a_full_recomputation_after_a_restart() {
     };
     let db = CoachingDb::open(&path).unwrap();
     let since = db.since().unwrap();
-    let reports_equal = |kept: &[Observation], full: &[Observation], what: &str| {
+    // The report from the kept (compact) observations and from the full
+    // ones, as the export computes it.
+    let reports_equal = |kept: &[CompactObservation], full: &[Observation], what: &str| {
         let now = Utc::now();
         for at in [now, now - chrono::Duration::days(12)] {
             let a = report(SITE, &people, kept, targets, since, at);
@@ -549,19 +551,22 @@ fn the_coaching_summary_equals_a_full_recomputation_after_a_restart() {
     for piece in events.chunks(23) {
         assert_eq!(live.apply(piece.to_vec()), Vec::<String>::new());
     }
-    let full = fold(events);
-    assert!(full.observations.len() > 100, "{}", full.observations.len());
-    assert!(full.observations.iter().any(|o| o.helpfulness.is_some()));
-    let full = compacted(full.observations);
-    assert_eq!(live.observations(), full, "folded as the rows came");
+    let full = fold(events).observations;
+    assert!(full.len() > 100, "{}", full.len());
+    assert!(full.iter().any(|o| o.helpfulness.is_some()));
+    assert_eq!(
+        live.observations(),
+        compacted(&full),
+        "folded as the rows came"
+    );
     reports_equal(live.observations(), &full, "folded as the rows came");
 
     // After a restart: the summary is read from the file, then kept up to
     // date from the rows stored since, as the coaching thread does.
     let mut restarted = Summary::new();
     assert_eq!(restarted.update(&db).unwrap(), Vec::<String>::new());
-    let full = compacted(db.observations().unwrap().observations);
-    assert_eq!(restarted.observations(), full, "read at start");
+    let full = db.observations().unwrap().observations;
+    assert_eq!(restarted.observations(), compacted(&full), "read at start");
     reports_equal(restarted.observations(), &full, "read at start");
 
     let last = full.last().unwrap().clone();
@@ -607,14 +612,14 @@ fn the_coaching_summary_equals_a_full_recomputation_after_a_restart() {
         store.apply(&[input(seq, at, &e)], now).unwrap();
         assert_eq!(restarted.update(&db).unwrap(), Vec::<String>::new());
     }
-    let full = compacted(db.observations().unwrap().observations);
+    let full = db.observations().unwrap().observations;
     assert_eq!(full.len(), restarted.observations().len());
     assert!(full
         .iter()
         .any(|o| o.recorded.observation_id == again.observation_id && o.helpfulness == Some(4)));
     assert_eq!(
         restarted.observations(),
-        full,
+        compacted(&full),
         "kept up to date after the restart"
     );
     reports_equal(

@@ -20,13 +20,21 @@ use crate::aggregator::store::{open_read_only, StoreError};
 use crate::wire::event::{ObservationAcknowledged, ObservationRecorded};
 use crate::wire::time::parse_ts;
 
-/// The query the partial index serves (its `WHERE` must be the index's,
-/// as migration 4 made it: see
+/// The queries the partial index serves, recordings first (each `WHERE`
+/// must imply the index's, as migration 4 made it: see
 /// [`MIGRATIONS`](crate::aggregator::store::migrations::MIGRATIONS)).
-const OBSERVATION_EVENTS: &str =
+///
+/// Design: one query over both kinds gave the index's order, every
+/// acknowledgement before every recording; a summary folded in pieces
+/// kept a year of acknowledgements aside until their recordings came.
+const OBSERVATION_EVENTS: [&str; 2] = [
     "SELECT board, seq, at, clock_synced, received_at, kind, data, rowid
      FROM events INDEXED BY events_observations
-     WHERE (kind = 'observation.recorded' OR kind = 'observation.acknowledged') AND rowid > ?1";
+     WHERE kind = 'observation.recorded' AND rowid > ?1",
+    "SELECT board, seq, at, clock_synced, received_at, kind, data, rowid
+     FROM events INDEXED BY events_observations
+     WHERE kind = 'observation.acknowledged' AND rowid > ?1",
+];
 
 /// A read-only connection to the aggregator's file.
 pub struct CoachingDb {
@@ -82,49 +90,63 @@ impl CoachingDb {
     }
 
     /// The coaching events stored after row `after` (rows are numbered in
-    /// arrival order: the single writer only appends), in the partial
-    /// index's order (acknowledgements, then recordings, each in arrival
-    /// order), with the rows that cannot be decoded and the last row read
+    /// arrival order: the single writer only appends), recordings, then
+    /// acknowledgements, each in arrival order, read in one snapshot;
+    /// with the rows that cannot be decoded and the last row read
     /// (`after` when none).
     #[allow(clippy::type_complexity)]
     pub fn events_after(
         &self,
         after: i64,
     ) -> Result<(Vec<StoredCoachingEvent>, Vec<String>, i64), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(OBSERVATION_EVENTS)
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
         let mut events = Vec::new();
+        let (problems, last) = self.each_after(after, |e| events.push(e))?;
+        Ok((events, problems, last))
+    }
+
+    /// As [`CoachingDb::events_after`], giving each event to `each` as it
+    /// is read instead of collecting them (a year of observations is
+    /// 120,000 events).
+    pub fn each_after(
+        &self,
+        after: i64,
+        mut each: impl FnMut(StoredCoachingEvent),
+    ) -> Result<(Vec<String>, i64), StoreError> {
+        // One read transaction: a row committed between the two queries
+        // must not be skipped by the next read (it starts after `last`).
+        let snapshot = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         let mut problems = Vec::new();
         let mut last = after;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let (board, seq, at, synced, received, kind, data, rowid) = (|| {
-                Ok::<_, rusqlite::Error>((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)? != 0,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                ))
-            })()
-            .map_err(|e| self.err(e))?;
-            last = last.max(rowid);
-            match decode(&kind, &data, &at, synced, &received) {
-                Ok((at, event)) => events.push(StoredCoachingEvent {
-                    board,
-                    seq,
-                    at,
-                    event,
-                }),
-                Err(why) => problems.push(format!("board {board} seq {seq}: {why}")),
+        for query in OBSERVATION_EVENTS {
+            let mut stmt = snapshot.prepare_cached(query).map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let (board, seq, at, synced, received, kind, data, rowid) = (|| {
+                    Ok::<_, rusqlite::Error>((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get_ref(2)?.as_str()?,
+                        r.get::<_, i64>(3)? != 0,
+                        r.get_ref(4)?.as_str()?,
+                        r.get_ref(5)?.as_str()?,
+                        r.get_ref(6)?.as_str()?,
+                        r.get::<_, i64>(7)?,
+                    ))
+                })()
+                .map_err(|e| self.err(e))?;
+                last = last.max(rowid);
+                match decode(kind, data, at, synced, received) {
+                    Ok((at, event)) => each(StoredCoachingEvent {
+                        board,
+                        seq,
+                        at,
+                        event,
+                    }),
+                    Err(why) => problems.push(format!("board {board} seq {seq}: {why}")),
+                }
             }
         }
-        Ok((events, problems, last))
+        Ok((problems, last))
     }
 }
 
@@ -246,18 +268,20 @@ mod tests {
         assert_eq!(f.observations[0].helpfulness, Some(5));
         assert_eq!(f.observations[1].helpfulness, None);
 
-        let plan: Vec<String> = db
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {OBSERVATION_EVENTS}"))
-            .unwrap()
-            .query_map([0], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter().any(|p| p.contains("events_observations")),
-            "{plan:?}"
-        );
+        for query in OBSERVATION_EVENTS {
+            let plan: Vec<String> = db
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap()
+                .query_map([0], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|p| p.contains("events_observations")),
+                "{plan:?}"
+            );
+        }
         // Read-only: the writer owns every write.
         assert!(db
             .conn

@@ -5,6 +5,8 @@
 //! - [`rules`] (pure): observations, roster and `now` in; one entry per
 //!   person and the overdue alerts out. The definitions of every figure
 //!   are written out in its documentation.
+//! - [`compact`] (pure): what the figures read of an observation, and
+//!   the compact form the thread keeps of each.
 //! - [`export`] (pure): the observation and coaching exports' columns and
 //!   rows.
 //! - [`db`]: the reads of the stored observations (read only, a
@@ -24,11 +26,13 @@
 //! never holds up ingest (the thread reads on its own connection and is
 //! only pulsed by the writer); an overdue alert fires once per transition.
 
+pub mod compact;
 pub mod db;
 pub mod export;
 pub mod rules;
 pub mod shell;
 pub mod summary;
 
+pub use compact::{CompactObservation, Scored};
 pub use export::*;
 pub use rules::*;

@@ -50,6 +50,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::compact::Scored;
 use crate::aggregator::roster::BoardRoster;
 use crate::domain::{mean_score, ObservationLevel, Role};
 use crate::wire::event::{ObservationAcknowledged, ObservationRecorded};
@@ -188,10 +189,6 @@ impl Observation {
             .iter()
             .find(|s| s.behaviour == behaviour)
             .map(|s| s.score)
-    }
-
-    fn level(&self) -> ObservationLevel {
-        self.recorded.level
     }
 }
 
@@ -475,16 +472,14 @@ impl FocusOutcome {
 /// order), in one pass from the newest: each observation meets the same
 /// learner's next one at its level. Linear, so that years of history stay
 /// cheap to compute every minute.
-pub fn focus_outcomes(observations: &[Observation]) -> Vec<FocusOutcome> {
-    let mut next: HashMap<(&str, ObservationLevel), &Observation> = HashMap::new();
+pub fn focus_outcomes<O: Scored>(observations: &[O]) -> Vec<FocusOutcome> {
+    let mut next: HashMap<(&str, ObservationLevel), &O> = HashMap::new();
     let mut out = vec![FocusOutcome::Pending; observations.len()];
     for (i, o) in observations.iter().enumerate().rev() {
-        let key = (o.recorded.learner.as_str(), o.level());
+        let key = (o.learner(), o.level());
         out[i] = match next.get(&key) {
             None => FocusOutcome::Pending,
-            Some(n) if n.score_of(&o.recorded.focus.behaviour).unwrap_or(0) >= LANDED_AT => {
-                FocusOutcome::Landed
-            }
+            Some(n) if o.focus_score_in(n).unwrap_or(0) >= LANDED_AT => FocusOutcome::Landed,
             Some(_) => FocusOutcome::NotLanded,
         };
         next.insert(key, o);
@@ -517,10 +512,10 @@ pub struct CoachFigures {
 
 /// The figures of `coach` as observer at `level`, from every observation
 /// in time order.
-pub fn coach_figures(
+pub fn coach_figures<O: Scored>(
     coach: &str,
     level: ObservationLevel,
-    observations: &[Observation],
+    observations: &[O],
 ) -> CoachFigures {
     History::new(observations).coach(coach, level)
 }
@@ -528,8 +523,8 @@ pub fn coach_figures(
 /// Observations in time order, indexed once per computation so that every
 /// figure is found without scanning the whole history again: years of a
 /// plant's observations are computed in milliseconds.
-struct History<'a> {
-    observations: &'a [Observation],
+struct History<'a, O> {
+    observations: &'a [O],
     /// [`focus_outcomes`].
     outcomes: Vec<FocusOutcome>,
     /// Per level ([`slot`]), the indices of each learner, ascending.
@@ -546,20 +541,14 @@ fn slot(level: ObservationLevel) -> usize {
     }
 }
 
-impl<'a> History<'a> {
-    fn new(observations: &'a [Observation]) -> Self {
+impl<'a, O: Scored> History<'a, O> {
+    fn new(observations: &'a [O]) -> Self {
         let mut by_learner: [HashMap<&str, Vec<usize>>; 2] = Default::default();
         let mut by_coach: [HashMap<&str, Vec<usize>>; 2] = Default::default();
         for (i, o) in observations.iter().enumerate() {
             let l = slot(o.level());
-            by_learner[l]
-                .entry(o.recorded.learner.as_str())
-                .or_default()
-                .push(i);
-            by_coach[l]
-                .entry(o.recorded.observer.as_str())
-                .or_default()
-                .push(i);
+            by_learner[l].entry(o.learner()).or_default().push(i);
+            by_coach[l].entry(o.observer()).or_default().push(i);
         }
         History {
             observations,
@@ -590,8 +579,8 @@ impl<'a> History<'a> {
         for &i in self.of_coach(coach, level) {
             let o = &observations[i];
             f.observations += 1;
-            first_of.entry(o.recorded.learner.as_str()).or_insert(i);
-            if let Some(h) = o.helpfulness {
+            first_of.entry(o.learner()).or_insert(i);
+            if let Some(h) = o.helpfulness() {
                 ratings.push(f64::from(h));
             }
             f.focus_set += 1;
@@ -726,7 +715,7 @@ pub const MAX_UNLISTED: usize = 50;
 /// Adds the people that observations name but the roster does not, with
 /// the role their part implies (at most [`MAX_UNLISTED`]); returns them
 /// with the number of unlisted people left out.
-fn with_unlisted(people: &[Person], observations: &[Observation]) -> (Vec<Person>, u32) {
+fn with_unlisted<O: Scored>(people: &[Person], observations: &[O]) -> (Vec<Person>, u32) {
     let mut out = people.to_vec();
     let mut left_out = 0u32;
     let mut known: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
@@ -735,22 +724,19 @@ fn with_unlisted(people: &[Person], observations: &[Observation]) -> (Vec<Person
             ObservationLevel::Facilitation => (Role::TeamLeader, Role::Supervisor),
             ObservationLevel::Coaching => (Role::Supervisor, Role::Manager),
         };
-        for (id, role) in [
-            (&o.recorded.learner, learner_role),
-            (&o.recorded.observer, observer_role),
-        ] {
+        for (id, role) in [(o.learner(), learner_role), (o.observer(), observer_role)] {
             if !known.contains(id) {
-                known.insert(id.clone());
+                known.insert(id.to_owned());
                 if out.len() - people.len() >= MAX_UNLISTED {
                     left_out += 1;
                     continue;
                 }
                 out.push(Person {
-                    id: id.clone(),
-                    name: id.clone(),
+                    id: id.to_owned(),
+                    name: id.to_owned(),
                     role,
                     coach: None,
-                    boards: vec![o.board.clone()],
+                    boards: vec![o.board().to_owned()],
                     in_roster: false,
                 });
             }
@@ -759,18 +745,19 @@ fn with_unlisted(people: &[Person], observations: &[Observation]) -> (Vec<Person
     (out, left_out)
 }
 
-/// The whole report at `now`. `observations` in time order ([`fold`]);
-/// those dated after `now` are left out. Team members are not listed.
-pub fn report(
+/// The whole report at `now`. `observations` in time order ([`fold`]),
+/// full or compact; those dated after `now` are left out. Team members
+/// are not listed.
+pub fn report<O: Scored>(
     site: &str,
     people: &[Person],
-    observations: &[Observation],
+    observations: &[O],
     targets: Targets,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Report {
     // In time order, the past is a prefix.
-    let past = &observations[..observations.partition_point(|o| o.at <= now)];
+    let past = &observations[..observations.partition_point(|o| o.at() <= now)];
     let history = History::new(past);
     let (people, unlisted_left_out) = with_unlisted(people, past);
     let mut entries: Vec<Entry> = people
@@ -793,9 +780,9 @@ pub fn report(
     }
 }
 
-fn entry(
+fn entry<O: Scored>(
     p: &Person,
-    history: &History<'_>,
+    history: &History<'_, O>,
     targets: Targets,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -828,12 +815,12 @@ fn entry(
         focus_pending: None,
     };
     if let (Some(level), Some(target)) = (learns_at(p.role), targets.of(p.role)) {
-        let mine: Vec<&Observation> = history
+        let mine: Vec<&O> = history
             .of_learner(&p.id, level)
             .iter()
             .map(|&i| &history.observations[i])
             .collect();
-        let times: Vec<DateTime<Utc>> = mine.iter().map(|o| o.at).collect();
+        let times: Vec<DateTime<Utc>> = mine.iter().map(|o| o.at()).collect();
         let c = cadence(&times, target, targets.window, since, now);
         e.target = Some(target);
         e.count_in_window = Some(c.count_in_window);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::aggregator::coaching::compact::CompactObservation;
 use crate::aggregator::coaching::export::{
     coaching_rows, observation_rows, COACHING_COLUMNS, OBSERVATION_COLUMNS,
 };
@@ -245,7 +246,7 @@ fn overdue_alerts_once_per_transition() {
 #[test]
 fn a_learner_with_no_observations_yet() {
     let people = roster();
-    let r = report("plant1", &people, &[], targets(), t0(), day(6.0));
+    let r = report::<Observation>("plant1", &people, &[], targets(), t0(), day(6.0));
     let tl = entry_of(&r, "tl1");
     assert_eq!(tl.count_in_window, Some(0));
     assert_eq!(tl.last_observed, None);
@@ -264,7 +265,7 @@ fn a_learner_with_no_observations_yet() {
         (sv.helpfulness, sv.ratings, sv.focus_set),
         (None, Some(0), Some(0))
     );
-    let r = report(
+    let r = report::<Observation>(
         "plant1",
         &people,
         &[],
@@ -338,6 +339,13 @@ fn focus_points_land_fail_or_wait() {
     assert_eq!(
         (sv2.focus_set, sv2.focus_landed, sv2.focus_pending),
         (1, 0, 1)
+    );
+    // The compact form the coaching thread keeps gives the same.
+    let compact: Vec<CompactObservation> = o.iter().map(Into::into).collect();
+    assert_eq!(focus_outcomes(&compact), outcomes);
+    assert_eq!(
+        coach_figures("sv1", ObservationLevel::Facilitation, &compact),
+        sv1
     );
     let rows = observation_rows(o);
     assert_eq!(rows[0][20], "landed");
