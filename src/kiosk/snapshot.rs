@@ -282,6 +282,9 @@ pub fn walk(
     press(&ui, "Add an action")?;
     press(&ui, "What")?;
     shot("03b-keyboard", &ui)?;
+    press(&ui, "Key Accents")?;
+    shot("03c-keyboard-accents", &ui)?;
+    press(&ui, "Key Accents")?;
     press(&ui, "Key Done")?;
     press(&ui, "Cancel")?;
 

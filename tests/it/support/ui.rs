@@ -200,11 +200,20 @@ impl Ui {
         }
     }
 
-    /// Types text on the on-screen keyboard, then Done.
+    /// Types text on the on-screen keyboard, then Done: a letter that is
+    /// not ASCII through the accented layer ("Key Accents", then its key).
     pub fn type_text(&self, text: &str) {
         for c in text.chars() {
             match c {
                 ' ' => self.press("Key Space"),
+                'ß' => {
+                    self.press("Key Accents");
+                    self.press("Key ß");
+                }
+                c if !c.is_ascii() => {
+                    self.press("Key Accents");
+                    self.press(&format!("Key {}", c.to_uppercase()));
+                }
                 c => self.press(&format!("Key {}", c.to_ascii_uppercase())),
             }
         }

@@ -24,7 +24,7 @@ use crate::support::fit;
 
 /// The screens the demo script shows (`ui/screenshots/01-...` to `22-...`,
 /// and the forms, keyboard and refusal shown on some: `03a-...`).
-const SCREENS: usize = 28;
+const SCREENS: usize = 29;
 
 /// The official 7" panel, and a 10" one (where the type scale grows).
 const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];

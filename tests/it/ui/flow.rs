@@ -70,10 +70,11 @@ fn whole_huddle(dir: &Path) {
     ui.press("Raise a need");
     ui.press("Category Material");
     ui.press("What is needed");
-    ui.type_text("labels");
+    // Accented letters of the shipped languages, through the keyboard.
+    ui.type_text("labels für łódź");
     ui.press("Escalate to supervisor");
     ui.press("Save");
-    assert!(ui.has("Need Labels"), "the need is listed");
+    assert!(ui.has("Need Labels für łódź"), "the need is listed");
 
     // Experiment: skipped. New actions: one, by on-screen keyboard.
     ui.press("Next");
