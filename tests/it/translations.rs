@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::support::po::{literal, po_path, read_po, PoEntry};
+use crate::support::po::{assert_no_problems, literal, po_path, read_po, stale_entries, PoEntry};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -200,21 +200,15 @@ fn every_message_is_translated_in_every_language() {
             }
         }
         let known: BTreeSet<&str> = messages.keys().map(|m| m.msgid.as_str()).collect();
-        for e in &entries {
-            if !known.contains(e.msgid.as_str()) {
-                problems.push(format!(
-                    "{lang}: {:?} is no longer in the UI: remove it",
-                    e.msgid
-                ));
-            }
-        }
+        stale_entries(
+            lang,
+            &entries,
+            &known,
+            "in the UI: remove it",
+            &mut problems,
+        );
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert_no_problems(&problems);
 }
 
 /// One letter with an accent, the same width class, so that the pseudo

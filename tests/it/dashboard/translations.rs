@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::support::po::{read_po, PoEntry};
+use crate::support::po::{assert_no_problems, read_po, stale_entries, PoEntry};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WEB: &str = "src/aggregator/web";
@@ -314,21 +314,15 @@ fn every_text_of_the_page_is_translated_once_in_every_language() {
             }
         }
         let known: BTreeSet<&str> = messages.keys().map(|m| m.0.as_str()).collect();
-        for e in &own {
-            if !known.contains(e.msgid.as_str()) {
-                problems.push(format!(
-                    "{lang}: {:?} is no longer on the page: remove it from huddle-dashboard.po",
-                    e.msgid
-                ));
-            }
-        }
+        stale_entries(
+            lang,
+            &own,
+            &known,
+            "on the page: remove it from huddle-dashboard.po",
+            &mut problems,
+        );
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert_no_problems(&problems);
 }
 
 #[test]

@@ -136,3 +136,29 @@ pub fn po_path(lang: &str) -> PathBuf {
         "ui/translations/{lang}/LC_MESSAGES/huddle-board.po"
     ))
 }
+
+/// Adds a problem for every entry of `lang`'s catalogue whose message is
+/// no longer in `known` (`gone` says where it went and what to do).
+pub fn stale_entries(
+    lang: &str,
+    entries: &[PoEntry],
+    known: &std::collections::BTreeSet<&str>,
+    gone: &str,
+    problems: &mut Vec<String>,
+) {
+    for e in entries {
+        if !known.contains(e.msgid.as_str()) {
+            problems.push(format!("{lang}: {:?} is no longer {gone}", e.msgid));
+        }
+    }
+}
+
+/// Fails with every problem, one per line.
+pub fn assert_no_problems(problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
